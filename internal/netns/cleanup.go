@@ -1,0 +1,83 @@
+package netns
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Cleanup removes what a crashed run with this prefix left behind: it ends
+// the run's tracked processes (only those whose PID still names the same
+// process) and every process inside its namespaces, then deletes the
+// namespaces and the state directory.
+func Cleanup(ctx context.Context, prefix string) error {
+	if !strings.HasPrefix(prefix, NamePrefix) {
+		return errors.New("netns: refusing to clean up a prefix this package did not make: " + prefix)
+	}
+	stateDir := filepath.Join(StateRoot, prefix)
+	for _, p := range readPIDFiles(stateDir) {
+		if p.alive() {
+			_ = syscall.Kill(p.pid, syscall.SIGCONT)
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		}
+	}
+	var errs []error
+	out, err := run(ctx, "ip", "netns", "list")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], prefix+"-") {
+			continue
+		}
+		killNamespacePIDs(ctx, f[0])
+		if _, err := run(ctx, "ip", "netns", "del", f[0]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Give killed processes a moment to be reaped by their parents.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, p := range readPIDFiles(stateDir) {
+		for p.alive() && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if err := os.RemoveAll(stateDir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Prefixes lists the runs whose state or namespaces are present on this machine.
+func Prefixes(ctx context.Context) ([]string, error) {
+	seen := map[string]bool{}
+	entries, _ := os.ReadDir(StateRoot)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), NamePrefix) {
+			seen[e.Name()] = true
+		}
+	}
+	out, err := run(ctx, "ip", "netns", "list")
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if p, _, ok := strings.Cut(f[0], "-"); ok && strings.HasPrefix(p, NamePrefix) && len(p) == len(NamePrefix)+6 {
+			seen[p] = true
+		}
+	}
+	var list []string
+	for p := range seen {
+		list = append(list, p)
+	}
+	return list, nil
+}

@@ -1,0 +1,70 @@
+package netns
+
+import (
+	"context"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestNamespacesLinksAndProcessesAreRemoved(t *testing.T) {
+	if err := RequireRoot(); err != nil {
+		t.Skip(err)
+	}
+	ctx := context.Background()
+	reg := New(UniquePrefix(), nil)
+	t.Cleanup(func() { _ = reg.Close() })
+
+	a, err := reg.Add(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := reg.Add(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Veth(ctx, a, "eth0", b, "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	a.MustRun(ctx, "ip", "addr", "add", "10.99.0.1/24", "dev", "eth0")
+	b.MustRun(ctx, "ip", "addr", "add", "10.99.0.2/24", "dev", "eth0")
+	if out, err := a.Run(ctx, "ping", "-c1", "-W2", "10.99.0.2"); err != nil {
+		t.Fatalf("ping across the veth failed: %v\n%s", err, out)
+	}
+	p, err := reg.Start(b, "sleeper", "", nil, "sleep", "300")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// A function run with Do sees the namespace's interfaces, not the host's.
+	var links string
+	if err := b.Do(func() error {
+		out, err := run(ctx, "ip", "-o", "addr", "show", "dev", "eth0")
+		links = out
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(links, "10.99.0.2") {
+		t.Fatalf("Do did not run inside %s: %q", b.Name, links)
+	}
+
+	if err := reg.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a stopped process survived Close")
+	}
+	left, err := Leftovers(reg.Prefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Fatalf("left behind after Close: %v", left)
+	}
+}
