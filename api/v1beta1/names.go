@@ -1,0 +1,47 @@
+package v1beta1
+
+// Service annotations Herald reads. MetalLB's spellings are accepted as aliases
+// (see the *Aliases lists) so MetalLB users can switch without edits.
+const (
+	// AnnotationIPPool names the IPPool a Service's IP must come from.
+	AnnotationIPPool = "herald.dev/ip-pool"
+	// AnnotationLoadBalancerIPs requests specific IPs, comma-separated, one per family.
+	AnnotationLoadBalancerIPs = "herald.dev/load-balancer-ips"
+	// AnnotationAllowSharedIP is the sharing key: Services with the same key
+	// and no overlapping ports may share one IP.
+	AnnotationAllowSharedIP = "herald.dev/allow-shared-ip"
+)
+
+// Aliases, in order of precedence after Herald's own annotation.
+var (
+	IPPoolAliases          = []string{"metallb.io/address-pool", "metallb.universe.tf/address-pool"}
+	LoadBalancerIPsAliases = []string{"metallb.io/loadBalancerIPs", "metallb.universe.tf/loadBalancerIPs"}
+	AllowSharedIPAliases   = []string{"metallb.io/allow-shared-ip", "metallb.universe.tf/allow-shared-ip"}
+)
+
+// Namespace is where Herald runs and where the Secrets it reads (BGP
+// passwords, the memberlist key) live.
+const Namespace = "herald-system"
+
+// Condition types and reasons shared by the controller and the speaker.
+const (
+	// ConditionReady is true on a config object (pool, advertisement, peer,
+	// profile) that is valid and in use; false with a reason when Herald
+	// skips it.
+	ConditionReady = "Ready"
+
+	// ConditionServiceIPAllocated is the condition Herald puts on a Service:
+	// true when its IP request is satisfied, false with the reason otherwise.
+	ConditionServiceIPAllocated = "herald.dev/IPAllocated"
+
+	ReasonValid    = "Valid"
+	ReasonInvalid  = "Invalid"
+	ReasonConflict = "Conflict"
+	ReasonMissing  = "MissingReference"
+)
+
+// FieldManager is the name Herald's components write with.
+const (
+	FieldManagerController = "herald-controller"
+	FieldManagerSpeaker    = "herald-speaker"
+)
