@@ -1,0 +1,196 @@
+// Package lantest builds the small Layer 2 LAN that the tests of arp, ndp and
+// announce share: a bridge namespace ("switch") with two node namespaces and a
+// client namespace plugged into it by veth pairs, all made through
+// internal/netns and removed when the test ends.
+//
+//	nodeA eth0 10.70.0.1/24   2001:db8:70::1/64  --+
+//	nodeA eth1 10.71.0.1/24   2001:db8:71::1/64  --+-- br0 (switch)
+//	nodeB eth0 10.70.0.2/24   2001:db8:70::2/64  --+
+//	client eth0 10.70.0.100/24 2001:db8:70::100/64 -+  on-link routes to
+//	                                   198.51.100.0/24 and 2001:db8:100::/64
+//
+// The nodes route everything else to gateways that do not exist (so the
+// kernel's choice of interface toward a service IP is eth0); no address of
+// the service subnets is configured anywhere.
+package lantest
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldlb/herald/internal/netns"
+)
+
+// Service addresses the tests announce; never configured on an interface.
+const (
+	VIP4 = "198.51.100.5"
+	VIP6 = "2001:db8:100::5"
+)
+
+// LAN is the built lab.
+type LAN struct {
+	Reg                          *netns.Registry
+	Switch, NodeA, NodeB, Client *netns.NS
+}
+
+// New builds the LAN, or skips the test without root. Everything is removed
+// when the test ends, and the test fails if anything is left behind.
+func New(t testing.TB) *LAN {
+	t.Helper()
+	if err := netns.RequireRoot(); err != nil {
+		t.Skip(err)
+	}
+	ctx := context.Background()
+	reg := netns.New(netns.UniquePrefix(), nil)
+	t.Cleanup(func() {
+		if err := reg.Close(); err != nil {
+			t.Errorf("lab teardown: %v", err)
+		}
+		if left, err := netns.Leftovers(reg.Prefix()); err != nil || len(left) > 0 {
+			t.Errorf("lab left behind %v (%v)", left, err)
+		}
+	})
+	l := &LAN{Reg: reg}
+	add := func(short string) *netns.NS {
+		ns, err := reg.Add(ctx, short)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// No duplicate address detection: addresses are usable at once.
+		for _, k := range []string{"all", "default"} {
+			ns.MustRun(ctx, "sysctl", "-qw", "net.ipv6.conf."+k+".accept_dad=0")
+		}
+		return ns
+	}
+	l.Switch, l.NodeA, l.NodeB, l.Client = add("sw"), add("na"), add("nb"), add("cl")
+	l.Switch.MustRun(ctx, "ip", "link", "add", "br0", "type", "bridge")
+	l.Switch.MustRun(ctx, "ip", "link", "set", "br0", "up")
+
+	plug := func(ns *netns.NS, ifname, port string, addrs ...string) {
+		if err := reg.Veth(ctx, ns, ifname, l.Switch, port); err != nil {
+			t.Fatal(err)
+		}
+		l.Switch.MustRun(ctx, "ip", "link", "set", port, "master", "br0")
+		for _, a := range addrs {
+			ns.MustRun(ctx, "ip", "addr", "add", a, "dev", ifname, "nodad")
+		}
+	}
+	plug(l.NodeA, "eth0", "pa0", "10.70.0.1/24", "2001:db8:70::1/64")
+	plug(l.NodeA, "eth1", "pa1", "10.71.0.1/24", "2001:db8:71::1/64")
+	plug(l.NodeB, "eth0", "pb0", "10.70.0.2/24", "2001:db8:70::2/64")
+	plug(l.Client, "eth0", "pc0", "10.70.0.100/24", "2001:db8:70::100/64")
+	for _, n := range []*netns.NS{l.NodeA, l.NodeB} {
+		n.MustRun(ctx, "ip", "route", "add", "default", "via", "10.70.0.254", "dev", "eth0")
+		n.MustRun(ctx, "ip", "-6", "route", "add", "default", "via", "2001:db8:70::fe", "dev", "eth0")
+	}
+	l.Client.MustRun(ctx, "ip", "route", "add", "198.51.100.0/24", "dev", "eth0")
+	l.Client.MustRun(ctx, "ip", "-6", "route", "add", "2001:db8:100::/64", "dev", "eth0")
+	for _, n := range []*netns.NS{l.NodeA, l.NodeB, l.Client} {
+		Eventually(t, 5*time.Second, func() error {
+			if out, _ := n.Run(ctx, "ip", "-6", "addr", "show", "tentative"); strings.TrimSpace(out) != "" {
+				return fmt.Errorf("%s: tentative addresses: %s", n.Name, out)
+			}
+			return nil
+		})
+	}
+	return l
+}
+
+// MAC is the hardware address of ifname in ns, lower case.
+func MAC(t testing.TB, ns *netns.NS, ifname string) string {
+	t.Helper()
+	out, err := ns.Run(context.Background(), "cat", "/sys/class/net/"+ifname+"/address")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
+}
+
+var macRe = regexp.MustCompile(`(?i)\b([0-9a-f]{2}(?::[0-9a-f]{2}){5})\b`)
+
+// Arping sends count ARP requests for ip from the client's eth0 and returns
+// the sender MAC of every reply (none if nobody answers).
+func (l *LAN) Arping(t testing.TB, ip string, count int) []string {
+	t.Helper()
+	out, _ := l.Client.Run(context.Background(), "arping", "-i", "eth0", "-c", fmt.Sprint(count), "-W", "0.1", "-w", fmt.Sprint(0.1*float64(count)+0.3), ip)
+	var macs []string
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.Contains(line, "bytes from") {
+			continue
+		}
+		if m := macRe.FindString(line); m != "" {
+			macs = append(macs, strings.ToLower(m))
+		}
+	}
+	return macs
+}
+
+// Ndisc sends one Neighbor Solicitation for ip from the client's eth0 and
+// returns the target link-layer address of every advertisement received.
+func (l *LAN) Ndisc(t testing.TB, ip string) []string {
+	t.Helper()
+	out, _ := l.Client.Run(context.Background(), "ndisc6", "-m", "-n", "-r", "1", "-w", "400", ip, "eth0")
+	var macs []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "Target link-layer address") {
+			if m := macRe.FindString(line); m != "" {
+				macs = append(macs, strings.ToLower(m))
+			}
+		}
+	}
+	return macs
+}
+
+// Neigh is the client's neighbour entry for ip on eth0: MAC ("" if the entry
+// has none) and state (REACHABLE, STALE, ...).
+func (l *LAN) Neigh(t testing.TB, ip string) (mac, state string) {
+	t.Helper()
+	out, err := l.Client.Run(context.Background(), "ip", "neigh", "show", ip, "dev", "eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(out)
+	if len(f) == 0 {
+		return "", ""
+	}
+	if i := indexOf(f, "lladdr"); i >= 0 && i+1 < len(f) {
+		mac = strings.ToLower(f[i+1])
+	}
+	return mac, f[len(f)-1]
+}
+
+// Resolve makes the client's kernel resolve ip (one ping, answered or not),
+// which leaves a neighbour entry if some node answered ARP or NDP for it.
+func (l *LAN) Resolve(ip string) {
+	_, _ = l.Client.Run(context.Background(), "ping", "-c", "1", "-W", "0.3", ip)
+}
+
+func indexOf(s []string, v string) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
+
+// Eventually polls cond every 20 ms until it returns nil or timeout passes,
+// then fails the test with cond's last error.
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
