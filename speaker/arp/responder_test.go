@@ -14,26 +14,6 @@ import (
 	"github.com/heraldlb/herald/speaker/arp"
 )
 
-// serve runs r inside ns until the test ends.
-func serve(t *testing.T, ns *netns.NS, r *arp.Responder) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- ns.Do(func() error { return r.Run(ctx) }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("Run on %s: %v", ns.Name, err)
-		}
-	})
-	lantest.Eventually(t, 5*time.Second, func() error {
-		if !r.Running() {
-			return fmt.Errorf("responder in %s not running", ns.Name)
-		}
-		return nil
-	})
-}
-
 func TestAnswersOnlyForOwnedAddressesAndTakeoverMovesTheClient(t *testing.T) {
 	lan := lantest.New(t)
 	vip := netip.MustParseAddr(lantest.VIP4)
@@ -43,8 +23,8 @@ func TestAnswersOnlyForOwnedAddressesAndTakeoverMovesTheClient(t *testing.T) {
 	a.Set([]netip.Addr{vip, netip.MustParseAddr("2001:db8:100::5")}) // the IPv6 one is ignored
 	b := arp.New("eth0", nil)
 	b.Set([]netip.Addr{netip.MustParseAddr("198.51.100.6")})
-	serve(t, lan.NodeA, a)
-	serve(t, lan.NodeB, b)
+	lantest.Serve(t, lan.NodeA, a)
+	lantest.Serve(t, lan.NodeB, b)
 
 	if got := lan.Arping(t, lantest.VIP4, 1); !slices.Equal(got, []string{macA}) {
 		t.Fatalf("arping %s: replies from %v, want exactly one from node A (%s)", vip, got, macA)

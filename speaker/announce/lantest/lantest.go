@@ -194,3 +194,30 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Runner is what Serve runs: an arp or ndp responder.
+type Runner interface {
+	Run(ctx context.Context) error
+	Running() bool
+}
+
+// Serve runs r inside ns (so its sockets live there) until the test ends,
+// and waits until it is running. Run must return nil when stopped.
+func Serve(t testing.TB, ns *netns.NS, r Runner) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- ns.Do(func() error { return r.Run(ctx) }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Run in %s: %v", ns.Name, err)
+		}
+	})
+	Eventually(t, 5*time.Second, func() error {
+		if !r.Running() {
+			return fmt.Errorf("responder in %s not running", ns.Name)
+		}
+		return nil
+	})
+}
