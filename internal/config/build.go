@@ -1,0 +1,89 @@
+package config
+
+import (
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+)
+
+// Input is everything a Model is built from.
+type Input struct {
+	Pools             []v1beta1.IPPool
+	L2Advertisements  []v1beta1.L2Advertisement
+	BGPAdvertisements []v1beta1.BGPAdvertisement
+	Peers             []v1beta1.BGPPeer
+	BFDProfiles       []v1beta1.BFDProfile
+	// Secrets in herald-system; only those peers reference are read.
+	Secrets []corev1.Secret
+	// Nodes by name with their labels, to find two peers for one node.
+	Nodes map[string]map[string]string
+}
+
+// Build validates the input and returns the model. prev is the previous
+// model (nil at start): objects that turn invalid keep their version from
+// prev, and on a conflict the object that changed since prev is the one at
+// fault.
+func Build(in Input, prev *Model) *Model {
+	if prev == nil {
+		prev = &Model{}
+	}
+	b := &builder{in: in, prev: prev, m: &Model{
+		Pools:       map[string]*Pool{},
+		Peers:       map[string]*Peer{},
+		BFDProfiles: map[string]*BFDProfile{},
+		inputs:      map[Ref]any{},
+	}}
+	b.pools()
+	b.bfdProfiles()
+	b.peers()
+	b.l2Advertisements()
+	b.bgpAdvertisements()
+	b.m.Problems = b.problems.sorted()
+	return b.m
+}
+
+type builder struct {
+	in       Input
+	prev     *Model
+	m        *Model
+	problems problems
+}
+
+// prevInput returns the spec an object had in the previous model, if it was used.
+func (b *builder) prevInput(ref Ref) (any, bool) {
+	v, ok := b.prev.inputs[ref]
+	return v, ok
+}
+
+// selectors converts label selectors; the error names the first bad one.
+func selectors(in []metav1.LabelSelector) ([]labels.Selector, error) {
+	out := make([]labels.Selector, 0, len(in))
+	for i := range in {
+		s, err := metav1.LabelSelectorAsSelector(&in[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// olderFirst orders objects for conflict resolution: unchanged since the
+// previous model first, then by creation time, then by name.
+func olderFirst[T any](items []T, unchanged func(T) bool, meta func(T) *metav1.ObjectMeta) {
+	sort.SliceStable(items, func(i, j int) bool {
+		ui, uj := unchanged(items[i]), unchanged(items[j])
+		if ui != uj {
+			return ui
+		}
+		mi, mj := meta(items[i]), meta(items[j])
+		if !mi.CreationTimestamp.Equal(&mj.CreationTimestamp) {
+			return mi.CreationTimestamp.Before(&mj.CreationTimestamp)
+		}
+		return mi.Name < mj.Name
+	})
+}

@@ -1,0 +1,95 @@
+package config
+
+import (
+	"fmt"
+	"math/bits"
+	"net/netip"
+	"strings"
+)
+
+// ParseRange parses one pool block: a CIDR or "first-last" (spaces allowed
+// around the dash). The API server already checks this with CEL; Build checks
+// again so objects stored before a rule existed cannot slip through.
+func ParseRange(s string) (Range, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return Range{}, fmt.Errorf("%q is not a valid CIDR: %w", s, err)
+		}
+		if p.Masked() != p {
+			return Range{}, fmt.Errorf("CIDR %q has host bits set: write %s", s, p.Masked())
+		}
+		return Range{First: p.Addr(), Last: lastOf(p)}, nil
+	}
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return Range{}, fmt.Errorf("%q is neither a CIDR nor a range first-last", s)
+	}
+	first, err := netip.ParseAddr(strings.TrimSpace(a))
+	if err != nil {
+		return Range{}, fmt.Errorf("range %q: %w", s, err)
+	}
+	last, err := netip.ParseAddr(strings.TrimSpace(b))
+	if err != nil {
+		return Range{}, fmt.Errorf("range %q: %w", s, err)
+	}
+	if first.Zone() != "" || last.Zone() != "" || first.Is4In6() || last.Is4In6() {
+		return Range{}, fmt.Errorf("range %q: zones and IPv4-mapped IPv6 addresses are not allowed", s)
+	}
+	if first.Is4() != last.Is4() {
+		return Range{}, fmt.Errorf("range %q mixes IPv4 and IPv6", s)
+	}
+	if last.Less(first) {
+		return Range{}, fmt.Errorf("range %q starts above its end", s)
+	}
+	return Range{First: first, Last: last}, nil
+}
+
+// lastOf returns the last address of a prefix.
+func lastOf(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 1 << (7 - uint(i%8))
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// Prefixes returns the smallest list of CIDRs that covers the range exactly.
+func (r Range) Prefixes() []netip.Prefix {
+	var out []netip.Prefix
+	cur := r.First
+	total := cur.BitLen()
+	for {
+		// The largest aligned block that starts at cur and ends at or before Last.
+		size := total - trailingZeros(cur)
+		for size < total {
+			p := netip.PrefixFrom(cur, size)
+			if lastOf(p).Compare(r.Last) <= 0 {
+				break
+			}
+			size++
+		}
+		p := netip.PrefixFrom(cur, size)
+		out = append(out, p)
+		end := lastOf(p)
+		if end.Compare(r.Last) >= 0 {
+			return out
+		}
+		cur = end.Next()
+	}
+}
+
+func trailingZeros(a netip.Addr) int {
+	b := a.AsSlice()
+	n := 0
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == 0 {
+			n += 8
+			continue
+		}
+		return n + bits.TrailingZeros8(b[i])
+	}
+	return n
+}
