@@ -14,21 +14,14 @@ func (b *builder) l2Advertisements() {
 	for i := range b.in.L2Advertisements {
 		obj := &b.in.L2Advertisements[i]
 		ref := Ref{KindL2Advertisement, obj.Name}
-		in := *obj.Spec.DeepCopy()
-		adv, err := b.parseL2(obj.Name, in, nil)
-		if err != nil {
-			prevIn, ok := b.prevInput(ref)
-			if !ok {
-				b.problems.add(ref, Skipped, v1beta1.ReasonInvalid, "%v", err)
-				continue
-			}
-			b.problems.add(ref, KeptLastValid, v1beta1.ReasonInvalid, "%v", err)
-			in = prevIn.(v1beta1.L2AdvertisementSpec)
+		if _, in, ok := lastValid(b, ref, *obj.Spec.DeepCopy(), func(s v1beta1.L2AdvertisementSpec) (*L2Advertisement, error) {
+			return b.parseL2(obj.Name, s, nil)
+		}); ok {
+			// Resolve again, now reporting what is missing.
+			adv, _ := b.parseL2(obj.Name, in, &b.problems)
+			b.m.L2Advertisements = append(b.m.L2Advertisements, adv)
+			b.m.inputs[ref] = in
 		}
-		// Resolve again, now reporting what is missing.
-		adv, _ = b.parseL2(obj.Name, in, &b.problems)
-		b.m.L2Advertisements = append(b.m.L2Advertisements, adv)
-		b.m.inputs[ref] = in
 	}
 	sort.Slice(b.m.L2Advertisements, func(i, j int) bool { return b.m.L2Advertisements[i].Name < b.m.L2Advertisements[j].Name })
 }
@@ -50,20 +43,13 @@ func (b *builder) bgpAdvertisements() {
 	for i := range b.in.BGPAdvertisements {
 		obj := &b.in.BGPAdvertisements[i]
 		ref := Ref{KindBGPAdvertisement, obj.Name}
-		in := *obj.Spec.DeepCopy()
-		adv, err := b.parseBGP(obj.Name, in, nil)
-		if err != nil {
-			prevIn, ok := b.prevInput(ref)
-			if !ok {
-				b.problems.add(ref, Skipped, v1beta1.ReasonInvalid, "%v", err)
-				continue
-			}
-			b.problems.add(ref, KeptLastValid, v1beta1.ReasonInvalid, "%v", err)
-			in = prevIn.(v1beta1.BGPAdvertisementSpec)
+		if _, in, ok := lastValid(b, ref, *obj.Spec.DeepCopy(), func(s v1beta1.BGPAdvertisementSpec) (*BGPAdvertisement, error) {
+			return b.parseBGP(obj.Name, s, nil)
+		}); ok {
+			adv, _ := b.parseBGP(obj.Name, in, &b.problems)
+			b.m.BGPAdvertisements = append(b.m.BGPAdvertisements, adv)
+			b.m.inputs[ref] = in
 		}
-		adv, _ = b.parseBGP(obj.Name, in, &b.problems)
-		b.m.BGPAdvertisements = append(b.m.BGPAdvertisements, adv)
-		b.m.inputs[ref] = in
 	}
 	sort.Slice(b.m.BGPAdvertisements, func(i, j int) bool { return b.m.BGPAdvertisements[i].Name < b.m.BGPAdvertisements[j].Name })
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
@@ -86,4 +87,30 @@ func olderFirst[T any](items []T, unchanged func(T) bool, meta func(T) *metav1.O
 		}
 		return mi.Name < mj.Name
 	})
+}
+
+// lastValid parses an object's current spec; when that fails it reports the
+// problem and falls back to the spec the previous model used, if any. ok is
+// false when the object cannot be used at all.
+func lastValid[S, T any](b *builder, ref Ref, cur S, parse func(S) (T, error)) (out T, used S, ok bool) {
+	out, err := parse(cur)
+	if err == nil {
+		return out, cur, true
+	}
+	prevIn, had := b.prevInput(ref)
+	if !had {
+		b.problems.add(ref, Skipped, reasonOf(err), "%v", err)
+		return out, cur, false
+	}
+	b.problems.add(ref, KeptLastValid, reasonOf(err), "%v", err)
+	prevSpec := prevIn.(S)
+	out, err = parse(prevSpec)
+	return out, prevSpec, err == nil
+}
+
+func reasonOf(err error) string {
+	if errors.As(err, new(missingRefError)) {
+		return v1beta1.ReasonMissing
+	}
+	return v1beta1.ReasonInvalid
 }

@@ -34,20 +34,13 @@ func (b *builder) bfdProfiles() {
 	for i := range b.in.BFDProfiles {
 		obj := &b.in.BFDProfiles[i]
 		ref := Ref{KindBFDProfile, obj.Name}
-		in := *obj.Spec.DeepCopy()
-		prof, err := parseBFD(obj.Name, in)
-		if err != nil {
-			prevIn, ok := b.prevInput(ref)
-			if !ok {
-				b.problems.add(ref, Skipped, v1beta1.ReasonInvalid, "%v", err)
-				continue
-			}
-			b.problems.add(ref, KeptLastValid, v1beta1.ReasonInvalid, "%v", err)
-			in = prevIn.(v1beta1.BFDProfileSpec)
-			prof, _ = parseBFD(obj.Name, in)
+		prof, in, ok := lastValid(b, ref, *obj.Spec.DeepCopy(), func(s v1beta1.BFDProfileSpec) (*BFDProfile, error) {
+			return parseBFD(obj.Name, s)
+		})
+		if ok {
+			b.m.BFDProfiles[obj.Name] = prof
+			b.m.inputs[ref] = in
 		}
-		b.m.BFDProfiles[obj.Name] = prof
-		b.m.inputs[ref] = in
 	}
 }
 
@@ -107,10 +100,7 @@ func (b *builder) peers() {
 				c.fallback, c.fbIn = fb, fbIn
 			}
 		}
-		reason := v1beta1.ReasonInvalid
-		if errors.As(err, new(missingRefError)) {
-			reason = v1beta1.ReasonMissing
-		}
+		reason := reasonOf(err)
 		switch {
 		case err == nil:
 			c.peer = peer
