@@ -1,0 +1,45 @@
+// Package advertise decides, from the config model and what the cluster
+// looks like, which Service IPs a speaker should advertise and how: for
+// Layer 2, which nodes may own each IP and on which interfaces; for BGP,
+// which routes go to which peer with which attributes. It is pure: no
+// client, no sockets. Work is per Service, so a speaker recomputes only what
+// an event touched.
+package advertise
+
+import (
+	"net/netip"
+	"sort"
+)
+
+// Service is what a speaker knows of one LoadBalancer Service.
+type Service struct {
+	// Key is "namespace/name".
+	Key string
+	// IPs from status.loadBalancer.ingress.
+	IPs []netip.Addr
+	// LocalTraffic is externalTrafficPolicy: Local: only nodes with a ready
+	// endpoint may attract its traffic.
+	LocalTraffic bool
+	// EndpointNodes are the nodes with at least one ready endpoint.
+	EndpointNodes map[string]bool
+}
+
+// servedBy reports whether the node may attract the Service's traffic.
+func (s Service) servedBy(node string) bool {
+	return !s.LocalTraffic || s.EndpointNodes[node]
+}
+
+// Node is a cluster node as the speaker sees it.
+type Node struct {
+	Name   string
+	Labels map[string]string
+}
+
+func sortedNames(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
