@@ -1,0 +1,275 @@
+// Package announce is the one declarative seam of Layer 2 mode: the speaker
+// says which service IPs this node must announce (Set), and the package makes
+// the node answer ARP (IPv4) and Neighbor Solicitations (IPv6) for exactly
+// those, on the right interfaces, announcing each newly owned IP with a burst
+// of gratuitous ARP / unsolicited Neighbor Advertisements.
+//
+// It opens no raw socket itself: it runs one arp or ndp responder per
+// interface and family that has something to announce.
+package announce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Announcement asks that IP be announced on Interfaces, or, when Interfaces
+// is empty, on the default interface (see DefaultInterface).
+type Announcement struct {
+	IP         netip.Addr
+	Interfaces []string
+}
+
+// Announcer converges the node's Layer 2 announcements to desired: the
+// complete list of IPs this node owns now. IPs absent from desired stop being
+// answered before Set returns.
+type Announcer interface {
+	Set(desired []Announcement)
+}
+
+// Status says where an IP this node owns is being announced. Interfaces is
+// empty when no interface qualifies (a warning for the user) and, in an
+// OnChange notification, when the IP is no longer announced.
+type Status struct {
+	IP         netip.Addr
+	Interfaces []string
+}
+
+// DefaultBurst is when, after taking over an IP, the node announces it: at
+// once, then again in case the first message was lost or a switch was still
+// learning.
+var DefaultBurst = []time.Duration{0, 250 * time.Millisecond, 500 * time.Millisecond, time.Second}
+
+// ErrRunning is returned by Run when it is already running.
+var ErrRunning = errors.New("announce: already running")
+
+// Options configure a Layer2 announcer. The zero value works.
+type Options struct {
+	Logger *slog.Logger
+	// Registerer, if not nil, gets the Layer 2 metrics.
+	Registerer prometheus.Registerer
+	// Burst overrides DefaultBurst.
+	Burst []time.Duration
+	// RescanInterval is how often interfaces are listed again; when they
+	// or their addresses changed, default interface choices are redone.
+	// Default 5 s.
+	RescanInterval time.Duration
+	// OnChange, if set, is called whenever the interfaces of an IP change
+	// (including to none), after the change took effect. It is called from
+	// Set or from Run's goroutine, so it must be quick and must not call Set.
+	OnChange func(Status)
+}
+
+// Layer2 implements Announcer with arp and ndp responders.
+type Layer2 struct {
+	log      *slog.Logger
+	burst    []time.Duration
+	rescan   time.Duration
+	onChange func(Status)
+
+	// Seams for unit tests; the real ones touch the system.
+	interfaces   func() ([]Interface, error)
+	routed       func(netip.Addr, []Interface) string
+	newResponder func(p protocol, iface string, log *slog.Logger) responder
+
+	mu      sync.Mutex
+	ctx     context.Context         // Run's; nil unless running
+	desired map[netip.Addr][]string // explicit interfaces, nil for the default
+	placed  map[netip.Addr][]string // where each desired IP is announced
+	ifaces  []Interface             // last listing
+	workers map[workerKey]*worker
+	retired map[workerKey]counts // counters of stopped responders
+	wg      sync.WaitGroup       // worker and burst goroutines
+}
+
+// New returns an announcer; it does no I/O. Call Run to make it work.
+func New(o Options) (*Layer2, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Burst == nil {
+		o.Burst = DefaultBurst
+	}
+	if o.RescanInterval <= 0 {
+		o.RescanInterval = 5 * time.Second
+	}
+	l := &Layer2{
+		log:          o.Logger,
+		burst:        slices.Clone(o.Burst),
+		rescan:       o.RescanInterval,
+		onChange:     o.OnChange,
+		interfaces:   systemInterfaces,
+		routed:       routedInterface,
+		newResponder: newSystemResponder,
+		desired:      map[netip.Addr][]string{},
+		placed:       map[netip.Addr][]string{},
+		workers:      map[workerKey]*worker{},
+		retired:      map[workerKey]counts{},
+	}
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(collector{l}); err != nil {
+			return nil, fmt.Errorf("announce: register metrics: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// Set implements Announcer. Each IP should appear once; later duplicates are
+// ignored. It never waits for the network: responders start and announcement
+// bursts run in the background. Before Run, Set only records desired.
+func (l *Layer2) Set(desired []Announcement) {
+	next := make(map[netip.Addr][]string, len(desired))
+	for _, a := range desired {
+		ip := a.IP.Unmap().WithZone("")
+		if _, dup := next[ip]; dup || !ip.IsValid() {
+			continue
+		}
+		var names []string
+		if len(a.Interfaces) > 0 {
+			names = slices.Compact(slices.Sorted(slices.Values(a.Interfaces)))
+		}
+		next[ip] = names
+	}
+	l.mu.Lock()
+	old := l.desired
+	l.desired = next
+	var changes []Status
+	if l.ctx != nil {
+		changes = l.placeLocked(old, nil)
+	}
+	l.mu.Unlock()
+	l.notify(changes)
+}
+
+// Status lists, sorted by IP, where each IP of the last Set is announced.
+func (l *Layer2) Status() []Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Status, 0, len(l.placed))
+	for ip, names := range l.placed {
+		out = append(out, Status{IP: ip, Interfaces: slices.Clone(names)})
+	}
+	slices.SortFunc(out, func(a, b Status) int { return a.IP.Compare(b.IP) })
+	return out
+}
+
+// Run starts announcing what Set asked for and keeps the interface choice up
+// to date until ctx ends; it then stops every responder (the node no longer
+// answers for any IP) and returns nil.
+func (l *Layer2) Run(ctx context.Context) error {
+	l.mu.Lock()
+	if l.ctx != nil {
+		l.mu.Unlock()
+		return ErrRunning
+	}
+	l.ctx = ctx
+	ifaces := l.listInterfaces()
+	l.ifaces = ifaces
+	changes := l.placeLocked(nil, ifaces)
+	l.mu.Unlock()
+	l.notify(changes)
+
+	tick := time.NewTicker(l.rescan)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			l.mu.Lock()
+			for k, w := range l.workers {
+				l.stopWorkerLocked(k, w)
+			}
+			l.ctx, l.placed = nil, map[netip.Addr][]string{}
+			l.mu.Unlock()
+			l.wg.Wait()
+			return nil
+		case <-tick.C:
+			l.rescanOnce()
+		}
+	}
+}
+
+func (l *Layer2) rescanOnce() {
+	ifaces := l.listInterfaces()
+	l.mu.Lock()
+	if slices.EqualFunc(ifaces, l.ifaces, equalInterface) {
+		l.mu.Unlock()
+		return
+	}
+	l.log.Info("interfaces changed: choosing interfaces again")
+	l.ifaces = ifaces
+	changes := l.placeLocked(nil, ifaces)
+	l.mu.Unlock()
+	l.notify(changes)
+}
+
+func equalInterface(a, b Interface) bool {
+	return a.Name == b.Name && a.Up == b.Up && a.Loopback == b.Loopback &&
+		a.Broadcast == b.Broadcast && slices.Equal(a.Prefixes, b.Prefixes)
+}
+
+// listInterfaces lists the system's interfaces, falling back to the last
+// listing on error.
+func (l *Layer2) listInterfaces() []Interface {
+	ifaces, err := l.interfaces()
+	if err != nil {
+		l.log.Error("listing interfaces failed", "error", err)
+		return l.ifaces
+	}
+	return ifaces
+}
+
+// placeLocked decides the interfaces of every desired IP and converges the
+// responders. With ifaces nil it redoes only IPs whose request changed since
+// old (listing interfaces only if there is such an IP); otherwise it redoes
+// all with ifaces.
+func (l *Layer2) placeLocked(old map[netip.Addr][]string, ifaces []Interface) []Status {
+	all := ifaces != nil
+	placed := make(map[netip.Addr][]string, len(l.desired))
+	for ip, names := range l.desired {
+		if !all {
+			if prev, ok := l.placed[ip]; ok {
+				if was, ok := old[ip]; ok && slices.Equal(was, names) {
+					placed[ip] = prev
+					continue
+				}
+			}
+			if ifaces == nil {
+				ifaces = l.listInterfaces()
+				l.ifaces = ifaces
+			}
+		}
+		placed[ip] = l.choose(ip, names, ifaces)
+	}
+	return l.convergeLocked(placed)
+}
+
+func (l *Layer2) choose(ip netip.Addr, names []string, ifaces []Interface) []string {
+	if len(names) > 0 {
+		return explicitInterfaces(names, ifaces)
+	}
+	routed := ""
+	if DefaultInterface(ip, ifaces, "") == "" {
+		routed = l.routed(ip, ifaces)
+	}
+	if name := DefaultInterface(ip, ifaces, routed); name != "" {
+		return []string{name}
+	}
+	return nil
+}
+
+func (l *Layer2) notify(changes []Status) {
+	if l.onChange == nil {
+		return
+	}
+	for _, s := range changes {
+		l.onChange(s)
+	}
+}

@@ -1,0 +1,151 @@
+package announce
+
+import (
+	"cmp"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"syscall"
+	"unsafe"
+)
+
+// Interface is what the default choice needs to know about a network
+// interface.
+type Interface struct {
+	Name      string
+	Up        bool
+	Loopback  bool
+	Broadcast bool           // Ethernet-like: ARP and NDP make sense on it
+	Prefixes  []netip.Prefix // the interface's addresses with their prefix length
+}
+
+// usable reports whether ARP/NDP answers may be sent on the interface.
+func (i Interface) usable() bool { return i.Up && !i.Loopback && i.Broadcast }
+
+// DefaultInterface returns the interface on which ip is announced when the
+// configuration names none: the usable (up, not loopback, broadcast-capable)
+// interface with the most specific subnet holding ip, ties going to the first
+// name; if no subnet holds it, routed (the interface the kernel would send
+// toward ip, "" if unknown) when that one is usable; otherwise "" (announce
+// nowhere, rather than on an interface the LAN of ip does not reach).
+func DefaultInterface(ip netip.Addr, ifaces []Interface, routed string) string {
+	ip = ip.Unmap()
+	best, bestBits := "", -1
+	for _, ifc := range ifaces {
+		if !ifc.usable() {
+			continue
+		}
+		for _, p := range ifc.Prefixes {
+			if p.Addr().Unmap().Is4() != ip.Is4() || !p.Contains(ip) {
+				continue
+			}
+			if p.Bits() > bestBits || (p.Bits() == bestBits && ifc.Name < best) {
+				best, bestBits = ifc.Name, p.Bits()
+			}
+		}
+	}
+	if best != "" {
+		return best
+	}
+	for _, ifc := range ifaces {
+		if ifc.Name == routed && ifc.usable() {
+			return routed
+		}
+	}
+	return ""
+}
+
+// explicitInterfaces keeps the named interfaces that exist and are usable,
+// sorted and without duplicates.
+func explicitInterfaces(names []string, ifaces []Interface) []string {
+	var out []string
+	for _, ifc := range ifaces {
+		if ifc.usable() && slices.Contains(names, ifc.Name) {
+			out = append(out, ifc.Name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// systemInterfaces lists the interfaces of the calling thread's network
+// namespace with their addresses, in one link dump and one address dump (a
+// node may have hundreds of pod veths; per-interface lookups would dump the
+// address table once each).
+func systemInterfaces() ([]Interface, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("announce: list interfaces: %w", err)
+	}
+	prefixes, err := addressesByIndex()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Interface, 0, len(ifs))
+	for _, ifi := range ifs {
+		out = append(out, Interface{
+			Name:      ifi.Name,
+			Up:        ifi.Flags&net.FlagUp != 0,
+			Loopback:  ifi.Flags&net.FlagLoopback != 0,
+			Broadcast: ifi.Flags&net.FlagBroadcast != 0 && len(ifi.HardwareAddr) == 6,
+			Prefixes:  prefixes[ifi.Index],
+		})
+	}
+	slices.SortFunc(out, func(a, b Interface) int { return cmp.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// addressesByIndex dumps every interface address (RTM_GETADDR) once.
+func addressesByIndex() (map[int][]netip.Prefix, error) {
+	rib, err := syscall.NetlinkRIB(syscall.RTM_GETADDR, syscall.AF_UNSPEC)
+	if err != nil {
+		return nil, fmt.Errorf("announce: dump addresses: %w", err)
+	}
+	msgs, err := syscall.ParseNetlinkMessage(rib)
+	if err != nil {
+		return nil, fmt.Errorf("announce: parse addresses: %w", err)
+	}
+	out := map[int][]netip.Prefix{}
+	for _, m := range msgs {
+		if m.Header.Type != syscall.RTM_NEWADDR || len(m.Data) < syscall.SizeofIfAddrmsg {
+			continue
+		}
+		ifa := (*syscall.IfAddrmsg)(unsafe.Pointer(&m.Data[0]))
+		attrs, err := syscall.ParseNetlinkRouteAttr(&m)
+		if err != nil {
+			continue
+		}
+		for _, a := range attrs {
+			// IFA_ADDRESS is the local address except on point-to-point
+			// links, which are not usable for ARP/NDP anyway.
+			if a.Attr.Type != syscall.IFA_ADDRESS {
+				continue
+			}
+			if ip, ok := netip.AddrFromSlice(a.Value); ok {
+				out[int(ifa.Index)] = append(out[int(ifa.Index)], netip.PrefixFrom(ip.Unmap(), int(ifa.Prefixlen)))
+			}
+		}
+	}
+	return out, nil
+}
+
+// routedInterface is the interface the kernel would send toward ip from,
+// found by "connecting" a UDP socket (no packet is sent) and looking up which
+// interface holds the local address the kernel picked.
+func routedInterface(ip netip.Addr, ifaces []Interface) string {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 9)))
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	local := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+	for _, ifc := range ifaces {
+		for _, p := range ifc.Prefixes {
+			if p.Addr() == local {
+				return ifc.Name
+			}
+		}
+	}
+	return ""
+}
