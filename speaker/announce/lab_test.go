@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +20,7 @@ import (
 
 func TestMain(m *testing.M) {
 	if lantest.HelperName() == "announcer" {
-		os.Exit(announcerHelper())
+		os.Exit(lantest.HelperMain(announcerHelper))
 	}
 	os.Exit(m.Run())
 }
@@ -33,9 +31,7 @@ func TestMain(m *testing.M) {
 //	set 198.51.100.5 2001:db8:100::5@eth0,eth1   -> ok
 //	status                                       -> JSON []announce.Status
 //	metrics                                      -> JSON {"name{labels}": value}
-func announcerHelper() int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
+func announcerHelper(ctx context.Context) (func(string) string, func() error, error) {
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	l, err := announce.New(announce.Options{
@@ -44,12 +40,11 @@ func announcerHelper() int {
 		OnChange:   func(s announce.Status) { lantest.Emit("change %s %v", s.IP, s.Interfaces) },
 	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, nil, err
 	}
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()
-	err = lantest.ServeHelper(func(cmd string) string {
+	handle := func(cmd string) string {
 		verb, args, _ := strings.Cut(cmd, " ")
 		switch verb {
 		case "set":
@@ -84,13 +79,8 @@ func announcerHelper() int {
 			return string(b)
 		}
 		return "unknown command " + verb
-	})
-	stop()
-	if runErr := <-done; runErr != nil || err != nil {
-		fmt.Fprintln(os.Stderr, runErr, err)
-		return 1
 	}
-	return 0
+	return handle, func() error { return <-done }, nil
 }
 
 // onlyFrom reports whether advertisements came, all from mac. (An

@@ -2,8 +2,11 @@ package lantest
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -60,14 +63,20 @@ func StartHelper(t testing.TB, reg *netns.Registry, ns *netns.NS, name string, e
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = h.Proc.Stop(3 * time.Second)
-		_ = fifo.Close()
+		h.Stop()
 		if t.Failed() {
 			b, _ := os.ReadFile(h.log)
 			t.Logf("output of helper %s:\n%s", name, b)
 		}
 	})
 	return h
+}
+
+// Stop ends the child: closing the only writer of the FIFO ends its command
+// loop (EOF), and SIGTERM, then SIGKILL after 3 s, whatever else it runs.
+func (h *Helper) Stop() {
+	_ = h.fifo.Close()
+	_ = h.Proc.Stop(3 * time.Second)
 }
 
 // Call sends cmd and returns the child's answer.
@@ -157,4 +166,25 @@ func ServeHelper(handle func(cmd string) string) error {
 		outMu.Unlock()
 	}
 	return sc.Err()
+}
+
+// HelperMain is the whole life of a helper process (child side): start sets
+// the work up under a context that ends on SIGTERM and returns the command
+// handler and a function that waits for the work to end. It returns the
+// process exit code.
+func HelperMain(start func(ctx context.Context) (handle func(cmd string) string, wait func() error, err error)) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	handle, wait, err := start(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	serveErr := ServeHelper(handle)
+	stop()
+	if err := errors.Join(serveErr, wait()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
 }

@@ -1,7 +1,8 @@
-// Package lantest builds the small Layer 2 LAN that the tests of arp, ndp and
-// announce share: a bridge namespace ("switch") with two node namespaces and a
-// client namespace plugged into it by veth pairs, all made through
-// internal/netns and removed when the test ends.
+// Package lantest holds the lab pieces the tests of arp, ndp, announce and
+// members share: a bridge namespace ("switch") that host namespaces plug into
+// with veth pairs, the small Layer 2 LAN below built on it, and helper
+// processes (the test binary run again inside a namespace). Everything is
+// made through internal/netns and removed when the test ends.
 //
 //	nodeA eth0 10.70.0.1/24   2001:db8:70::1/64  --+
 //	nodeA eth1 10.71.0.1/24   2001:db8:71::1/64  --+-- br0 (switch)
@@ -37,14 +38,21 @@ type LAN struct {
 	Switch, NodeA, NodeB, Client *netns.NS
 }
 
-// New builds the LAN, or skips the test without root. Everything is removed
-// when the test ends, and the test fails if anything is left behind.
-func New(t testing.TB) *LAN {
+// Switch is a bridge namespace that hosts can be plugged into.
+type Switch struct {
+	Reg *netns.Registry
+	NS  *netns.NS
+	n   int
+}
+
+// NewSwitch makes a registry and a namespace "sw" with bridge br0, or skips
+// the test without root. Everything the registry made is removed when the
+// test ends, and the test fails if anything is left behind.
+func NewSwitch(t testing.TB) *Switch {
 	t.Helper()
 	if err := netns.RequireRoot(); err != nil {
 		t.Skip(err)
 	}
-	ctx := context.Background()
 	reg := netns.New(netns.UniquePrefix(), nil)
 	t.Cleanup(func() {
 		if err := reg.Close(); err != nil {
@@ -54,35 +62,54 @@ func New(t testing.TB) *LAN {
 			t.Errorf("lab left behind %v (%v)", left, err)
 		}
 	})
-	l := &LAN{Reg: reg}
-	add := func(short string) *netns.NS {
-		ns, err := reg.Add(ctx, short)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// No duplicate address detection: addresses are usable at once.
-		for _, k := range []string{"all", "default"} {
-			ns.MustRun(ctx, "sysctl", "-qw", "net.ipv6.conf."+k+".accept_dad=0")
-		}
-		return ns
-	}
-	l.Switch, l.NodeA, l.NodeB, l.Client = add("sw"), add("na"), add("nb"), add("cl")
-	l.Switch.MustRun(ctx, "ip", "link", "add", "br0", "type", "bridge")
-	l.Switch.MustRun(ctx, "ip", "link", "set", "br0", "up")
+	s := &Switch{Reg: reg}
+	s.NS = s.AddHost(t, "sw")
+	s.NS.MustRun(context.Background(), "ip", "link", "add", "br0", "type", "bridge")
+	s.NS.MustRun(context.Background(), "ip", "link", "set", "br0", "up")
+	return s
+}
 
-	plug := func(ns *netns.NS, ifname, port string, addrs ...string) {
-		if err := reg.Veth(ctx, ns, ifname, l.Switch, port); err != nil {
-			t.Fatal(err)
-		}
-		l.Switch.MustRun(ctx, "ip", "link", "set", port, "master", "br0")
-		for _, a := range addrs {
-			ns.MustRun(ctx, "ip", "addr", "add", a, "dev", ifname, "nodad")
-		}
+// AddHost makes a namespace with duplicate address detection off, so
+// addresses are usable at once.
+func (s *Switch) AddHost(t testing.TB, short string) *netns.NS {
+	t.Helper()
+	ctx := context.Background()
+	ns, err := s.Reg.Add(ctx, short)
+	if err != nil {
+		t.Fatal(err)
 	}
-	plug(l.NodeA, "eth0", "pa0", "10.70.0.1/24", "2001:db8:70::1/64")
-	plug(l.NodeA, "eth1", "pa1", "10.71.0.1/24", "2001:db8:71::1/64")
-	plug(l.NodeB, "eth0", "pb0", "10.70.0.2/24", "2001:db8:70::2/64")
-	plug(l.Client, "eth0", "pc0", "10.70.0.100/24", "2001:db8:70::100/64")
+	for _, k := range []string{"all", "default"} {
+		ns.MustRun(ctx, "sysctl", "-qw", "net.ipv6.conf."+k+".accept_dad=0")
+	}
+	return ns
+}
+
+// Plug links ns (interface ifname, with addrs) to the bridge.
+func (s *Switch) Plug(t testing.TB, ns *netns.NS, ifname string, addrs ...string) {
+	t.Helper()
+	ctx := context.Background()
+	s.n++
+	port := fmt.Sprintf("p%d", s.n)
+	if err := s.Reg.Veth(ctx, ns, ifname, s.NS, port); err != nil {
+		t.Fatal(err)
+	}
+	s.NS.MustRun(ctx, "ip", "link", "set", port, "master", "br0")
+	for _, a := range addrs {
+		ns.MustRun(ctx, "ip", "addr", "add", a, "dev", ifname, "nodad")
+	}
+}
+
+// New builds the LAN, or skips the test without root.
+func New(t testing.TB) *LAN {
+	t.Helper()
+	ctx := context.Background()
+	sw := NewSwitch(t)
+	l := &LAN{Reg: sw.Reg, Switch: sw.NS}
+	l.NodeA, l.NodeB, l.Client = sw.AddHost(t, "na"), sw.AddHost(t, "nb"), sw.AddHost(t, "cl")
+	sw.Plug(t, l.NodeA, "eth0", "10.70.0.1/24", "2001:db8:70::1/64")
+	sw.Plug(t, l.NodeA, "eth1", "10.71.0.1/24", "2001:db8:71::1/64")
+	sw.Plug(t, l.NodeB, "eth0", "10.70.0.2/24", "2001:db8:70::2/64")
+	sw.Plug(t, l.Client, "eth0", "10.70.0.100/24", "2001:db8:70::100/64")
 	for _, n := range []*netns.NS{l.NodeA, l.NodeB} {
 		n.MustRun(ctx, "ip", "route", "add", "default", "via", "10.70.0.254", "dev", "eth0")
 		n.MustRun(ctx, "ip", "-6", "route", "add", "default", "via", "2001:db8:70::fe", "dev", "eth0")

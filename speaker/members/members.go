@@ -1,0 +1,402 @@
+// Package members tells each speaker which speakers are alive, using
+// hashicorp/memberlist behind a small interface, and carries direct messages
+// between them (the hand-over on graceful stop).
+//
+// Gossip is encrypted with a shared 32-byte key (AES-256) and unencrypted
+// traffic is refused, so a process without the key can neither join nor be
+// heard. Timings are tuned for fast failure detection (under a second on a
+// LAN, see DefaultTimings). Unlike a plain memberlist, Run keeps re-joining
+// known peers that are not members, so the two sides of a healed partition
+// merge again.
+package members
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DefaultPort is memberlist's usual port (MetalLB's too).
+const DefaultPort = 7946
+
+// Sentinel errors.
+var (
+	ErrNotRunning    = errors.New("members: not running")
+	ErrRunning       = errors.New("members: already running")
+	ErrUnknownMember = errors.New("members: no such live member")
+	ErrKeySize       = errors.New("members: gossip key must be 32 bytes (AES-256)")
+)
+
+// Timings are memberlist's failure-detection and gossip timings. A zero
+// field takes its value from DefaultTimings.
+type Timings struct {
+	// ProbeInterval is how often each member probes a random other one.
+	ProbeInterval time.Duration
+	// ProbeTimeout is how long a direct probe waits for its ack before
+	// indirect probes through other members start.
+	ProbeTimeout time.Duration
+	// SuspicionMult scales how long a suspect gets to refute before it is
+	// declared dead: SuspicionMult * max(1, log10(members)) * ProbeInterval.
+	SuspicionMult int
+	// GossipInterval is how often state changes are gossiped.
+	GossipInterval time.Duration
+	// TCPTimeout bounds joins, push/pull syncs and reliable messages.
+	TCPTimeout time.Duration
+	// PushPullInterval is how often full state is exchanged with a member.
+	PushPullInterval time.Duration
+	// GossipToTheDeadTime is how long dead members still get gossip.
+	GossipToTheDeadTime time.Duration
+	// RejoinInterval is how often known peers that are not members are
+	// joined again.
+	RejoinInterval time.Duration
+}
+
+// DefaultTimings detect a killed member in about 0.6-1.0 s on a LAN (vs
+// 5.5 s with memberlist's DefaultLANConfig): a probe every 200 ms, 100 ms
+// for its ack, then 400 ms of suspicion (with fewer than 10 members; it
+// grows with log10 of the member count).
+var DefaultTimings = Timings{
+	ProbeInterval:       200 * time.Millisecond,
+	ProbeTimeout:        100 * time.Millisecond,
+	SuspicionMult:       2,
+	GossipInterval:      100 * time.Millisecond,
+	TCPTimeout:          time.Second,
+	PushPullInterval:    15 * time.Second,
+	GossipToTheDeadTime: 30 * time.Second,
+	RejoinInterval:      3 * time.Second,
+}
+
+func (t Timings) withDefaults() Timings {
+	d := DefaultTimings
+	pick := func(v, def time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return def
+	}
+	t.ProbeInterval = pick(t.ProbeInterval, d.ProbeInterval)
+	t.ProbeTimeout = pick(t.ProbeTimeout, d.ProbeTimeout)
+	t.GossipInterval = pick(t.GossipInterval, d.GossipInterval)
+	t.TCPTimeout = pick(t.TCPTimeout, d.TCPTimeout)
+	t.PushPullInterval = pick(t.PushPullInterval, d.PushPullInterval)
+	t.GossipToTheDeadTime = pick(t.GossipToTheDeadTime, d.GossipToTheDeadTime)
+	t.RejoinInterval = pick(t.RejoinInterval, d.RejoinInterval)
+	if t.SuspicionMult <= 0 {
+		t.SuspicionMult = d.SuspicionMult
+	}
+	return t
+}
+
+// Options configure Members.
+type Options struct {
+	// Name is this member's name: the node name. Required.
+	Name string
+	// BindAddr is the node's IP, where memberlist listens and which it
+	// advertises. Required.
+	BindAddr netip.Addr
+	// Port for UDP and TCP; DefaultPort if 0.
+	Port int
+	// Key is the shared gossip key, 32 bytes. Required.
+	Key []byte
+	// Timings; zero fields take DefaultTimings.
+	Timings Timings
+	Logger  *slog.Logger
+	// Registerer, if not nil, gets the membership metrics.
+	Registerer prometheus.Registerer
+	// OnMessage, if set, receives each message another member sent with
+	// Send (a copy the callee may keep). It runs on memberlist's network
+	// goroutine: it must return quickly.
+	OnMessage func(msg []byte)
+}
+
+// Members is this node's view of the speakers' cluster.
+type Members struct {
+	name      string
+	self      netip.AddrPort
+	key       []byte
+	timings   Timings
+	log       *slog.Logger
+	onMessage func([]byte)
+	changes   chan struct{}
+	left      atomic.Bool
+
+	mu       sync.Mutex
+	list     *memberlist.Memberlist // nil unless running
+	ready    bool                   // the first join attempt is done
+	peers    []netip.AddrPort
+	suspects map[string]bool      // suspected by our own probes
+	gone     map[string]time.Time // failed or left, and when
+}
+
+// New checks the options and returns Members; it does no I/O.
+func New(o Options) (*Members, error) {
+	if o.Name == "" {
+		return nil, errors.New("members: a node name is required")
+	}
+	if !o.BindAddr.IsValid() {
+		return nil, errors.New("members: a bind address is required")
+	}
+	if len(o.Key) != 32 {
+		return nil, ErrKeySize
+	}
+	if o.Port == 0 {
+		o.Port = DefaultPort
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Members{
+		name:      o.Name,
+		self:      netip.AddrPortFrom(o.BindAddr.Unmap(), uint16(o.Port)),
+		key:       slices.Clone(o.Key),
+		timings:   o.Timings.withDefaults(),
+		log:       o.Logger.With("component", "memberlist"),
+		onMessage: o.OnMessage,
+		changes:   make(chan struct{}, 1),
+		suspects:  map[string]bool{},
+		gone:      map[string]time.Time{},
+	}
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(collector{m}); err != nil {
+			return nil, fmt.Errorf("members: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Timings returns the timings in effect.
+func (m *Members) Timings() Timings { return m.timings }
+
+// SetPeers replaces the addresses ("ip" or "ip:port", the port defaulting to
+// this member's) of the other speakers to join and keep re-joining: the
+// nodes' InternalIPs. Invalid entries and this member's own address are
+// skipped. Call it before Run so the first join finds the cluster.
+func (m *Members) SetPeers(addrs []string) {
+	var peers []netip.AddrPort
+	for _, a := range addrs {
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil {
+			ip, err := netip.ParseAddr(a)
+			if err != nil {
+				m.log.Warn("ignoring invalid peer address", "peer", a)
+				continue
+			}
+			ap = netip.AddrPortFrom(ip, m.self.Port())
+		}
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		if ap != m.self {
+			peers = append(peers, ap)
+		}
+	}
+	slices.SortFunc(peers, netip.AddrPort.Compare)
+	m.mu.Lock()
+	m.peers = slices.Compact(peers)
+	m.mu.Unlock()
+}
+
+// Alive returns the sorted names of the live members (suspects included:
+// they are alive until declared dead), this one among them. It is empty until
+// Run has made its first attempt to join the peers, so a starting speaker
+// does not briefly believe it is alone and take every IP.
+func (m *Members) Alive() []string {
+	m.mu.Lock()
+	list, ready := m.list, m.ready
+	m.mu.Unlock()
+	if list == nil || !ready {
+		return nil
+	}
+	nodes := list.Members()
+	names := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		names = append(names, n.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Changes receives a value soon after membership may have changed (a member
+// joined, failed, left or was updated, or the first join completed); several
+// changes may coalesce into one value. Read Alive to see the new state.
+func (m *Members) Changes() <-chan struct{} { return m.changes }
+
+func (m *Members) notify() {
+	select {
+	case m.changes <- struct{}{}:
+	default:
+	}
+}
+
+// Send delivers msg to the live member named node over memberlist's reliable
+// (TCP) channel, encrypted like the gossip. It returns when the message was
+// written, not when the receiver handled it.
+func (m *Members) Send(node string, msg []byte) error {
+	m.mu.Lock()
+	list := m.list
+	m.mu.Unlock()
+	if list == nil {
+		return ErrNotRunning
+	}
+	for _, n := range list.Members() {
+		if n.Name == node {
+			if err := list.SendReliable(n, msg); err != nil {
+				return fmt.Errorf("members: send to %s: %w", node, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s", ErrUnknownMember, node)
+}
+
+// Leave tells the other members that this one is leaving, waiting up to
+// timeout for the message to go out, and stops re-joining. Others see it gone
+// at once instead of after failure detection. Call it before ending Run.
+func (m *Members) Leave(timeout time.Duration) error {
+	m.mu.Lock()
+	list := m.list
+	m.mu.Unlock()
+	if list == nil {
+		return ErrNotRunning
+	}
+	m.left.Store(true)
+	if err := list.Leave(timeout); err != nil {
+		return fmt.Errorf("members: leave: %w", err)
+	}
+	return nil
+}
+
+// Run creates the member (listening on the bind address), joins the peers,
+// and re-joins every RejoinInterval the peers that are not members, until ctx
+// ends. It then shuts the member down without leaving (call Leave first for
+// a graceful stop) and returns nil.
+func (m *Members) Run(ctx context.Context) error {
+	m.mu.Lock()
+	if m.list != nil {
+		m.mu.Unlock()
+		return ErrRunning
+	}
+	m.mu.Unlock()
+
+	list, err := memberlist.Create(m.config())
+	if err != nil {
+		return fmt.Errorf("members: start on %s: %w", m.self, err)
+	}
+	m.mu.Lock()
+	m.list = list
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.list, m.ready = nil, false
+		m.mu.Unlock()
+		if err := list.Shutdown(); err != nil {
+			m.log.Warn("shutdown failed", "error", err)
+		}
+	}()
+	m.log.Info("member started", "name", m.name, "address", m.self.String())
+
+	m.rejoin(list)
+	m.mu.Lock()
+	m.ready = true
+	m.mu.Unlock()
+	m.notify()
+
+	tick := time.NewTicker(m.timings.RejoinInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if !m.left.Load() {
+				m.rejoin(list)
+			}
+			m.forgetOldGone()
+		}
+	}
+}
+
+// config builds memberlist's configuration.
+func (m *Members) config() *memberlist.Config {
+	t := m.timings
+	c := memberlist.DefaultLANConfig()
+	c.Name = m.name
+	c.BindAddr = m.self.Addr().String()
+	c.BindPort = int(m.self.Port())
+	c.AdvertiseAddr = c.BindAddr
+	c.AdvertisePort = c.BindPort
+	c.SecretKey = m.key
+	c.GossipVerifyIncoming = true
+	c.GossipVerifyOutgoing = true
+	c.ProbeInterval = t.ProbeInterval
+	c.ProbeTimeout = t.ProbeTimeout
+	c.SuspicionMult = t.SuspicionMult
+	c.GossipInterval = t.GossipInterval
+	c.TCPTimeout = t.TCPTimeout
+	c.PushPullInterval = t.PushPullInterval
+	c.GossipToTheDeadTime = t.GossipToTheDeadTime
+	c.Logger = log.New(&logWriter{m: m}, "", 0)
+	d := &delegate{m: m}
+	c.Delegate = d
+	c.Events = d
+	c.Ping = d
+	return c
+}
+
+// rejoin joins the known peers that are not members, a few at a time (a
+// peer that is down costs up to TCPTimeout).
+func (m *Members) rejoin(list *memberlist.Memberlist) {
+	m.mu.Lock()
+	peers := m.peers
+	m.mu.Unlock()
+	if len(peers) == 0 {
+		return
+	}
+	present := map[string]bool{}
+	for _, n := range list.Members() {
+		if ip, ok := netip.AddrFromSlice(n.Addr); ok {
+			present[netip.AddrPortFrom(ip.Unmap(), n.Port).String()] = true
+		}
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for _, p := range peers {
+		addr := p.String()
+		if present[addr] {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := list.Join([]string{addr}); err != nil {
+				m.log.Debug("peer not joined", "peer", addr, "error", err)
+				return
+			}
+			m.log.Info("joined peer", "peer", addr)
+		}()
+	}
+	wg.Wait()
+}
+
+// deadRetention is how long a failed or departed member counts as dead in
+// the metrics.
+const deadRetention = 5 * time.Minute
+
+func (m *Members) forgetOldGone() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, at := range m.gone {
+		if time.Since(at) > deadRetention {
+			delete(m.gone, name)
+		}
+	}
+}

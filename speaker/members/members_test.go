@@ -1,0 +1,145 @@
+package members
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+var key32 = bytes.Repeat([]byte{7}, 32)
+
+func mustNew(t *testing.T, o Options) *Members {
+	t.Helper()
+	m, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestNewChecksOptions(t *testing.T) {
+	addr := netip.MustParseAddr("10.77.0.1")
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want error
+	}{
+		{"short key", Options{Name: "a", BindAddr: addr, Key: key32[:16]}, ErrKeySize},
+		{"no key", Options{Name: "a", BindAddr: addr}, ErrKeySize},
+		{"no name", Options{BindAddr: addr, Key: key32}, nil},
+		{"no address", Options{Name: "a", Key: key32}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(tc.o)
+			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
+				t.Fatalf("New: %v, want an error (%v)", err, tc.want)
+			}
+		})
+	}
+	m := mustNew(t, Options{Name: "a", BindAddr: addr, Key: key32, Timings: Timings{ProbeInterval: time.Second}})
+	if got := m.Timings(); got.ProbeInterval != time.Second || got.ProbeTimeout != DefaultTimings.ProbeTimeout || got.SuspicionMult != 2 {
+		t.Fatalf("timings %+v: the set field must stay, the others take the defaults", got)
+	}
+	if m.self.Port() != DefaultPort {
+		t.Fatalf("port %d, want %d", m.self.Port(), DefaultPort)
+	}
+}
+
+func TestNotRunning(t *testing.T) {
+	m := mustNew(t, Options{Name: "a", BindAddr: netip.MustParseAddr("10.77.0.1"), Key: key32})
+	if got := m.Alive(); got != nil {
+		t.Fatalf("Alive before Run = %v, want nothing (not even self)", got)
+	}
+	if err := m.Send("b", []byte("x")); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("Send before Run: %v", err)
+	}
+	if err := m.Leave(time.Second); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("Leave before Run: %v", err)
+	}
+}
+
+func TestSetPeersNormalizes(t *testing.T) {
+	m := mustNew(t, Options{Name: "a", BindAddr: netip.MustParseAddr("10.77.0.1"), Key: key32})
+	m.SetPeers([]string{"10.77.0.3", "10.77.0.2:8000", "not-an-ip", "10.77.0.1", "10.77.0.3:7946", "2001:db8::2", "[2001:db8::3]:9000", "::ffff:10.77.0.4"})
+	var got []string
+	for _, p := range m.peers {
+		got = append(got, p.String())
+	}
+	want := []string{"10.77.0.2:8000", "10.77.0.3:7946", "10.77.0.4:7946", "[2001:db8::2]:7946", "[2001:db8::3]:9000"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("peers %v, want %v (own address, duplicates and garbage dropped)", got, want)
+	}
+}
+
+func TestHandover(t *testing.T) {
+	h := Handover{From: "node-a", IPs: []netip.Addr{netip.MustParseAddr("198.51.100.5"), netip.MustParseAddr("2001:db8:100::5")}}
+	b := h.Marshal()
+	if want := `{"kind":"handover/v1","from":"node-a","ips":["198.51.100.5","2001:db8:100::5"]}`; string(b) != want {
+		t.Fatalf("wire format %s, want %s", b, want)
+	}
+	got, err := ParseHandover(b)
+	if err != nil || got.From != h.From || !slices.Equal(got.IPs, h.IPs) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	for _, bad := range []string{`{"kind":"other","from":"a"}`, `{"kind":"handover/v1"}`, `not json`, `{"kind":"handover/v1","from":"a","ips":["x"]}`} {
+		if _, err := ParseHandover([]byte(bad)); !errors.Is(err, ErrNotHandover) {
+			t.Fatalf("ParseHandover(%s) = %v, want ErrNotHandover", bad, err)
+		}
+	}
+}
+
+func TestLogWriterLevelsAndSuspects(t *testing.T) {
+	var out bytes.Buffer
+	m := mustNew(t, Options{
+		Name: "a", BindAddr: netip.MustParseAddr("10.77.0.1"), Key: key32,
+		Logger: slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	w := &logWriter{m: m}
+	for _, line := range []string{
+		"[DEBUG] memberlist: Stream connection from=10.77.0.2:40000\n",
+		"[WARN] memberlist: Refuting a suspect message (from: b)\n",
+		"[ERR] memberlist: Failed to send ping\n",
+		"[INFO] memberlist: Suspect node-b has failed, no acks received\n",
+	} {
+		if _, err := w.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{
+		`level=DEBUG msg="Stream connection from=10.77.0.2:40000"`,
+		`level=WARN msg="Refuting a suspect message (from: b)"`,
+		`level=ERROR msg="Failed to send ping"`,
+		`level=INFO msg="Suspect node-b has failed, no acks received"`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("log lacks %s:\n%s", want, out.String())
+		}
+	}
+	if !m.suspects["node-b"] {
+		t.Fatal("the suspect was not noted")
+	}
+
+	// Metrics: a suspect with the member list not running counts as
+	// nothing alive; a gone member counts as dead.
+	m.gone["node-c"] = time.Now()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector{m})
+	want := `
+# HELP herald_memberlist_members Speakers in this node's view of the cluster by state: alive (this one included), suspect (this node's probes failed, not yet declared dead), dead (failed or left in the last 5 minutes and not back).
+# TYPE herald_memberlist_members gauge
+herald_memberlist_members{state="alive"} 0
+herald_memberlist_members{state="dead"} 1
+herald_memberlist_members{state="suspect"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+}
