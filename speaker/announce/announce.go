@@ -231,7 +231,7 @@ func (l *Layer2) listInterfaces() []Interface {
 // old (listing interfaces only if there is such an IP); otherwise it redoes
 // all with ifaces.
 func (l *Layer2) placeLocked(old map[netip.Addr][]string, ifaces []Interface) []Status {
-	all := ifaces != nil
+	all, listed := ifaces != nil, ifaces != nil
 	placed := make(map[netip.Addr][]string, len(l.desired))
 	for ip, names := range l.desired {
 		if !all {
@@ -241,8 +241,8 @@ func (l *Layer2) placeLocked(old map[netip.Addr][]string, ifaces []Interface) []
 					continue
 				}
 			}
-			if ifaces == nil {
-				ifaces = l.listInterfaces()
+			if !listed {
+				ifaces, listed = l.listInterfaces(), true
 				l.ifaces = ifaces
 			}
 		}

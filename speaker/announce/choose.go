@@ -1,6 +1,7 @@
 package announce
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"net"
@@ -16,7 +17,7 @@ type Interface struct {
 	Name      string
 	Up        bool
 	Loopback  bool
-	Broadcast bool           // Ethernet-like: ARP and NDP make sense on it
+	Broadcast bool           // broadcast-capable Ethernet with ARP on: ARP and NDP make sense on it
 	Prefixes  []netip.Prefix // the interface's addresses with their prefix length
 }
 
@@ -72,24 +73,49 @@ func explicitInterfaces(names []string, ifaces []Interface) []string {
 // systemInterfaces lists the interfaces of the calling thread's network
 // namespace with their addresses, in one link dump and one address dump (a
 // node may have hundreds of pod veths; per-interface lookups would dump the
-// address table once each).
+// address table once each). Netlink gives the IFF_NOARP flag, which the net
+// package hides: interfaces such as kube-ipvs0 (a dummy holding service IPs
+// in kube-proxy's IPVS mode) look broadcast-capable but must never answer.
 func systemInterfaces() ([]Interface, error) {
-	ifs, err := net.Interfaces()
+	rib, err := syscall.NetlinkRIB(syscall.RTM_GETLINK, syscall.AF_UNSPEC)
 	if err != nil {
-		return nil, fmt.Errorf("announce: list interfaces: %w", err)
+		return nil, fmt.Errorf("announce: dump links: %w", err)
+	}
+	msgs, err := syscall.ParseNetlinkMessage(rib)
+	if err != nil {
+		return nil, fmt.Errorf("announce: parse links: %w", err)
 	}
 	prefixes, err := addressesByIndex()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Interface, 0, len(ifs))
-	for _, ifi := range ifs {
+	var out []Interface
+	for _, m := range msgs {
+		if m.Header.Type != syscall.RTM_NEWLINK || len(m.Data) < syscall.SizeofIfInfomsg {
+			continue
+		}
+		ifi := (*syscall.IfInfomsg)(unsafe.Pointer(&m.Data[0]))
+		attrs, err := syscall.ParseNetlinkRouteAttr(&m)
+		if err != nil {
+			continue
+		}
+		var name string
+		var hwLen int
+		for _, a := range attrs {
+			switch a.Attr.Type {
+			case syscall.IFLA_IFNAME:
+				name = string(bytes.TrimRight(a.Value, "\x00"))
+			case syscall.IFLA_ADDRESS:
+				hwLen = len(a.Value)
+			}
+		}
+		flags := ifi.Flags
 		out = append(out, Interface{
-			Name:      ifi.Name,
-			Up:        ifi.Flags&net.FlagUp != 0,
-			Loopback:  ifi.Flags&net.FlagLoopback != 0,
-			Broadcast: ifi.Flags&net.FlagBroadcast != 0 && len(ifi.HardwareAddr) == 6,
-			Prefixes:  prefixes[ifi.Index],
+			Name:      name,
+			Up:        flags&syscall.IFF_UP != 0,
+			Loopback:  flags&syscall.IFF_LOOPBACK != 0,
+			Broadcast: flags&syscall.IFF_BROADCAST != 0 && flags&syscall.IFF_NOARP == 0 && hwLen == 6,
+			Prefixes:  prefixes[int(ifi.Index)],
 		})
 	}
 	slices.SortFunc(out, func(a, b Interface) int { return cmp.Compare(a.Name, b.Name) })
