@@ -1,0 +1,415 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/server"
+)
+
+// engine owns the gobgp server and everything applied to it. Only Run's
+// goroutine touches it, except for the fields marked otherwise.
+//
+// Each peer gets its own VRF inside the one gobgp server, and the peer's
+// neighbor is bound to that VRF: gobgp then sends the neighbor exactly the
+// paths of its VRF, with the attributes they were added with. So per-peer
+// paths and per-peer attributes are plain AddPath/DeletePath calls on that
+// VRF, with no policies, no soft resets and work proportional to the
+// change; one server means native BFD works for every peer.
+type engine struct {
+	r      *Router
+	log    *slog.Logger
+	s      *server.BgpServer
+	stopW  context.CancelFunc // ends the peer-event watch
+	events chan peerEvent
+
+	routerID netip.Addr
+	peers    map[string]*peerState
+	byAddr   map[netip.Addr]string
+	status   map[string]PeerStatus
+	nextID   uint32
+
+	// Written by gobgp's goroutines through the log adapter.
+	connMu   sync.Mutex
+	connErrs map[netip.Addr]string
+	stopping atomic.Bool
+}
+
+// peerState is one running peer.
+type peerState struct {
+	cfg Peer
+	vrf string
+	// want is what Set asked for; inGobgp what the VRF holds now (want
+	// minus cross-family paths whose next hop is not known yet).
+	want, inGobgp pathSet
+	// local is the session's local address once it was up; crossNH the
+	// next hop for paths of the other family derived from it.
+	local      netip.Addr
+	crossNH    netip.Addr
+	crossErr   error
+	crossDirty bool
+	// lastUpdates is gobgp's UPDATE counter at the last refresh.
+	lastUpdates uint64
+}
+
+type peerEvent struct {
+	addr   netip.Addr
+	local  netip.Addr
+	state  SessionState
+	reason string
+	time   time.Time
+}
+
+func newEngine(r *Router) *engine {
+	return &engine{
+		r:        r,
+		log:      r.log,
+		events:   make(chan peerEvent, 1024),
+		peers:    map[string]*peerState{},
+		byAddr:   map[netip.Addr]string{},
+		status:   map[string]PeerStatus{},
+		connErrs: map[netip.Addr]string{},
+	}
+}
+
+// apply converges to d.
+func (e *engine) apply(ctx context.Context, d Desired) {
+	if err := e.ensureServer(ctx, d); err != nil {
+		e.log.Error("BGP server not started", "err", err)
+		for _, p := range d.Peers {
+			st := e.status[p.Name]
+			st.Name, st.Address, st.LastError = p.Name, p.Address, err.Error()
+			if st.State == "" {
+				st.State = StateIdle
+			}
+			e.status[p.Name] = st
+		}
+		return
+	}
+	running := make(map[string]Peer, len(e.peers))
+	for name, ps := range e.peers {
+		running[name] = ps.cfg
+	}
+	plan := planPeers(running, d.Peers)
+	e.rejectAddressClashes(&plan)
+	for _, name := range plan.remove {
+		e.removePeer(ctx, name)
+	}
+	for _, p := range plan.recreate {
+		e.recreatePeer(ctx, p)
+	}
+	for _, p := range plan.add {
+		e.addPeer(ctx, p)
+	}
+	for _, p := range plan.retarget {
+		ps := e.peers[p.Name]
+		ps.cfg = p
+		ps.crossDirty = true
+		e.resolveCrossNextHop(ps)
+	}
+	for name, err := range plan.invalid {
+		st := e.status[name]
+		st.Name, st.LastError = name, err.Error()
+		if _, ok := e.peers[name]; !ok {
+			st.State = StateInvalid
+		}
+		e.status[name] = st
+		e.log.Warn("BGP peer rejected", "peer", name, "err", err)
+	}
+	for _, name := range sortedNames(e.peers) {
+		e.syncPaths(ctx, e.peers[name], normalizePaths(d.Paths[name]))
+	}
+}
+
+// rejectAddressClashes moves peers that would share an address with
+// another peer to invalid: gobgp keys neighbors by address.
+func (e *engine) rejectAddressClashes(plan *peerPlan) {
+	owner := map[netip.Addr]string{}
+	for name, ps := range e.peers {
+		if !slices.Contains(plan.remove, name) {
+			owner[ps.cfg.Address] = name
+		}
+	}
+	for _, p := range plan.recreate {
+		for a, n := range owner {
+			if n == p.Name {
+				delete(owner, a)
+			}
+		}
+	}
+	keep := func(list []Peer) []Peer {
+		var out []Peer
+		for _, p := range list {
+			if n, ok := owner[p.Address]; ok && n != p.Name {
+				plan.invalid[p.Name] = fmt.Errorf("%w: peer %q: address %v is already used by peer %q", ErrInvalid, p.Name, p.Address, n)
+				continue
+			}
+			owner[p.Address] = p.Name
+			out = append(out, p)
+		}
+		return out
+	}
+	plan.recreate = keep(plan.recreate)
+	plan.add = keep(plan.add)
+}
+
+// ensureServer starts gobgp with d's router ID, or restarts it when the
+// router ID changed (which gobgp cannot change in place).
+func (e *engine) ensureServer(ctx context.Context, d Desired) error {
+	if e.s != nil && (d.RouterID == e.routerID || !d.RouterID.Is4()) {
+		if d.RouterID != e.routerID {
+			e.log.Warn("BGP router ID rejected, keeping the running one", "routerID", d.RouterID, "running", e.routerID)
+		}
+		return nil
+	}
+	if !d.RouterID.Is4() {
+		if len(d.Peers) == 0 {
+			return nil
+		}
+		return fmt.Errorf("%w: router ID must be an IPv4 address, got %v", ErrInvalid, d.RouterID)
+	}
+	if e.s != nil {
+		e.log.Info("BGP router ID changed, restarting every session", "from", e.routerID, "to", d.RouterID)
+		e.stopServer(true)
+	}
+	asn := uint32(64512) // gobgp needs one; every neighbor sets its own local AS
+	for _, p := range d.Peers {
+		if p.MyASN != 0 {
+			asn = p.MyASN
+			break
+		}
+	}
+	s := server.NewBgpServer(server.LoggerOption(newGobgpLogger(e.log.Handler(), e.reportConnErr, &e.stopping), nil))
+	go s.Serve()
+	// ListenPort -1: the node only dials; nothing listens on port 179.
+	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: asn, RouterId: d.RouterID.String(), ListenPort: -1}}); err != nil {
+		s.Stop()
+		return fmt.Errorf("bgp: start: %w", err)
+	}
+	if err := rejectReceivedRoutes(ctx, s); err != nil {
+		s.Stop()
+		return err
+	}
+	watchCtx, stop := context.WithCancel(context.Background())
+	forward := func(ev *apiutil.WatchEventMessage_PeerEvent, t time.Time) { e.forwardPeerEvent(watchCtx, ev, t) }
+	err := s.WatchEvent(watchCtx, server.WatchEventMessageCallbacks{OnPeerUpdate: forward}, server.WatchPeer())
+	if err != nil {
+		stop()
+		s.Stop()
+		return fmt.Errorf("bgp: watch peers: %w", err)
+	}
+	e.s, e.stopW, e.routerID = s, stop, d.RouterID
+	e.stopping.Store(false)
+	return nil
+}
+
+// rejectReceivedRoutes keeps routes that peers send out of the RIB: the
+// node announces, it never routes by BGP, and a received route for one of
+// its own prefixes must never win over the node's path.
+func rejectReceivedRoutes(ctx context.Context, s *server.BgpServer) error {
+	const set, policy = "herald-any-neighbor", "herald-reject-received"
+	err := s.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: &api.DefinedSet{
+		DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: set, List: []string{"0.0.0.0/0", "::/0"},
+	}})
+	if err == nil {
+		err = s.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{Name: policy, Statements: []*api.Statement{{
+			Name:       policy,
+			Conditions: &api.Conditions{NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: set}},
+			Actions:    &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT},
+		}}}})
+	}
+	if err == nil {
+		err = s.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+			Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_IMPORT,
+			Policies: []*api.Policy{{Name: policy}}, DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT,
+		}})
+	}
+	if err != nil {
+		return fmt.Errorf("bgp: import policy: %w", err)
+	}
+	return nil
+}
+
+func (e *engine) addPeer(ctx context.Context, p Peer) {
+	e.nextID++
+	ps := &peerState{cfg: p, vrf: fmt.Sprintf("herald-%d", e.nextID), inGobgp: pathSet{}}
+	vrf, err := apiVrf(ps.vrf, e.nextID)
+	if err == nil {
+		err = e.s.AddVrf(ctx, &api.AddVrfRequest{Vrf: vrf})
+	}
+	if err == nil {
+		err = e.s.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, ps.vrf)})
+		if err != nil {
+			_ = e.s.DeleteVrf(ctx, &api.DeleteVrfRequest{Name: ps.vrf})
+		}
+	}
+	if err != nil {
+		e.status[p.Name] = PeerStatus{Name: p.Name, Address: p.Address, State: StateInvalid, Since: time.Now(), LastError: err.Error()}
+		e.log.Error("BGP peer not added", "peer", p.Name, "err", err)
+		return
+	}
+	e.peers[p.Name] = ps
+	e.byAddr[p.Address] = p.Name
+	e.resolveCrossNextHop(ps)
+	e.status[p.Name] = PeerStatus{Name: p.Name, Address: p.Address, State: StateIdle, Since: time.Now(), BFD: bfdLabel(p)}
+	e.log.Info("BGP peer added", "peer", p.Name, "address", p.Address, "peerASN", p.PeerASN, "myASN", p.MyASN)
+}
+
+func bfdLabel(p Peer) string {
+	if p.BFD == nil {
+		return ""
+	}
+	return "down"
+}
+
+// removePeer closes the session (Cease) and drops the peer's VRF with its paths.
+func (e *engine) removePeer(ctx context.Context, name string) {
+	ps := e.peers[name]
+	if err := e.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: ps.cfg.Address.String()}); err != nil {
+		e.log.Error("BGP peer not deleted", "peer", name, "err", err)
+	}
+	if err := e.s.DeleteVrf(ctx, &api.DeleteVrfRequest{Name: ps.vrf}); err != nil {
+		e.log.Error("BGP peer VRF not deleted", "peer", name, "err", err)
+	}
+	delete(e.peers, name)
+	delete(e.byAddr, ps.cfg.Address)
+	delete(e.status, name)
+	e.log.Info("BGP peer removed", "peer", name)
+}
+
+// recreatePeer replaces the neighbor of one peer; its VRF and paths stay,
+// so the new session starts with them. No other session is touched.
+func (e *engine) recreatePeer(ctx context.Context, p Peer) {
+	ps := e.peers[p.Name]
+	if err := e.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: ps.cfg.Address.String()}); err != nil {
+		e.log.Error("BGP peer not deleted", "peer", p.Name, "err", err)
+	}
+	delete(e.byAddr, ps.cfg.Address)
+	ps.cfg = p
+	ps.local, ps.crossNH, ps.crossErr = netip.Addr{}, netip.Addr{}, nil
+	ps.lastUpdates = 0
+	e.resolveCrossNextHop(ps)
+	st := e.status[p.Name]
+	st.Address, st.State, st.Since, st.BFD, st.LastError = p.Address, StateIdle, time.Now(), bfdLabel(p), ""
+	if err := e.s.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, ps.vrf)}); err != nil {
+		st.LastError = err.Error()
+		e.log.Error("BGP peer not re-created", "peer", p.Name, "err", err)
+	}
+	e.byAddr[p.Address] = p.Name
+	e.status[p.Name] = st
+	e.log.Info("BGP peer re-created", "peer", p.Name, "address", p.Address)
+}
+
+// nextHop returns the next hop for prefix on ps's session, or false while
+// it is not known (a cross-family path before the session was ever up).
+func (ps *peerState) nextHop(prefix netip.Prefix) (netip.Addr, bool) {
+	v6 := prefix.Addr().Is6()
+	if v6 == ps.cfg.Address.Is6() {
+		if v6 {
+			return netip.IPv6Unspecified(), true // gobgp puts in the session's local address
+		}
+		return netip.IPv4Unspecified(), true
+	}
+	if v6 && ps.cfg.NextHopIPv6.IsValid() {
+		return ps.cfg.NextHopIPv6, true
+	}
+	if !v6 && ps.cfg.NextHopIPv4.IsValid() {
+		return ps.cfg.NextHopIPv4, true
+	}
+	return ps.crossNH, ps.crossNH.IsValid()
+}
+
+// resolveCrossNextHop derives the other family's next hop from the
+// session's local address (known once the session was up).
+func (e *engine) resolveCrossNextHop(ps *peerState) {
+	local := ps.local
+	if !local.IsValid() {
+		local = ps.cfg.SourceAddress
+	}
+	if !local.IsValid() {
+		return
+	}
+	ifaces, err := systemInterfaces()
+	if err != nil {
+		ps.crossErr = err
+		return
+	}
+	nh, err := pickNextHop(local, ps.cfg.Address.Is4(), ifaces)
+	ps.crossErr = err
+	if nh != ps.crossNH {
+		ps.crossNH = nh
+		ps.crossDirty = true
+	}
+}
+
+// syncPaths makes ps's VRF hold want: only the difference is sent.
+func (e *engine) syncPaths(ctx context.Context, ps *peerState, want pathSet) {
+	ps.want = want
+	target := make(pathSet, len(want))
+	for prefix, p := range want {
+		if _, ok := ps.nextHop(prefix); ok {
+			target[prefix] = p
+		}
+	}
+	d := diffPaths(ps.inGobgp, target)
+	if ps.crossDirty {
+		// Same attributes, new next hop: announce again (an implicit replace).
+		for prefix, p := range target {
+			if _, had := ps.inGobgp[prefix]; had && sameAttrs(ps.inGobgp[prefix], p) && prefix.Addr().Is6() != ps.cfg.Address.Is6() {
+				d.announce = append(d.announce, p)
+			}
+		}
+		ps.crossDirty = false
+	}
+	if d.empty() {
+		return
+	}
+	var errs []error
+	if len(d.announce) > 0 {
+		add := make([]*apiutil.Path, 0, len(d.announce))
+		for _, p := range d.announce {
+			nh, _ := ps.nextHop(p.Prefix)
+			ap, err := apiPath(p, nh)
+			if err != nil {
+				errs = append(errs, err)
+				delete(target, p.Prefix)
+				continue
+			}
+			add = append(add, ap)
+		}
+		if len(add) > 0 {
+			if _, err := e.s.AddPath(apiutil.AddPathRequest{VRFID: ps.vrf, Paths: add}); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(d.withdraw) > 0 {
+		del := make([]*apiutil.Path, 0, len(d.withdraw))
+		for _, prefix := range d.withdraw {
+			if wp, err := apiWithdrawal(prefix); err == nil {
+				del = append(del, wp)
+			}
+		}
+		if err := e.s.DeletePath(apiutil.DeletePathRequest{VRFID: ps.vrf, Paths: del}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	ps.inGobgp = target
+	if err := errors.Join(errs...); err != nil {
+		st := e.status[ps.cfg.Name]
+		st.LastError = err.Error()
+		e.status[ps.cfg.Name] = st
+		e.log.Error("BGP paths not applied", "peer", ps.cfg.Name, "err", err)
+		return
+	}
+	e.log.Debug("BGP paths applied", "peer", ps.cfg.Name, "announced", len(d.announce), "withdrawn", len(d.withdraw))
+}

@@ -1,0 +1,120 @@
+package bgp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Router is the node's BGP speaker: an in-process gobgp server that is
+// driven to a Desired state. New does no I/O; Run does all the work.
+type Router struct {
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	desired *Desired // latest Set not yet applied; nil when none is pending
+	wake    chan struct{}
+
+	statusMu sync.RWMutex
+	status   []PeerStatus
+}
+
+// New returns a Router; it does no I/O and starts nothing.
+func New(opts Options) *Router {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.StatusInterval <= 0 {
+		opts.StatusInterval = time.Second
+	}
+	if opts.FlushTimeout <= 0 {
+		opts.FlushTimeout = 200 * time.Millisecond
+	}
+	return &Router{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1)}
+}
+
+// Set asks the Router to converge to d. It never blocks: a Set that
+// arrives while an earlier one is being applied replaces it, so only the
+// latest state is applied. d is copied; the caller may reuse it.
+func (r *Router) Set(d Desired) {
+	c := Desired{RouterID: d.RouterID, Peers: slices.Clone(d.Peers), Paths: make(map[string][]Path, len(d.Paths))}
+	for name, paths := range d.Paths {
+		c.Paths[name] = slices.Clone(paths)
+	}
+	r.mu.Lock()
+	r.desired = &c
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Router) takeDesired() (Desired, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.desired
+	r.desired = nil
+	if d == nil {
+		return Desired{}, false
+	}
+	return *d, true
+}
+
+// Status returns every peer's status, sorted by name.
+func (r *Router) Status() []PeerStatus {
+	r.statusMu.RLock()
+	defer r.statusMu.RUnlock()
+	return slices.Clone(r.status)
+}
+
+func (r *Router) publish(st map[string]PeerStatus) {
+	list := make([]PeerStatus, 0, len(st))
+	for _, name := range slices.Sorted(maps.Keys(st)) {
+		list = append(list, st[name])
+	}
+	r.statusMu.Lock()
+	r.status = list
+	r.statusMu.Unlock()
+}
+
+// Run starts gobgp, applies every Set as it comes and keeps Status fresh.
+// When ctx ends it withdraws every path (except from graceful-restart
+// peers, which keep them for their restart time), closes the sessions
+// with a Cease NOTIFICATION and returns nil; the withdrawals have left
+// the process by then.
+func (r *Router) Run(ctx context.Context) error {
+	if r.opts.Registerer != nil {
+		c := newCollector(r)
+		if err := r.opts.Registerer.Register(c); err != nil {
+			return fmt.Errorf("bgp: register metrics: %w", err)
+		}
+		defer r.opts.Registerer.Unregister(c)
+	}
+	e := newEngine(r)
+	defer e.stopServer(true)
+	tick := time.NewTicker(r.opts.StatusInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			e.stopServer(true)
+			e.publish()
+			return nil
+		case <-r.wake:
+			if d, ok := r.takeDesired(); ok {
+				e.apply(ctx, d)
+			}
+		case ev := <-e.events:
+			e.onPeerEvent(ev)
+		case <-tick.C:
+			e.refresh()
+		}
+		e.publish()
+	}
+}

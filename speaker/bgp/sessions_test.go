@@ -1,0 +1,191 @@
+package bgp
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/heraldlb/herald/e2e/routers"
+)
+
+// TestWrongPasswordThenFix: with a wrong TCP MD5 password the session stays
+// down and Status says why; fixing the password re-creates that session
+// only, the node's other session is not reset.
+func TestWrongPasswordThenFix(t *testing.T) {
+	l := newLab(t)
+	ctx := l.ctx
+	withPassword := func(o *routers.SessionOptions) { o.Password = "right-one" }
+	frr := l.startFRR(t, frrNeighbor(nodeV4, nodeASN, withPassword), frrNeighbor(nodeV6, nodeASN))
+	sp := startSpeaker(t, l.reg, l.node, "speaker")
+
+	md5 := nodePeer("md5", frrV4)
+	md5.Password = "wrong-one"
+	other := nodePeer("other", frrV6)
+	d := Desired{RouterID: routerID, Peers: []Peer{md5, other}, Paths: map[string][]Path{
+		"md5": {{Prefix: vip4}}, "other": {{Prefix: vip6}},
+	}}
+	sp.set(t, d)
+	before := waitEstablished(t, ctx, frr, nodeV6)
+
+	// Down for several connect attempts, and Status says what it sees.
+	deadline := time.Now().Add(6 * time.Second)
+	for time.Now().Before(deadline) {
+		n, err := frr.BGPNeighbor(ctx, nodeV4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Established() {
+			t.Fatal("session came up with a wrong MD5 password")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	st, err := sp.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st["md5"].Established() || !strings.Contains(st["md5"].LastError, "i/o timeout") {
+		t.Fatalf("status of the MD5 peer: %+v", st["md5"])
+	}
+	t.Logf("status with a wrong password: state %s, last error %q", st["md5"].State, st["md5"].LastError)
+
+	md5.Password = "right-one"
+	d.Peers[0] = md5
+	sp.set(t, d)
+	waitEstablished(t, ctx, frr, nodeV4)
+	waitFor(t, 10*time.Second, "path over the fixed session", func() error {
+		_, err := frrPathFrom(ctx, frr, vip4, nodeV4)
+		return err
+	})
+	assertNoReset(t, frr, before)
+}
+
+// TestChangedPeerRecreatesOnlyThatPeer: changing one peer's timers resets
+// that session and no other.
+func TestChangedPeerRecreatesOnlyThatPeer(t *testing.T) {
+	l := newLab(t)
+	ctx := l.ctx
+	frr := l.startFRR(t, frrNeighbor(nodeV4, nodeASN), frrNeighbor(nodeV6, nodeASN))
+	sp := startSpeaker(t, l.reg, l.node, "speaker")
+	a, b := nodePeer("a", frrV4), nodePeer("b", frrV6)
+	d := Desired{RouterID: routerID, Peers: []Peer{a, b}, Paths: map[string][]Path{"a": {{Prefix: vip4}}, "b": {{Prefix: vip6}}}}
+	sp.set(t, d)
+	before := waitEstablished(t, ctx, frr, nodeV4, nodeV6)
+
+	a.HoldTime, a.KeepaliveTime = 6*time.Second, 2*time.Second
+	d.Peers[0] = a
+	sp.set(t, d)
+	waitFor(t, 20*time.Second, "session a re-created with the new hold time", func() error {
+		n, err := frr.BGPNeighbor(ctx, nodeV4)
+		if err != nil {
+			return err
+		}
+		if !n.Established() || n.ConnectionsEstablished <= before[nodeV4].ConnectionsEstablished {
+			return fmt.Errorf("a: %s, %d connections", n.State, n.ConnectionsEstablished)
+		}
+		// FRR takes the lower hold time of the two OPENs: its own is 3 s.
+		if n.HoldTimeMsecs != 3000 {
+			return fmt.Errorf("a: hold time %d ms", n.HoldTimeMsecs)
+		}
+		_, err = frrPathFrom(ctx, frr, vip4, nodeV4)
+		return err
+	})
+	delete(before, nodeV4)
+	assertNoReset(t, frr, before)
+}
+
+// TestBFDDropsHungSpeaker: BFD at 100 ms x 3 comes up with FRR's bfdd;
+// when the speaker process hangs (SIGSTOP), FRR drops its route within
+// about a second, long before the 3 s hold timer.
+func TestBFDDropsHungSpeaker(t *testing.T) {
+	l := newLab(t)
+	ctx := l.ctx
+	withBFD := func(o *routers.SessionOptions) {
+		o.BFDProfile = "fast"
+		o.Keepalive, o.Hold = 10*time.Second, 30*time.Second
+	}
+	frr := l.startFRR(t, frrNeighbor(nodeV4, nodeASN, withBFD))
+	sp := startSpeaker(t, l.reg, l.node, "speaker")
+	p := nodePeer("tor", frrV4)
+	p.HoldTime, p.KeepaliveTime = 30*time.Second, 10*time.Second
+	p.BFD = &BFD{ReceiveInterval: 100 * time.Millisecond, TransmitInterval: 100 * time.Millisecond, DetectMultiplier: 3}
+	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"tor": {{Prefix: vip4}}}})
+	waitEstablished(t, ctx, frr, nodeV4)
+	waitFor(t, 15*time.Second, "BFD up on both sides with the route in place", func() error {
+		peers, err := frr.BFDPeers(ctx)
+		if err != nil {
+			return err
+		}
+		if len(peers) != 1 || peers[0].Status != "up" || peers[0].RemoteMultiplier != 3 || peers[0].RemoteTransmit != 100 {
+			return fmt.Errorf("FRR BFD peers: %+v", peers)
+		}
+		st, err := sp.status()
+		if err != nil {
+			return err
+		}
+		if st["tor"].BFD != "up" {
+			return fmt.Errorf("speaker BFD %q", st["tor"].BFD)
+		}
+		_, err = routers.KernelRouteFor(ctx, l.frr, vip4)
+		return err
+	})
+
+	if err := sp.proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, 5*time.Second, "route gone at FRR after SIGSTOP", func() error {
+		if _, err := frr.BGPRoute(ctx, vip4); err == nil {
+			return errStillUp
+		}
+		return nil
+	})
+	_ = sp.proc.Signal(syscall.SIGCONT)
+	t.Logf("SIGSTOP -> route withdrawn at FRR by BFD in %v", took.Round(time.Millisecond))
+	if took > 2*time.Second {
+		t.Errorf("BFD took %v to drop the route; 100 ms x 3 should take well under 2 s", took)
+	}
+}
+
+// TestSIGTERMWithdrawsAtOnce: on SIGTERM, Run withdraws and closes the
+// session with a Cease before the process exits.
+func TestSIGTERMWithdrawsAtOnce(t *testing.T) {
+	l := newLab(t)
+	ctx := l.ctx
+	frr := l.startFRR(t, frrNeighbor(nodeV4, nodeASN))
+	sp := startSpeaker(t, l.reg, l.node, "speaker")
+	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{nodePeer("tor", frrV4)}, Paths: map[string][]Path{"tor": {{Prefix: vip4}, {Prefix: vip6}}}})
+	waitEstablished(t, ctx, frr, nodeV4)
+	waitFor(t, 10*time.Second, "route at FRR", func() error {
+		_, err := frr.BGPRoute(ctx, vip4)
+		return err
+	})
+	if err := sp.proc.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, 5*time.Second, "route gone at FRR after SIGTERM", func() error {
+		if _, err := frr.BGPRoute(ctx, vip4); err == nil {
+			return errStillUp
+		}
+		return nil
+	})
+	t.Logf("SIGTERM -> withdrawal at FRR in %v (polling every 20 ms through vtysh)", took.Round(time.Millisecond))
+	select {
+	case <-sp.proc.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("speaker did not exit after SIGTERM")
+	}
+	if err := sp.proc.Wait(); err != nil {
+		t.Fatalf("speaker exit: %v", err)
+	}
+	n, err := frr.BGPNeighbor(ctx, nodeV4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.ToLower(n.LastResetDueTo), "notification") {
+		t.Errorf("FRR saw the session end by %q, want a NOTIFICATION (Cease)", n.LastResetDueTo)
+	}
+	if took > time.Second {
+		t.Errorf("withdrawal took %v", took)
+	}
+}
