@@ -2,6 +2,7 @@ package netns
 
 import (
 	"context"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -66,5 +67,44 @@ func TestNamespacesLinksAndProcessesAreRemoved(t *testing.T) {
 	}
 	if len(left) > 0 {
 		t.Fatalf("left behind after Close: %v", left)
+	}
+}
+
+func TestRemoveDeletesOneNamespaceAndItsProcesses(t *testing.T) {
+	if err := RequireRoot(); err != nil {
+		t.Skip(err)
+	}
+	ctx := context.Background()
+	reg := New(UniquePrefix(), nil)
+	t.Cleanup(func() { _ = reg.Close() })
+	keep, err := reg.Add(ctx, "keep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := reg.Add(ctx, "gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := reg.Start(gone, "sleeper", "", nil, "sleep", "300")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Remove(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a process inside a removed namespace survived")
+	}
+	out, _ := run(ctx, "ip", "netns", "list")
+	if strings.Contains(out, gone.Name) || !strings.Contains(out, keep.Name) {
+		t.Fatalf("after Remove(%s) the namespaces are:\n%s", gone.Name, out)
+	}
+	if ProcessStartTime(p.PID) != 0 {
+		t.Errorf("ProcessStartTime of an ended process should be 0")
+	}
+	if ProcessStartTime(os.Getpid()) == 0 {
+		t.Errorf("ProcessStartTime of this process should not be 0")
 	}
 }

@@ -133,6 +133,10 @@ func (p *Proc) Kill() error {
 	return p.Stop(0)
 }
 
+// ProcessStartTime is startTime for callers that record their own processes
+// (the lab's owner file): 0 if pid does not exist.
+func ProcessStartTime(pid int) uint64 { return startTime(pid) }
+
 // startTime is the process start time in clock ticks (field 22 of /proc/pid/stat),
 // which tells a live tracked process from a later one that reused its PID.
 func startTime(pid int) uint64 {

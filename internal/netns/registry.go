@@ -116,6 +116,22 @@ func (r *Registry) Veth(ctx context.Context, a *NS, aIf string, b *NS, bIf strin
 	return err
 }
 
+// Remove deletes one namespace before the run ends (a lab pod going away,
+// say): it ends whatever still runs inside it, then deletes it.
+func (r *Registry) Remove(ctx context.Context, ns *NS) error {
+	killNamespacePIDs(ctx, ns.Name)
+	_, err := run(ctx, "ip", "netns", "del", ns.Name)
+	r.mu.Lock()
+	for i, n := range r.namespaces {
+		if n == ns {
+			r.namespaces = append(r.namespaces[:i], r.namespaces[i+1:]...)
+			break
+		}
+	}
+	r.mu.Unlock()
+	return err
+}
+
 // Close ends every process of the run by PID (SIGTERM, then SIGKILL after a
 // grace period) and deletes every namespace. It is safe to call twice.
 func (r *Registry) Close() error {

@@ -243,12 +243,14 @@ func (e *Env) WriteKubeconfig(path, server string) error {
 
 // LogTail returns the last n lines of a component's log ("" if there is none).
 func (e *Env) LogTail(component string, n int) string {
-	return tail(e.logPath(component), n)
+	return TailFile(e.logPath(component), n)
 }
 
 func (e *Env) logPath(name string) string { return filepath.Join(e.Dir, "logs", name+".log") }
 
-func tail(path string, n int) string {
+// TailFile returns the last n lines of a file ("" if it cannot be read),
+// for failure messages that show a process's log.
+func TailFile(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""

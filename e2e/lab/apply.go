@@ -1,0 +1,33 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Kubectl runs the lab's kubectl with the admin kubeconfig and returns its output.
+func (l *Lab) Kubectl(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(l.Env.BinDir, "kubectl"), append([]string{"--kubeconfig", l.Env.Kubeconfig}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// Apply runs kubectl apply for manifest files or folders.
+func (l *Lab) Apply(ctx context.Context, paths ...string) error {
+	args := []string{"apply"}
+	for _, p := range paths {
+		args = append(args, "-f", p)
+	}
+	_, err := l.Kubectl(ctx, args...)
+	return err
+}
+
+// DemoManifest is the demo workload (Deployment web + LoadBalancer Service
+// web in namespace demo), relative to the repository root.
+const DemoManifest = "e2e/lab/demo/web.yaml"

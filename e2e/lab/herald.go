@@ -1,0 +1,97 @@
+package lab
+
+import (
+	"fmt"
+
+	"github.com/heraldlb/herald/internal/netns"
+)
+
+// StartController runs Herald's controller (or any program) in the host
+// namespace, where it reaches the API server on loopback. KUBECONFIG is set
+// to the admin kubeconfig; {kubeconfig} in the args expands to it. The
+// component is named "controller"; a second call starts "controller-2", ...
+func (l *Lab) StartController(spec ComponentSpec) (*Component, error) {
+	spec.Args = expand(spec.Args, map[string]string{"kubeconfig": l.Env.Kubeconfig})
+	spec.Env = append([]string{"KUBECONFIG=" + l.Env.Kubeconfig}, spec.Env...)
+	return l.startComponent(l.uniqueName("controller"), nil, spec)
+}
+
+// StartSpeaker runs a speaker (or any program) inside node's namespace, so
+// it sees the node's LAN interface (eth0) and addresses. KUBECONFIG points at
+// the node-local API server proxy, NODE_NAME is the node's name; {node},
+// {kubeconfig}, {nodeIPv4}, {nodeIPv6} and {index} in the args expand.
+// The component is named "speaker-<node>".
+func (l *Lab) StartSpeaker(node string, spec ComponentSpec) (*Component, error) {
+	n := l.Node(node)
+	if n == nil {
+		return nil, fmt.Errorf("lab: no node %q", node)
+	}
+	spec.Args = expand(spec.Args, nodeVars(n))
+	spec.Env = append([]string{"KUBECONFIG=" + n.Kubeconfig, "NODE_NAME=" + n.Name}, spec.Env...)
+	return l.startComponent(l.uniqueName("speaker-"+n.Name), n.NS, spec)
+}
+
+// StartSpeakers runs one speaker per node with the same spec.
+func (l *Lab) StartSpeakers(spec ComponentSpec) ([]*Component, error) {
+	var out []*Component
+	for _, n := range l.Nodes {
+		c, err := l.StartSpeaker(n.Name, spec)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Component returns the Herald component called name ("controller",
+// "speaker-node1"), a node's kube-proxy ("kube-proxy-node1"), or nil.
+func (l *Lab) Component(name string) *Component {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.components {
+		if c.Name == name {
+			return c
+		}
+	}
+	for _, n := range l.Nodes {
+		if n.KubeProxy != nil && n.KubeProxy.Name == name {
+			return n.KubeProxy
+		}
+	}
+	return nil
+}
+
+// Components lists the Herald components started so far.
+func (l *Lab) Components() []*Component {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]*Component(nil), l.components...)
+}
+
+func (l *Lab) uniqueName(base string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	name := base
+	for i := 2; ; i++ {
+		taken := false
+		for _, c := range l.components {
+			taken = taken || c.Name == name
+		}
+		if !taken {
+			return name
+		}
+		name = fmt.Sprintf("%s-%d", base, i)
+	}
+}
+
+func (l *Lab) startComponent(name string, ns *netns.NS, spec ComponentSpec) (*Component, error) {
+	c := newComponent(l.Reg, l.logDir(), name, ns, spec)
+	if err := c.Start(); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.components = append(l.components, c)
+	l.mu.Unlock()
+	return c, nil
+}

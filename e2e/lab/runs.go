@@ -1,0 +1,90 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/heraldlb/herald/internal/netns"
+)
+
+// ownerFile, in a run's netns state directory, names the process that owns
+// the lab ("<pid> <start time>"), so a later run can tell a crashed lab
+// from one that is still in use.
+const ownerFile = "owner"
+
+func writeOwner(reg *netns.Registry) error {
+	if err := os.MkdirAll(reg.StateDir(), 0o755); err != nil {
+		return err
+	}
+	pid := os.Getpid()
+	return os.WriteFile(filepath.Join(reg.StateDir(), ownerFile), fmt.Appendf(nil, "%d %d\n", pid, netns.ProcessStartTime(pid)), 0o644)
+}
+
+// Run is a lab (or any internal/netns run) present on this machine.
+type Run struct {
+	Prefix string
+	// Owner is the PID that started it, if it was a lab; OwnerAlive says
+	// whether that process still runs.
+	Owner      int
+	OwnerAlive bool
+}
+
+// Stale reports whether the run is a lab whose owner has died.
+func (r Run) Stale() bool { return r.Owner != 0 && !r.OwnerAlive }
+
+// Runs lists the runs whose namespaces or state exist.
+func Runs(ctx context.Context) ([]Run, error) {
+	prefixes, err := netns.Prefixes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var runs []Run
+	for _, p := range prefixes {
+		r := Run{Prefix: p}
+		if b, err := os.ReadFile(filepath.Join(netns.StateRoot, p, ownerFile)); err == nil {
+			var start uint64
+			if _, err := fmt.Sscanf(string(b), "%d %d", &r.Owner, &start); err == nil {
+				r.OwnerAlive = start != 0 && netns.ProcessStartTime(r.Owner) == start
+			}
+		}
+		runs = append(runs, r)
+	}
+	return runs, nil
+}
+
+// CleanupRun removes everything of the run with prefix: processes,
+// namespaces, state, and the lab's temporary run directory.
+func CleanupRun(ctx context.Context, prefix string) error {
+	err := netns.Cleanup(ctx, prefix)
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "herald-lab-"+prefix+"-*"))
+	for _, d := range dirs {
+		err = errors.Join(err, os.RemoveAll(d))
+	}
+	return err
+}
+
+// CleanupStale removes every lab whose owner process has died (a test
+// binary that panicked, a killed `herald-lab up`) and returns their prefixes.
+// Runs of live processes and runs without an owner file are left alone.
+func CleanupStale(ctx context.Context) ([]string, error) {
+	runs, err := Runs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var cleaned []string
+	var errs []error
+	for _, r := range runs {
+		if !r.Stale() {
+			continue
+		}
+		if err := CleanupRun(ctx, r.Prefix); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.Prefix, err))
+			continue
+		}
+		cleaned = append(cleaned, r.Prefix)
+	}
+	return cleaned, errors.Join(errs...)
+}

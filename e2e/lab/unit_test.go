@@ -1,0 +1,71 @@
+package lab
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAddressPlanReadsAlikeInBothFamilies(t *testing.T) {
+	cases := []struct{ got, want string }{
+		{hostAddr(LANv4, hostNode0+1).String(), "10.0.0.11"},
+		{hostAddr(LANv6, hostNode0+1).String(), "fd00:10::11"},
+		{hostAddr(LANv6, hostClient).String(), "fd00:10::100"},
+		{hostAddr(ExtFRRv6, hostExt).String(), "fd00:11::2"},
+	}
+	for _, c := range cases {
+		if c.got != c.want {
+			t.Errorf("got %s, want %s", c.got, c.want)
+		}
+	}
+	v4, v6 := podCIDRs(12)
+	if v4.String() != "10.244.12.0/24" || v6.String() != "fd00:244:12::/64" {
+		t.Errorf("node 12 pod CIDRs %s %s, want 10.244.12.0/24 fd00:244:12::/64", v4, v6)
+	}
+	if !ClusterCIDRv6.Contains(v6.Addr()) || !ClusterCIDRv4.Contains(v4.Addr()) {
+		t.Errorf("pod CIDRs %s %s outside the cluster CIDRs", v4, v6)
+	}
+}
+
+func TestFaultRulesDropPartitionsAndLoss(t *testing.T) {
+	rules := faultRules([][2]string{{"node1", "node2"}, {"node2", "node1"}}, map[string]int{"node3": 30, "client": 100})
+	for _, want := range []string{
+		`iifname "node1" oifname "node2" drop`,
+		`iifname "node2" oifname "node1" drop`,
+		`iifname "node3" numgen random mod 100 < 30 drop`,
+		`oifname "node3" numgen random mod 100 < 30 drop`,
+		`iifname "client" drop`,
+		"delete table bridge " + faultTable,
+	} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("rules lack %q:\n%s", want, rules)
+		}
+	}
+	if empty := faultRules(nil, nil); strings.Contains(empty, "drop") {
+		t.Errorf("no faults should give no drop rule:\n%s", empty)
+	}
+}
+
+func TestExpandReplacesPlaceholders(t *testing.T) {
+	got := expand([]string{"--node-name={node}", "--kubeconfig={kubeconfig}", "x"}, map[string]string{"node": "node2", "kubeconfig": "/k"})
+	if strings.Join(got, " ") != "--node-name=node2 --kubeconfig=/k x" {
+		t.Errorf("expand = %q", got)
+	}
+}
+
+func TestSummarizeFindsTheLongestOutage(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	at := func(ms int, node, err string) Sample {
+		return Sample{Sent: t0.Add(time.Duration(ms) * time.Millisecond), Node: node, Err: err}
+	}
+	s := Summarize([]Sample{
+		at(0, "node1", ""), at(10, "node1", ""), at(20, "", "timeout"), at(30, "", "timeout"),
+		at(40, "node2", ""), at(50, "", "refused"), at(60, "node2", ""),
+	})
+	if s.Total != 7 || s.Failed != 3 || s.ByNode["node1"] != 2 || s.ByNode["node2"] != 2 {
+		t.Errorf("summary %+v", s)
+	}
+	if s.LongestOutage != 30*time.Millisecond {
+		t.Errorf("longest outage %v, want 30ms (last answer at 10ms, next at 40ms)", s.LongestOutage)
+	}
+}

@@ -1,0 +1,135 @@
+// Package labtest shares one lab among all tests of a package, since each
+// lab costs a control plane. Use it from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(labtest.Main(m, lab.Options{})) }
+//
+//	func TestSomething(t *testing.T) {
+//		l := labtest.Lab(t) // started on first use, closed after the last test
+//		...
+//	}
+//
+// The lab starts only when a test asks for it, so `go test -run Unit` costs
+// nothing. It is closed after m.Run, on SIGINT/SIGTERM, and shortly before
+// the -timeout deadline (whose panic would otherwise leave it behind).
+package labtest
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/internal/netns"
+)
+
+var (
+	mu      sync.Mutex
+	opts    lab.Options
+	shared  *lab.Lab
+	failure error
+	closed  bool
+)
+
+// Main runs the tests with a shared lab built from o and returns the exit code.
+func Main(m *testing.M, o lab.Options) int {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	mu.Lock()
+	opts = o
+	mu.Unlock()
+	if o.Log == nil && testing.Verbose() {
+		opts.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	go func() {
+		if s, ok := <-sig; ok {
+			fmt.Fprintf(os.Stderr, "labtest: %v: closing the lab\n", s)
+			closeShared()
+			os.Exit(130)
+		}
+	}()
+	if d := testTimeout(); d > 0 {
+		margin := min(30*time.Second, d/10)
+		t := time.AfterFunc(d-margin, func() {
+			fmt.Fprintf(os.Stderr, "labtest: -timeout %v nearly reached: closing the lab before the test binary panics\n", d)
+			closeShared()
+		})
+		defer t.Stop()
+	}
+	code := m.Run()
+	closeShared()
+	return code
+}
+
+func testTimeout() time.Duration {
+	f := flag.Lookup("test.timeout")
+	if f == nil {
+		return 0
+	}
+	d, _ := time.ParseDuration(f.Value.String())
+	return d
+}
+
+func closeShared() {
+	mu.Lock()
+	defer mu.Unlock()
+	closed = true
+	if shared != nil {
+		if err := shared.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "labtest: closing the lab:", err)
+		}
+		shared = nil
+	}
+}
+
+// Lab returns the package's shared lab, starting it on first use. It skips
+// the test without root, fails it if the lab cannot start (every later test
+// fails at once with the same error), and after the test clears any faults
+// it left (partitions, loss, cut links). When the test failed it logs the
+// tail of each Herald component's log.
+func Lab(t testing.TB) *lab.Lab {
+	t.Helper()
+	if err := netns.RequireRoot(); err != nil {
+		t.Skip("the lab needs root:", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if closed {
+		t.Fatal("labtest: the shared lab is closed (was labtest.Main used in TestMain, and is the -timeout near?)")
+	}
+	if shared == nil && failure == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		shared, failure = lab.Start(ctx, opts)
+		cancel()
+		if failure == nil {
+			t.Logf("lab %s up in %v (dir %s)", shared.Prefix, shared.StartupTime.Round(time.Millisecond), shared.Dir)
+		}
+	}
+	if failure != nil {
+		t.Fatalf("labtest: the lab did not start: %v", failure)
+	}
+	l := shared
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, c := range l.Components() {
+				t.Logf("last lines of %s (%s):\n%s", c.Name, c.LogPath, c.LogTail(20))
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := l.ClearFaults(ctx); err != nil {
+			t.Errorf("labtest: clearing faults after the test: %v", err)
+		}
+	})
+	return l
+}
