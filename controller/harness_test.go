@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+	"github.com/heraldlb/herald/controller/options"
+	"github.com/heraldlb/herald/internal/k8s"
+	"github.com/heraldlb/herald/internal/testenv"
+)
+
+// harness is a real control plane plus clients that bypass any cache.
+type harness struct {
+	env          *testenv.Env
+	c            client.Client
+	cs           kubernetes.Interface
+	incarnations int
+}
+
+func newHarness(t *testing.T, opts ...testenv.Option) *harness {
+	t.Helper()
+	env := testenv.Start(t, opts...)
+	scheme, err := k8s.Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(env.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{env: env, c: c, cs: cs}
+	h.createNamespace(t, v1beta1.Namespace, nil)
+	return h
+}
+
+func (h *harness) createNamespace(t *testing.T, name string, labels map[string]string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	if err := h.c.Create(context.Background(), ns); err != nil {
+		t.Fatalf("create namespace %s: %v", name, err)
+	}
+}
+
+// controllerOptions are the defaults for a test: no metrics or probe ports
+// unless asked, quick leader election.
+func (h *harness) controllerOptions() options.Options {
+	o := options.Defaults()
+	o.Kubeconfig = h.env.Kubeconfig
+	o.MetricsBindAddress = "0"
+	o.HealthProbeBindAddress = "0"
+	o.LogLevel = "debug"
+	o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
+	return o
+}
+
+// runController runs one controller incarnation in-process, logging to
+// logs/herald-controller-N.log in the control plane's folder, and returns a
+// stop function that cancels it and waits until it has returned. Stop also
+// runs at cleanup.
+func (h *harness) runController(t *testing.T, o options.Options) (stop func()) {
+	t.Helper()
+	h.incarnations++
+	name := fmt.Sprintf("herald-controller-%d", h.incarnations)
+	f, err := os.Create(filepath.Join(h.env.Dir, "logs", name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := k8s.NewLogger(f, slog.LevelDebug)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, o, log) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("controller returned: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("controller did not stop within 30s")
+		}
+		if t.Failed() {
+			t.Logf("last lines of %s.log:\n%s", name, h.env.LogTail(name, 40))
+		}
+	}
+	t.Cleanup(func() { f.Close() })
+	t.Cleanup(stop)
+	return stop
+}
+
+// eventually polls cond every 100 ms until it holds or timeout passes; the
+// failure says what was last seen.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s; last seen: %s", what, timeout, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func describe(svc *corev1.Service) string {
+	return fmt.Sprintf("ingress=%v conditions=%v", svc.Status.LoadBalancer.Ingress, svc.Status.Conditions)
+}
+
+// metricSum adds up the samples of a metric whose label set contains every
+// one of labels (as `key="value"`); found is false when there is none.
+func metricSum(body, name string, labels ...string) (sum float64, found bool) {
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		series := line[:i]
+		match := true
+		for _, l := range labels {
+			match = match && strings.Contains(series, l)
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[i+1:], &v); err != nil || !match {
+			continue
+		}
+		sum += v
+		found = true
+	}
+	return sum, found
+}
+
+// waitIdle waits until the controller serving metrics on port has
+// reconciled at least services Services and has nothing queued or running.
+func waitIdle(t *testing.T, port int, services int, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, "controller idle", func() (bool, string) {
+		body, err := scrapeBody(port)
+		if err != nil {
+			return false, err.Error()
+		}
+		done, _ := metricSum(body, "controller_runtime_reconcile_total", `controller="service"`)
+		depth, ok1 := metricSum(body, "workqueue_depth", `name="service"`)
+		active, ok2 := metricSum(body, "controller_runtime_active_workers", `controller="service"`)
+		return ok1 && ok2 && done >= float64(services) && depth == 0 && active == 0,
+			fmt.Sprintf("reconciled %v, queued %v, active %v", done, depth, active)
+	})
+}

@@ -1,0 +1,109 @@
+// Command herald-controller assigns LoadBalancer IPs to Services from
+// Herald's IP pools, writes them to the Services' status, and keeps the
+// status of Herald's config objects. See docs/controller.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/heraldlb/herald/controller/options"
+	"github.com/heraldlb/herald/controller/reconcile"
+	"github.com/heraldlb/herald/internal/config"
+	"github.com/heraldlb/herald/internal/k8s"
+)
+
+// leaseName is the Lease (in herald-system) the replicas compete for.
+const leaseName = "herald-controller"
+
+func main() {
+	opts, err := options.Parse(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "herald-controller:", err)
+		os.Exit(2)
+	}
+	level, _ := k8s.ParseLevel(opts.LogLevel)
+	log := k8s.NewLogger(os.Stderr, level)
+	if err := run(ctrl.SetupSignalHandler(), opts, log); err != nil {
+		log.Error("herald-controller failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+// run wires the controller and runs it until ctx ends. Tests call it
+// in-process, once per controller incarnation.
+func run(ctx context.Context, opts options.Options, log *slog.Logger) error {
+	crLog := k8s.UseLogger(log)
+	cfg, err := k8s.RESTConfig(opts.Kubeconfig, float32(opts.KubeAPIQPS), opts.KubeAPIBurst, "herald-controller")
+	if err != nil {
+		return err
+	}
+	lease := ""
+	if opts.LeaderElect {
+		lease = leaseName
+	}
+	mgr, err := k8s.NewManager(cfg, k8s.ManagerOptions{
+		Logger:                  crLog,
+		MetricsBindAddress:      opts.MetricsBindAddress,
+		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
+		LeaderElectionID:        lease,
+		LeaseDuration:           opts.LeaseDuration,
+		RenewDeadline:           opts.RenewDeadline,
+		RetryPeriod:             opts.RetryPeriod,
+		MaxConcurrentReconciles: 1,
+	})
+	if err != nil {
+		return err
+	}
+
+	allocs := reconcile.NewAllocations()
+	serviceQueue := &reconcile.Queue[ctrlreconcile.Request]{}
+	statusQueue := &reconcile.Queue[config.Ref]{}
+	events := k8s.Events{Recorder: mgr.GetEventRecorder("herald-controller")}
+
+	configs := &reconcile.ConfigReconciler{
+		Client: mgr.GetClient(), Allocs: allocs, Log: log.With("controller", "config"),
+		Services: serviceQueue, Status: statusQueue,
+	}
+	services := &reconcile.ServiceReconciler{
+		Client: mgr.GetClient(), Allocs: allocs, Class: opts.LBClass, Events: events,
+		Log: log.With("controller", "service"), Queue: serviceQueue, PoolStatus: statusQueue,
+	}
+	statuses := &reconcile.ConfigStatusReconciler{
+		Client: mgr.GetClient(), Allocs: allocs, Model: configs.Model, Events: events,
+		Log: log.With("controller", "config-status"), Queue: statusQueue,
+	}
+	memberlist := &reconcile.MemberlistKeyReconciler{Client: mgr.GetClient(), Log: log.With("controller", "memberlist-key")}
+	importer := &reconcile.Importer{
+		Reader: mgr.GetAPIReader(), Cache: mgr.GetClient(), Allocs: allocs, Config: configs,
+		Class: opts.LBClass, Log: log.With("component", "import"),
+	}
+
+	if err := configs.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := services.SetupWithManager(mgr, opts.Workers); err != nil {
+		return err
+	}
+	if err := statuses.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := memberlist.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := mgr.Add(importer); err != nil {
+		return err
+	}
+	log.Info("starting", "lbClass", opts.LBClass, "leaderElect", opts.LeaderElect, "workers", opts.Workers)
+	return mgr.Start(ctx)
+}
