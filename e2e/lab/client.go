@@ -45,8 +45,14 @@ func (h *Host) Get(ctx context.Context, url string) (echo.Reply, error) {
 	return rep, nil
 }
 
-// URL returns http://ip:port/ with IPv6 bracketed.
+// URL returns http://ip:port/ with IPv6 bracketed (and no :80).
 func URL(ip string, port int) string {
+	if port == 80 {
+		if strings.Contains(ip, ":") {
+			return "http://[" + ip + "]/"
+		}
+		return "http://" + ip + "/"
+	}
 	return "http://" + net.JoinHostPort(ip, fmt.Sprint(port)) + "/"
 }
 

@@ -56,9 +56,11 @@ func (l *Lab) registerNode(ctx context.Context, n *Node) error {
 		},
 		Conditions: []corev1.NodeCondition{readyCondition(true)},
 		NodeInfo: corev1.NodeSystemInfo{
-			KubeletVersion:  testenv.KubeVersion,
-			OperatingSystem: "linux",
-			Architecture:    "amd64",
+			KubeletVersion:          testenv.KubeVersion,
+			OSImage:                 "Herald lab (network namespace " + n.NS.Name + ")",
+			ContainerRuntimeVersion: "herald-lab://echo",
+			OperatingSystem:         "linux",
+			Architecture:            "amd64",
 		},
 	}
 	if _, err := l.Kube.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
