@@ -149,7 +149,8 @@ func (l *Layer2) Set(desired []Announcement) {
 	l.notify(changes)
 }
 
-// Status lists, sorted by IP, where each IP of the last Set is announced.
+// Status lists, sorted by IP, where each IP of the last Set is announced
+// (nothing while Run is not running).
 func (l *Layer2) Status() []Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
