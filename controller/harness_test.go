@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,12 +21,14 @@ import (
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/controller/options"
 	"github.com/heraldlb/herald/internal/k8s"
+	"github.com/heraldlb/herald/internal/netns"
 	"github.com/heraldlb/herald/internal/testenv"
 )
 
 // harness is a real control plane plus clients that bypass any cache.
 type harness struct {
 	env          *testenv.Env
+	reg          *netns.Registry // the control plane's processes and the controllers run as processes
 	c            client.Client
 	cs           kubernetes.Interface
 	incarnations int
@@ -32,7 +36,13 @@ type harness struct {
 
 func newHarness(t *testing.T, opts ...testenv.Option) *harness {
 	t.Helper()
-	env := testenv.Start(t, opts...)
+	reg := netns.New(netns.UniquePrefix(), nil)
+	t.Cleanup(func() {
+		if err := reg.Close(); err != nil {
+			t.Errorf("ending processes: %v", err)
+		}
+	})
+	env := testenv.Start(t, append(opts, testenv.WithRegistry(reg))...)
 	scheme, err := k8s.Scheme()
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +55,7 @@ func newHarness(t *testing.T, opts ...testenv.Option) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{env: env, c: c, cs: cs}
+	h := &harness{env: env, reg: reg, c: c, cs: cs}
 	h.createNamespace(t, v1beta1.Namespace, nil)
 	return h
 }
@@ -182,4 +192,55 @@ func waitIdle(t *testing.T, port int, services int, timeout time.Duration) {
 		return ok1 && ok2 && done >= float64(services) && depth == 0 && active == 0,
 			fmt.Sprintf("reconciled %v, queued %v, active %v", done, depth, active)
 	})
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// TestMain removes the controller binary some tests build.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// controllerBinary builds herald-controller from this package, once per test run.
+func controllerBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "herald-controller-test"); buildErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "herald-controller"), ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "herald-controller")
+}
+
+// startProcess runs herald-controller as a process tracked by PID, logging
+// to logs/<name>.log in the control plane's folder.
+func (h *harness) startProcess(t *testing.T, name string, args ...string) *netns.Proc {
+	t.Helper()
+	bin := controllerBinary(t)
+	p, err := h.reg.Start(nil, name, filepath.Join(h.env.Dir, "logs", name+".log"), nil, append([]string{bin}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = p.Stop(10 * time.Second)
+		if t.Failed() {
+			t.Logf("last lines of %s.log:\n%s", name, h.env.LogTail(name, 30))
+		}
+	})
+	return p
 }
