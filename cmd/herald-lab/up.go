@@ -36,7 +36,7 @@ func parseUp(args []string, root string) upFlags {
 	fs.StringVar(&f.dir, "dir", "", "run directory (default: a new temporary directory, removed on exit)")
 	fs.BoolVar(&f.keep, "keep", false, "keep the run directory (logs) after exit")
 	fs.StringVar(&f.controller, "controller", filepath.Join(root, "bin", "herald-controller"), "controller binary (skipped if missing)")
-	fs.StringVar(&f.controllerArgs, "controller-args", "--kubeconfig={kubeconfig}", "controller arguments ({kubeconfig} expands)")
+	fs.StringVar(&f.controllerArgs, "controller-args", "--kubeconfig={kubeconfig} --metrics-bind-address=0 --health-probe-bind-address=0", "controller arguments ({kubeconfig} expands); it runs in the host namespace, so no listeners by default")
 	fs.StringVar(&f.speaker, "speaker", filepath.Join(root, "bin", "herald-speaker"), "speaker binary, one per node (skipped if missing)")
 	fs.StringVar(&f.spkrArgs, "speaker-args", "--kubeconfig={kubeconfig} --node-name={node}", "speaker arguments ({node}, {kubeconfig}, {nodeIPv4}, {nodeIPv6} expand)")
 	fs.BoolVar(&f.noHerald, "no-herald", false, "do not start Herald; set the Service's IP by hand")
@@ -84,14 +84,15 @@ func up(args []string) error {
 		l.Prefix, l.StartupTime.Round(100*time.Millisecond), len(l.Nodes), l.FRR.IPv4, lab.FRRASN, l.BIRD.IPv4, lab.BIRDASN)
 
 	herald := !f.noHerald && f.ingressIPs == "" && exists(f.controller)
+	speakers := false
 	if herald {
-		if err := startHerald(l, f); err != nil {
+		if speakers, err = startHerald(l, f); err != nil {
 			return err
 		}
 	} else if !f.noHerald && f.ingressIPs == "" {
 		fmt.Printf("no controller at %s (make build): setting the external IP by hand\n", f.controller)
 	}
-	demo, err := deployDemo(ctx, l, root, f)
+	demo, err := deployDemo(ctx, l, root, f, speakers)
 	if err != nil {
 		return err
 	}
@@ -105,25 +106,26 @@ func exists(path string) bool {
 	return err == nil && !fi.IsDir()
 }
 
-// startHerald runs the controller in the host namespace and one speaker per node.
-func startHerald(l *lab.Lab, f upFlags) error {
+// startHerald runs the controller in the host namespace and one speaker per
+// node (if the speaker binary exists), and reports whether speakers run.
+func startHerald(l *lab.Lab, f upFlags) (bool, error) {
 	c, err := l.StartController(lab.ComponentSpec{Binary: f.controller, Args: strings.Fields(f.controllerArgs)})
 	if err != nil {
-		return err
+		return false, err
 	}
 	fmt.Printf("started %s (pid %d), log %s\n", c.Name, c.Proc().PID, c.LogPath)
 	if !exists(f.speaker) {
 		fmt.Printf("no speaker at %s: nothing will announce the IPs\n", f.speaker)
-		return nil
+		return false, nil
 	}
 	speakers, err := l.StartSpeakers(lab.ComponentSpec{Binary: f.speaker, Args: strings.Fields(f.spkrArgs)})
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, s := range speakers {
 		fmt.Printf("started %s (pid %d), log %s\n", s.Name, s.Proc().PID, s.LogPath)
 	}
-	return nil
+	return true, nil
 }
 
 // demoResult is what the demo showed.
@@ -137,7 +139,7 @@ type demoResult struct {
 // deployDemo applies the samples and the demo, gets the Service an external
 // IP (from Herald, or by hand plus a static route on FRR) and sends one
 // request from the client that should reach it.
-func deployDemo(ctx context.Context, l *lab.Lab, root string, f upFlags) (demoResult, error) {
+func deployDemo(ctx context.Context, l *lab.Lab, root string, f upFlags, speakers bool) (demoResult, error) {
 	var res demoResult
 	for _, s := range strings.Split(f.samples, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -178,6 +180,10 @@ func deployDemo(ctx context.Context, l *lab.Lab, root string, f upFlags) (demoRe
 		res.ips = ips
 	}
 	res.client = clientFor(l, res.ips[0])
+	if manual == "" && !speakers {
+		res.err = errors.New("no speaker runs, so nothing announces the IP yet (make build, or --speaker)")
+		return res, nil
+	}
 	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	for {

@@ -48,7 +48,8 @@ func TestFailureToolsCutPartitionAndDropTraffic(t *testing.T) {
 	if err := l.Heal(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !reachable(&n1.Host, n2.IPv4.String()) {
+	// A neighbour entry left half-resolved by the partition retries within a second.
+	if err := waitFor(ctx, func() bool { return reachable(&n1.Host, n2.IPv4.String()) }); err != nil {
 		t.Errorf("%s does not reach %s after Heal", n1.Name, n2.Name)
 	}
 

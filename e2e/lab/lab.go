@@ -192,6 +192,9 @@ func (l *Lab) startNodes(ctx, bg context.Context) error {
 	}
 	l.wg.Add(1)
 	go func() { defer l.wg.Done(); <-bg.Done(); proxy.wg.Wait() }()
+	if err := l.createInstallNamespace(ctx); err != nil {
+		return err
+	}
 
 	l.kubelet = newKubelet(l, l.opts.EchoCommand)
 	ready := make(chan struct{})

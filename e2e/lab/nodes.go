@@ -18,6 +18,21 @@ import (
 	"github.com/heraldlb/herald/internal/testenv"
 )
 
+// InstallNamespace is Herald's install namespace (Lease, Secrets, Events);
+// the lab creates it, labelled as config/default/namespace.yaml does.
+const InstallNamespace = "herald-system"
+
+func (l *Lab) createInstallNamespace(ctx context.Context) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name:   InstallNamespace,
+		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "privileged"},
+	}}
+	if _, err := l.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("lab: create namespace %s: %w", InstallNamespace, err)
+	}
+	return nil
+}
+
 // registerNode creates the Node object the way a kubelet would: both LAN
 // addresses as InternalIP, the pod CIDRs, capacity for a hundred pods and
 // a Ready condition. The node lifecycle controller is off, so Ready holds
