@@ -64,11 +64,11 @@ func list() error {
 	for _, r := range runs {
 		switch {
 		case r.Owner == 0:
-			fmt.Printf("%s  (not a lab, or no owner recorded)\n", r.Prefix)
+			fmt.Printf("%s  (no owner recorded: not started by the lab or testenv)\n", r.Prefix)
 		case r.OwnerAlive:
-			fmt.Printf("%s  lab of pid %d, running\n", r.Prefix, r.Owner)
+			fmt.Printf("%s  owner pid %d, running\n", r.Prefix, r.Owner)
 		default:
-			fmt.Printf("%s  lab of pid %d, which died: herald-lab down removes it\n", r.Prefix, r.Owner)
+			fmt.Printf("%s  owner pid %d died: herald-lab down removes it\n", r.Prefix, r.Owner)
 		}
 	}
 	return nil

@@ -116,7 +116,7 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	}
 	prefix := netns.UniquePrefix()
 	l := &Lab{Prefix: prefix, Reg: netns.New(prefix, opts.Log), opts: opts, log: opts.Log, Dir: opts.Dir}
-	if err := writeOwner(l.Reg); err != nil {
+	if err := l.Reg.WriteOwner(); err != nil {
 		return nil, err
 	}
 	if l.Dir == "" {

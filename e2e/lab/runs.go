@@ -10,24 +10,11 @@ import (
 	"github.com/heraldlb/herald/internal/netns"
 )
 
-// ownerFile, in a run's netns state directory, names the process that owns
-// the lab ("<pid> <start time>"), so a later run can tell a crashed lab
-// from one that is still in use.
-const ownerFile = "owner"
-
-func writeOwner(reg *netns.Registry) error {
-	if err := os.MkdirAll(reg.StateDir(), 0o755); err != nil {
-		return err
-	}
-	pid := os.Getpid()
-	return os.WriteFile(filepath.Join(reg.StateDir(), ownerFile), fmt.Appendf(nil, "%d %d\n", pid, netns.ProcessStartTime(pid)), 0o644)
-}
-
 // Run is a lab (or any internal/netns run) present on this machine.
 type Run struct {
 	Prefix string
-	// Owner is the PID that started it, if it was a lab; OwnerAlive says
-	// whether that process still runs.
+	// Owner is the PID that started it, if it recorded itself (labs and
+	// testenv control planes do); OwnerAlive says whether it still runs.
 	Owner      int
 	OwnerAlive bool
 }
@@ -44,12 +31,7 @@ func Runs(ctx context.Context) ([]Run, error) {
 	var runs []Run
 	for _, p := range prefixes {
 		r := Run{Prefix: p}
-		if b, err := os.ReadFile(filepath.Join(netns.StateRoot, p, ownerFile)); err == nil {
-			var start uint64
-			if _, err := fmt.Sscanf(string(b), "%d %d", &r.Owner, &start); err == nil {
-				r.OwnerAlive = start != 0 && netns.ProcessStartTime(r.Owner) == start
-			}
-		}
+		r.Owner, r.OwnerAlive = netns.Owner(p)
 		runs = append(runs, r)
 	}
 	return runs, nil
@@ -66,7 +48,7 @@ func CleanupRun(ctx context.Context, prefix string) error {
 	return err
 }
 
-// CleanupStale removes every lab whose owner process has died (a test
+// CleanupStale removes every run (lab or control plane) whose owner process has died (a test
 // binary that panicked, a killed `herald-lab up`) and returns their prefixes.
 // Runs of live processes and runs without an owner file are left alone.
 func CleanupStale(ctx context.Context) ([]string, error) {

@@ -3,6 +3,7 @@ package netns
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,4 +81,32 @@ func Prefixes(ctx context.Context) ([]string, error) {
 		list = append(list, p)
 	}
 	return list, nil
+}
+
+// ownerFile, in a run's state directory, names the process that owns the
+// run ("<pid> <start time>"), so a later run can tell a crashed run from a
+// live one.
+const ownerFile = "owner"
+
+// WriteOwner records the calling process as the run's owner.
+func (r *Registry) WriteOwner() error {
+	if err := os.MkdirAll(r.StateDir(), 0o755); err != nil {
+		return err
+	}
+	pid := os.Getpid()
+	return os.WriteFile(filepath.Join(r.StateDir(), ownerFile), fmt.Appendf(nil, "%d %d\n", pid, startTime(pid)), 0o644)
+}
+
+// Owner returns the PID WriteOwner recorded for the run with prefix (0 if
+// none) and whether that very process still runs.
+func Owner(prefix string) (pid int, alive bool) {
+	b, err := os.ReadFile(filepath.Join(StateRoot, prefix, ownerFile))
+	if err != nil {
+		return 0, false
+	}
+	var start uint64
+	if _, err := fmt.Sscanf(string(b), "%d %d", &pid, &start); err != nil {
+		return 0, false
+	}
+	return pid, start != 0 && startTime(pid) == start
 }

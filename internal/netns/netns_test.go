@@ -2,7 +2,9 @@ package netns
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,10 +103,28 @@ func TestRemoveDeletesOneNamespaceAndItsProcesses(t *testing.T) {
 	if strings.Contains(out, gone.Name) || !strings.Contains(out, keep.Name) {
 		t.Fatalf("after Remove(%s) the namespaces are:\n%s", gone.Name, out)
 	}
-	if ProcessStartTime(p.PID) != 0 {
-		t.Errorf("ProcessStartTime of an ended process should be 0")
+}
+
+func TestOwnerTellsALiveRunFromACrashedOne(t *testing.T) {
+	if err := RequireRoot(); err != nil {
+		t.Skip(err)
 	}
-	if ProcessStartTime(os.Getpid()) == 0 {
-		t.Errorf("ProcessStartTime of this process should not be 0")
+	reg := New(UniquePrefix(), nil)
+	t.Cleanup(func() { _ = reg.Close() })
+	if pid, _ := Owner(reg.Prefix()); pid != 0 {
+		t.Fatalf("owner %d recorded before WriteOwner", pid)
+	}
+	if err := reg.WriteOwner(); err != nil {
+		t.Fatal(err)
+	}
+	if pid, alive := Owner(reg.Prefix()); pid != os.Getpid() || !alive {
+		t.Fatalf("Owner = %d, %v; want this process (%d), alive", pid, alive, os.Getpid())
+	}
+	// A record naming a process that has ended (or a reused PID) is not alive.
+	if err := os.WriteFile(filepath.Join(reg.StateDir(), ownerFile), []byte(fmt.Sprintf("%d 1\n", os.Getpid())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, alive := Owner(reg.Prefix()); alive {
+		t.Fatal("an owner record with another start time counts as alive")
 	}
 }

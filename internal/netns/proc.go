@@ -21,6 +21,7 @@ type Proc struct {
 	Cmd  *exec.Cmd
 
 	pidFile string
+	netns   string // the namespace it was started in ("" for the caller's)
 	done    chan struct{}
 	waitErr error
 	once    sync.Once
@@ -56,6 +57,9 @@ func (r *Registry) Start(ns *NS, name, logPath string, env []string, args ...str
 		return nil, fmt.Errorf("netns: start %s: %w", name, err)
 	}
 	p := &Proc{Name: name, PID: cmd.Process.Pid, Cmd: cmd, done: make(chan struct{})}
+	if ns != nil {
+		p.netns = ns.Name
+	}
 	dir := filepath.Join(r.StateDir(), "pids")
 	if err := os.MkdirAll(dir, 0o755); err == nil {
 		p.pidFile = filepath.Join(dir, fmt.Sprintf("%d", p.PID))
@@ -132,10 +136,6 @@ func (p *Proc) Kill() error {
 	<-p.done
 	return p.Stop(0)
 }
-
-// ProcessStartTime is startTime for callers that record their own processes
-// (the lab's owner file): 0 if pid does not exist.
-func ProcessStartTime(pid int) uint64 { return startTime(pid) }
 
 // startTime is the process start time in clock ticks (field 22 of /proc/pid/stat),
 // which tells a live tracked process from a later one that reused its PID.

@@ -117,8 +117,20 @@ func (r *Registry) Veth(ctx context.Context, a *NS, aIf string, b *NS, bIf strin
 }
 
 // Remove deletes one namespace before the run ends (a lab pod going away,
-// say): it ends whatever still runs inside it, then deletes it.
+// say): it ends the processes started in it by PID (also one that has not
+// entered it yet), then whatever else runs inside, then deletes it.
 func (r *Registry) Remove(ctx context.Context, ns *NS) error {
+	r.mu.Lock()
+	var procs []*Proc
+	for _, p := range r.procs {
+		if p.netns == ns.Name {
+			procs = append(procs, p)
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range procs {
+		_ = p.Stop(time.Second)
+	}
 	killNamespacePIDs(ctx, ns.Name)
 	_, err := run(ctx, "ip", "netns", "del", ns.Name)
 	r.mu.Lock()

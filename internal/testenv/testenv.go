@@ -90,6 +90,9 @@ func StartProcess(ctx context.Context, dir string, opts ...Option) (_ *Env, err 
 	}
 	if e.reg == nil {
 		e.reg, e.ownReg = netns.New(netns.UniquePrefix(), o.Log), true
+		// Lets `herald-lab down` (and the next lab) remove these processes if
+		// this one dies without Stop. Without root there is no state directory.
+		_ = e.reg.WriteOwner()
 	}
 	defer func() {
 		if err != nil {
