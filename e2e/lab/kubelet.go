@@ -131,6 +131,13 @@ func (k *kubelet) sync(ctx context.Context, key string) error {
 		}
 		return err
 	}
+	if pod.Spec.HostNetwork && lp == nil {
+		// The echo backend cannot stand in for a host-network program (a
+		// speaker DaemonSet, say): such pods stay Pending. Herald's own
+		// processes run as lab Components (StartSpeaker) instead.
+		k.lab.log.Info("lab kubelet: not running host-network pod", "pod", key, "node", n.Name)
+		return nil
+	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		if lp != nil {
 			k.remove(key, lp)

@@ -58,6 +58,22 @@ func TestTopologyLinksAndAddressesWork(t *testing.T) {
 			t.Errorf("%s has IPv6 %s, want %s", n.Name, n.IPv6, want)
 		}
 	}
+	// arping and ndisc6 from the LAN client return the node's own MAC.
+	n1 := l.Nodes[0]
+	mac, err := n1.MAC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.Client.Arping(ctx, n1.IPv4.String()); err != nil || got.String() != mac.String() {
+		t.Errorf("arping %s from the client: %v, %v; want %s", n1.IPv4, got, err, mac)
+	}
+	if got, err := l.Client.Ndisc6(ctx, n1.IPv6.String()); err != nil || got.String() != mac.String() {
+		t.Errorf("ndisc6 %s from the client: %v, %v; want %s", n1.IPv6, got, err, mac)
+	}
+	if got, err := l.Client.Neighbor(ctx, n1.IPv4.String()); err != nil || got.String() != mac.String() {
+		t.Errorf("client neighbour entry for %s: %v, %v; want %s", n1.IPv4, got, err, mac)
+	}
+
 	// The LAN client treats the Layer 2 pool as on-link: it would ARP for it.
 	route, err := l.Client.Run(ctx, "ip", "route", "get", "198.51.100.20")
 	if err != nil || strings.Contains(route, " via ") || !strings.Contains(route, "dev eth0") {
