@@ -149,6 +149,32 @@ func (l *Layer2) Set(desired []Announcement) {
 	l.notify(changes)
 }
 
+// Reannounce sends the takeover burst again for those of ips that are
+// announced now (others are ignored): after a partition healed or the
+// process was stalled, neighbours may have learnt another node's MAC for an
+// address this node still owns, and only a gratuitous message moves them
+// back. It never waits for the network.
+func (l *Layer2) Reannounce(ips []netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ctx == nil {
+		return
+	}
+	var again []announced
+	for _, ip := range ips {
+		ip = ip.Unmap().WithZone("")
+		for _, name := range l.placed[ip] {
+			if w := l.workers[workerKey{protocolOf(ip), name}]; w != nil && w.ips[ip] {
+				again = append(again, announced{w.r, ip})
+			}
+		}
+	}
+	if len(again) > 0 {
+		l.wg.Add(1)
+		go l.sendBurst(l.ctx, again)
+	}
+}
+
 // Status lists, sorted by IP, where each IP of the last Set is announced
 // (nothing while Run is not running).
 func (l *Layer2) Status() []Status {

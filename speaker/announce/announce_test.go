@@ -356,3 +356,39 @@ herald_l2_requests_answered_total{interface="eth1",protocol="arp"} 7
 		t.Fatalf("the stopped arp/eth1 responder's count is lost: %v", err)
 	}
 }
+
+// Reannounce repeats the burst for announced IPs only.
+func TestReannounceRepeatsTheBurstForAnnouncedIPs(t *testing.T) {
+	h := newHarness(t, eth0, eth1)
+	h.run(t)
+	h.l.Reannounce([]netip.Addr{v4}) // nothing announced yet: ignored
+	h.l.Set([]Announcement{{IP: v4}})
+	eventually(t, func() error {
+		if len(h.responders("arp/eth1")) == 0 {
+			return fmt.Errorf("no responder on eth1 yet")
+		}
+		return nil
+	})
+	a1 := h.latest(t, "arp/eth1")
+	// The first send may find the socket still opening (the real responder
+	// then announces on its own): 2 or 3 of the burst's 3 offsets count.
+	eventually(t, func() error {
+		if n := a1.sentFor(v4); n < 2 {
+			return fmt.Errorf("first burst: %d announcements, want 2 or 3", n)
+		}
+		return nil
+	})
+	time.Sleep(100 * time.Millisecond) // the burst is over
+	first := a1.sentFor(v4)
+	h.l.Reannounce([]netip.Addr{v4, v4b, v6})
+	eventually(t, func() error {
+		if n := a1.sentFor(v4); n != first+3 {
+			return fmt.Errorf("after Reannounce: %d announcements, want %d", n, first+3)
+		}
+		return nil
+	})
+	time.Sleep(100 * time.Millisecond)
+	if n := a1.sentFor(v4); n != first+3 || a1.sentFor(v4b) != 0 || len(h.responders("ndp/eth0")) != 0 {
+		t.Fatalf("Reannounce announced what is not owned, or too often (%d for %s)", n, v4)
+	}
+}

@@ -224,6 +224,32 @@ func (m *Members) Alive() []string {
 	return names
 }
 
+// Suspects returns, sorted, the live members that this node's own probes
+// suspect: they did not answer and are not yet declared dead. A node that
+// suspects most of the others at once is more likely cut off itself, which
+// the speaker uses to avoid taking over addresses from the wrong side of a
+// partition.
+func (m *Members) Suspects() []string {
+	m.mu.Lock()
+	list := m.list
+	suspects := make(map[string]bool, len(m.suspects))
+	for n := range m.suspects {
+		suspects[n] = true
+	}
+	m.mu.Unlock()
+	if list == nil || len(suspects) == 0 {
+		return nil
+	}
+	var out []string
+	for _, n := range list.Members() {
+		if suspects[n.Name] {
+			out = append(out, n.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Changes receives a value soon after membership may have changed (a member
 // joined, failed, left or was updated, or the first join completed); several
 // changes may coalesce into one value. Read Alive to see the new state.

@@ -2,8 +2,11 @@ package members
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -126,6 +129,9 @@ func TestLogWriterLevelsAndSuspects(t *testing.T) {
 	if !m.suspects["node-b"] {
 		t.Fatal("the suspect was not noted")
 	}
+	if got := m.Suspects(); got != nil {
+		t.Fatalf("Suspects while not running = %v, want none", got)
+	}
 
 	// Metrics: a suspect with the member list not running counts as
 	// nothing alive; a gone member counts as dead.
@@ -141,5 +147,67 @@ herald_memberlist_members{state="suspect"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// freePort returns a port free for both TCP and UDP on loopback.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// Suspects lists live members our probes suspect, and nothing else: not a
+// name that is no member, and not a member once a probe of it succeeded.
+func TestSuspectsAreLiveMembersOnly(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	pa, pb := freePort(t), freePort(t)
+	a := mustNew(t, Options{Name: "a", BindAddr: lo, Port: pa, Key: key32})
+	b := mustNew(t, Options{Name: "b", BindAddr: lo, Port: pb, Key: key32})
+	a.SetPeers([]string{fmt.Sprintf("127.0.0.1:%d", pb)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	go func() { done <- b.Run(ctx) }()
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+		<-done
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Equal(a.Alive(), []string{"a", "b"}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a sees %v, want a,b", a.Alive())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	w := &logWriter{m: a}
+	for _, line := range []string{"[INFO] memberlist: Suspect b has failed, no acks received\n", "[INFO] memberlist: Suspect ghost has failed, no acks received\n"} {
+		if _, err := w.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := a.Suspects(); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("Suspects = %v, want [b] (ghost is no member)", got)
+	}
+	// b answers a's next probe: it is no longer suspected.
+	for len(a.Suspects()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("b still suspected: %v", a.Suspects())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
