@@ -61,7 +61,8 @@ lab-down: root
 ## bench: the benchmarks behind docs/benchmarks.md
 bench: root deps kube build
 	$(GO) test -run '^$$' -bench . -count 6 ./controller/allocator
-	$(GO) test -count=1 -timeout 60m -run 'Benchmark|Measure' -v ./e2e/... 2>&1 | grep -E 'MEASURE|ok|FAIL'
+	$(GO) test -run '^$$' -bench 'StartToReady|CreateServices' -benchtime 1x ./internal/testenv
+	$(GO) test -run '^$$' -bench 'LabUp|PodToReady' -benchtime 3x ./e2e/lab
 
 deps:
 	@./hack/install-deps.sh
