@@ -39,7 +39,10 @@ type BGPNeighbor struct {
 		Status string `json:"status"`
 	} `json:"peerBfdInfo"`
 	GracefulRestart struct {
-		RemoteMode string `json:"remoteGrMode"`
+		RemoteMode string `json:"remoteGrMode"` // "Restart" when the neighbor restarts gracefully
+		Timers     struct {
+			ReceivedRestartTimer int `json:"receivedRestartTimer"` // seconds
+		} `json:"timers"`
 	} `json:"gracefulRestartInfo"`
 }
 
@@ -98,6 +101,8 @@ type BGPPath struct {
 	NextHops         []BGPNextHop
 	PeerID           string // the address of the neighbor it came from
 	PeerType         string // "external" or "internal"
+	// Stale marks a path kept for a neighbor that restarts gracefully.
+	Stale bool
 }
 
 // BGPNextHop is one next hop of a BGP path.
@@ -123,6 +128,7 @@ type bgpRouteJSON struct {
 		} `json:"aspath"`
 		Origin    string  `json:"origin"`
 		Valid     bool    `json:"valid"`
+		Stale     bool    `json:"stale"`
 		Multipath bool    `json:"multipath"`
 		LocPrf    *uint32 `json:"locPrf"`
 		Bestpath  *struct {
@@ -171,6 +177,7 @@ func (r *FRR) BGPRoute(ctx context.Context, prefix netip.Prefix) (BGPRoute, erro
 			LocalPref: p.LocPrf,
 			PeerID:    p.Peer.PeerID,
 			PeerType:  p.Peer.Type,
+			Stale:     p.Stale,
 		}
 		if p.Community != nil {
 			path.Communities = strings.Fields(p.Community.String)

@@ -7,6 +7,7 @@ import (
 
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/config/oc"
 	gobgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
@@ -29,6 +30,17 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// globalFamilies are the RIB's address families: unicast for the sessions,
+// VPN for the per-peer VRFs. gobgp sizes tables for every family it is
+// given, about 0.5 MiB each, and defaults to all of them.
+func globalFamilies() []uint32 {
+	var fs []uint32
+	for _, f := range []oc.AfiSafiType{oc.AFI_SAFI_TYPE_IPV4_UNICAST, oc.AFI_SAFI_TYPE_IPV6_UNICAST, oc.AFI_SAFI_TYPE_L3VPN_IPV4_UNICAST, oc.AFI_SAFI_TYPE_L3VPN_IPV6_UNICAST} {
+		fs = append(fs, uint32(oc.AfiSafiTypeToIntMap[f]))
+	}
+	return fs
 }
 
 var unicastFamilies = []*api.Family{

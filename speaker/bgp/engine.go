@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -36,6 +37,7 @@ type engine struct {
 	peers    map[string]*peerState
 	byAddr   map[netip.Addr]string
 	status   map[string]PeerStatus
+	rejected map[string]bool // peers whose LastError is a configuration error
 	nextID   uint32
 
 	// Written by gobgp's goroutines through the log adapter.
@@ -77,6 +79,7 @@ func newEngine(r *Router) *engine {
 		peers:    map[string]*peerState{},
 		byAddr:   map[netip.Addr]string{},
 		status:   map[string]PeerStatus{},
+		rejected: map[string]bool{},
 		connErrs: map[netip.Addr]string{},
 	}
 }
@@ -88,6 +91,7 @@ func (e *engine) apply(ctx context.Context, d Desired) {
 		for _, p := range d.Peers {
 			st := e.status[p.Name]
 			st.Name, st.Address, st.LastError = p.Name, p.Address, err.Error()
+			e.rejected[p.Name] = true
 			if st.State == "" {
 				st.State = StateIdle
 			}
@@ -116,7 +120,33 @@ func (e *engine) apply(ctx context.Context, d Desired) {
 		ps.crossDirty = true
 		e.resolveCrossNextHop(ps)
 	}
-	for name, err := range plan.invalid {
+	e.recordInvalid(d, plan.invalid)
+	for _, name := range sortedNames(e.peers) {
+		e.syncPaths(ctx, e.peers[name], normalizePaths(d.Paths[name]))
+	}
+}
+
+// recordInvalid shows rejected peers in Status, clears the error of peers
+// that are valid again and forgets peers that are gone.
+func (e *engine) recordInvalid(d Desired, invalid map[string]error) {
+	named := map[string]bool{}
+	for _, p := range d.Peers {
+		named[p.Name] = true
+	}
+	for name, st := range e.status {
+		_, running := e.peers[name]
+		switch {
+		case !named[name] && !running:
+			delete(e.status, name)
+			delete(e.rejected, name)
+		case invalid[name] == nil && e.rejected[name]:
+			st.LastError = ""
+			e.status[name] = st
+			delete(e.rejected, name)
+		}
+	}
+	for name, err := range invalid {
+		e.rejected[name] = true
 		st := e.status[name]
 		st.Name, st.LastError = name, err.Error()
 		if _, ok := e.peers[name]; !ok {
@@ -124,9 +154,6 @@ func (e *engine) apply(ctx context.Context, d Desired) {
 		}
 		e.status[name] = st
 		e.log.Warn("BGP peer rejected", "peer", name, "err", err)
-	}
-	for _, name := range sortedNames(e.peers) {
-		e.syncPaths(ctx, e.peers[name], normalizePaths(d.Paths[name]))
 	}
 }
 
@@ -191,7 +218,7 @@ func (e *engine) ensureServer(ctx context.Context, d Desired) error {
 	s := server.NewBgpServer(server.LoggerOption(newGobgpLogger(e.log.Handler(), e.reportConnErr, &e.stopping), nil))
 	go s.Serve()
 	// ListenPort -1: the node only dials; nothing listens on port 179.
-	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: asn, RouterId: d.RouterID.String(), ListenPort: -1}}); err != nil {
+	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: asn, RouterId: d.RouterID.String(), ListenPort: -1, Families: globalFamilies()}}); err != nil {
 		s.Stop()
 		return fmt.Errorf("bgp: start: %w", err)
 	}
@@ -354,10 +381,18 @@ func (e *engine) resolveCrossNextHop(ps *peerState) {
 // syncPaths makes ps's VRF hold want: only the difference is sent.
 func (e *engine) syncPaths(ctx context.Context, ps *peerState, want pathSet) {
 	ps.want = want
-	target := make(pathSet, len(want))
-	for prefix, p := range want {
-		if _, ok := ps.nextHop(prefix); ok {
-			target[prefix] = p
+	// Usually every path has a next hop and target is want itself; it is
+	// copied only when some wait for theirs.
+	target, shared := want, true
+	for prefix := range want {
+		if _, ok := ps.nextHop(prefix); !ok {
+			target, shared = make(pathSet, len(want)), false
+			for prefix, p := range want {
+				if _, ok := ps.nextHop(prefix); ok {
+					target[prefix] = p
+				}
+			}
+			break
 		}
 	}
 	d := diffPaths(ps.inGobgp, target)
@@ -381,6 +416,9 @@ func (e *engine) syncPaths(ctx context.Context, ps *peerState, want pathSet) {
 			ap, err := apiPath(p, nh)
 			if err != nil {
 				errs = append(errs, err)
+				if shared {
+					target, shared = maps.Clone(target), false
+				}
 				delete(target, p.Prefix)
 				continue
 			}

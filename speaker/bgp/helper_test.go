@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,6 +73,13 @@ func runSpeakerHelper(sock string) int {
 		mu.Lock()
 		defer mu.Unlock()
 		_ = json.NewEncoder(w).Encode(events)
+	})
+	mux.HandleFunc("GET /debug/pprof/heap", pprof.Index)
+	mux.HandleFunc("GET /heap", func(w http.ResponseWriter, _ *http.Request) {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		_ = json.NewEncoder(w).Encode(ms.HeapAlloc)
 	})
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -170,6 +179,15 @@ func (sp *speaker) get(path string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
+// liveHeapKiB is the helper's live heap right after a GC.
+func (sp *speaker) liveHeapKiB() int {
+	var b uint64
+	if err := sp.get("/heap", &b); err != nil {
+		return 0
+	}
+	return int(b / 1024)
+}
+
 // rssKiB is the helper's resident set size.
 func (sp *speaker) rssKiB() int {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", sp.proc.PID))
@@ -198,6 +216,17 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error
 			t.Fatalf("%s: not within %v: %v", what, timeout, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// holdsFor checks cond every 100 ms for d and fails at the first error:
+// for things that must not happen.
+func holdsFor(t testing.TB, d time.Duration, what string, cond func() error) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if err := cond(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -35,6 +36,14 @@ func TestRunWithoutPeersAndInvalidConfig(t *testing.T) {
 	if n, err := testutil.GatherAndCount(reg, "herald_bgp_session_up"); err != nil || n != 1 {
 		t.Fatalf("session_up series: %d %v", n, err)
 	}
+	r.Set(Desired{Peers: []Peer{{Name: "bad"}}, RouterID: routerID})
+	waitFor(t, 5*time.Second, "rejected peer shown, the peer that is gone forgotten", func() error {
+		st := r.Status()
+		if len(st) != 1 || st[0].Name != "bad" || st[0].State != StateInvalid || !strings.Contains(st[0].LastError, "no address") {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
 	cancel()
 	select {
 	case err := <-done:

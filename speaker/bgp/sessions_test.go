@@ -1,6 +1,7 @@
 package bgp
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"syscall"
@@ -30,17 +31,13 @@ func TestWrongPasswordThenFix(t *testing.T) {
 	before := waitEstablished(t, ctx, frr, nodeV6)
 
 	// Down for several connect attempts, and Status says what it sees.
-	deadline := time.Now().Add(6 * time.Second)
-	for time.Now().Before(deadline) {
+	holdsFor(t, 6*time.Second, "session stays down with a wrong MD5 password", func() error {
 		n, err := frr.BGPNeighbor(ctx, nodeV4)
-		if err != nil {
-			t.Fatal(err)
+		if err == nil && n.Established() {
+			return errors.New("established")
 		}
-		if n.Established() {
-			t.Fatal("session came up with a wrong MD5 password")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return err
+	})
 	st, err := sp.status()
 	if err != nil {
 		t.Fatal(err)
@@ -188,4 +185,47 @@ func TestSIGTERMWithdrawsAtOnce(t *testing.T) {
 	if took > time.Second {
 		t.Errorf("withdrawal took %v", took)
 	}
+}
+
+// TestGracefulRestartKeepsRoutes: a peer with graceful restart advertises
+// the capability with its restart time; when the speaker stops, the router
+// keeps the node's route (stale) instead of withdrawing it.
+func TestGracefulRestartKeepsRoutes(t *testing.T) {
+	l := newLab(t)
+	ctx := l.ctx
+	frr := l.startFRR(t, frrNeighbor(nodeV4, nodeASN))
+	sp := startSpeaker(t, l.reg, l.node, "speaker")
+	p := nodePeer("tor", frrV4)
+	p.GracefulRestart, p.RestartTime = true, 30*time.Second
+	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"tor": {{Prefix: vip4}}}})
+	n := waitEstablished(t, ctx, frr, nodeV4)[nodeV4]
+	if n.GracefulRestart.RemoteMode != "Restart" || n.GracefulRestart.Timers.ReceivedRestartTimer != 30 {
+		t.Fatalf("FRR sees graceful restart %+v, want mode Restart with 30 s", n.GracefulRestart)
+	}
+	waitFor(t, 10*time.Second, "route at FRR", func() error {
+		_, err := frrPathFrom(ctx, frr, vip4, nodeV4)
+		return err
+	})
+	if err := sp.proc.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-sp.proc.Done()
+	waitFor(t, 5*time.Second, "FRR holds the route as stale", func() error {
+		nb, err := frr.BGPNeighbor(ctx, nodeV4)
+		if err != nil {
+			return err
+		}
+		path, err := frrPathFrom(ctx, frr, vip4, nodeV4)
+		if err != nil {
+			return err
+		}
+		if nb.Established() || !path.Stale {
+			return fmt.Errorf("neighbor %s, path %+v", nb.State, path)
+		}
+		return nil
+	})
+	holdsFor(t, 2*time.Second, "route stays in FRR's kernel during the restart time", func() error {
+		_, err := routers.KernelRouteFor(ctx, l.frr, vip4)
+		return err
+	})
 }
