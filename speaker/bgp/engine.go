@@ -85,10 +85,10 @@ func newEngine(r *Router) *engine {
 }
 
 // apply converges to d.
-func (e *engine) apply(ctx context.Context, d Desired) {
+func (e *engine) apply(ctx context.Context, d *snapshot) {
 	if err := e.ensureServer(ctx, d); err != nil {
 		e.log.Error("BGP server not started", "err", err)
-		for _, p := range d.Peers {
+		for _, p := range d.peers {
 			st := e.status[p.Name]
 			st.Name, st.Address, st.LastError = p.Name, p.Address, err.Error()
 			e.rejected[p.Name] = true
@@ -103,7 +103,7 @@ func (e *engine) apply(ctx context.Context, d Desired) {
 	for name, ps := range e.peers {
 		running[name] = ps.cfg
 	}
-	plan := planPeers(running, d.Peers)
+	plan := planPeers(running, d.peers)
 	e.rejectAddressClashes(&plan)
 	for _, name := range plan.remove {
 		e.removePeer(ctx, name)
@@ -122,15 +122,19 @@ func (e *engine) apply(ctx context.Context, d Desired) {
 	}
 	e.recordInvalid(d, plan.invalid)
 	for _, name := range sortedNames(e.peers) {
-		e.syncPaths(ctx, e.peers[name], normalizePaths(d.Paths[name]))
+		want := d.paths[name]
+		if want == nil {
+			want = pathSet{}
+		}
+		e.syncPaths(ctx, e.peers[name], want)
 	}
 }
 
 // recordInvalid shows rejected peers in Status, clears the error of peers
 // that are valid again and forgets peers that are gone.
-func (e *engine) recordInvalid(d Desired, invalid map[string]error) {
+func (e *engine) recordInvalid(d *snapshot, invalid map[string]error) {
 	named := map[string]bool{}
-	for _, p := range d.Peers {
+	for _, p := range d.peers {
 		named[p.Name] = true
 	}
 	for name, st := range e.status {
@@ -191,25 +195,25 @@ func (e *engine) rejectAddressClashes(plan *peerPlan) {
 
 // ensureServer starts gobgp with d's router ID, or restarts it when the
 // router ID changed (which gobgp cannot change in place).
-func (e *engine) ensureServer(ctx context.Context, d Desired) error {
-	if e.s != nil && (d.RouterID == e.routerID || !d.RouterID.Is4()) {
-		if d.RouterID != e.routerID {
-			e.log.Warn("BGP router ID rejected, keeping the running one", "routerID", d.RouterID, "running", e.routerID)
+func (e *engine) ensureServer(ctx context.Context, d *snapshot) error {
+	if e.s != nil && (d.routerID == e.routerID || !d.routerID.Is4()) {
+		if d.routerID != e.routerID {
+			e.log.Warn("BGP router ID rejected, keeping the running one", "routerID", d.routerID, "running", e.routerID)
 		}
 		return nil
 	}
-	if !d.RouterID.Is4() {
-		if len(d.Peers) == 0 {
+	if !d.routerID.Is4() {
+		if len(d.peers) == 0 {
 			return nil
 		}
-		return fmt.Errorf("%w: router ID must be an IPv4 address, got %v", ErrInvalid, d.RouterID)
+		return fmt.Errorf("%w: router ID must be an IPv4 address, got %v", ErrInvalid, d.routerID)
 	}
 	if e.s != nil {
-		e.log.Info("BGP router ID changed, restarting every session", "from", e.routerID, "to", d.RouterID)
+		e.log.Info("BGP router ID changed, restarting every session", "from", e.routerID, "to", d.routerID)
 		e.stopServer(true)
 	}
 	asn := uint32(64512) // gobgp needs one; every neighbor sets its own local AS
-	for _, p := range d.Peers {
+	for _, p := range d.peers {
 		if p.MyASN != 0 {
 			asn = p.MyASN
 			break
@@ -218,7 +222,7 @@ func (e *engine) ensureServer(ctx context.Context, d Desired) error {
 	s := server.NewBgpServer(server.LoggerOption(newGobgpLogger(e.log.Handler(), e.reportConnErr, &e.stopping), nil))
 	go s.Serve()
 	// ListenPort -1: the node only dials; nothing listens on port 179.
-	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: asn, RouterId: d.RouterID.String(), ListenPort: -1, Families: globalFamilies()}}); err != nil {
+	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: asn, RouterId: d.routerID.String(), ListenPort: -1, Families: globalFamilies()}}); err != nil {
 		s.Stop()
 		return fmt.Errorf("bgp: start: %w", err)
 	}
@@ -234,7 +238,7 @@ func (e *engine) ensureServer(ctx context.Context, d Desired) error {
 		s.Stop()
 		return fmt.Errorf("bgp: watch peers: %w", err)
 	}
-	e.s, e.stopW, e.routerID = s, stop, d.RouterID
+	e.s, e.stopW, e.routerID = s, stop, d.routerID
 	e.stopping.Store(false)
 	return nil
 }

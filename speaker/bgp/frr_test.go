@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,6 +126,19 @@ func TestSessionsAndPathsAtFRR(t *testing.T) {
 		}
 		if ups != 3 {
 			return fmt.Errorf("want 3 session-up events, got %+v", evs)
+		}
+		m, err := sp.metrics()
+		if err != nil {
+			return err
+		}
+		for _, line := range []string{
+			`herald_bgp_session_up{peer="ebgp4"} 1`,
+			`herald_bgp_session_up{peer="ibgp4"} 1`,
+			`herald_bgp_prefixes_advertised{peer="ebgp6"} 2`,
+		} {
+			if !strings.Contains(m, line+"\n") {
+				return fmt.Errorf("metrics lack %q", line)
+			}
 		}
 		return nil
 	})

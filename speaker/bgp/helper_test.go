@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +20,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/heraldlb/herald/internal/netns"
 )
@@ -48,8 +52,10 @@ func runSpeakerHelper(sock string) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	var mu sync.Mutex
 	var events []Event
+	reg := prometheus.NewRegistry()
 	r := New(Options{
 		Logger:         log,
+		Registerer:     reg,
 		StatusInterval: 100 * time.Millisecond,
 		OnEvent: func(e Event) {
 			mu.Lock()
@@ -74,6 +80,7 @@ func runSpeakerHelper(sock string) int {
 		defer mu.Unlock()
 		_ = json.NewEncoder(w).Encode(events)
 	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /debug/pprof/heap", pprof.Index)
 	mux.HandleFunc("GET /heap", func(w http.ResponseWriter, _ *http.Request) {
 		runtime.GC()
@@ -177,6 +184,17 @@ func (sp *speaker) get(path string, v any) error {
 	}
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// metrics returns the helper's metrics in the text format.
+func (sp *speaker) metrics() (string, error) {
+	resp, err := sp.client.Get("http://speaker/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
 
 // liveHeapKiB is the helper's live heap right after a GC.

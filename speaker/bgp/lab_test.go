@@ -106,6 +106,37 @@ func (l *lab) addBIRDLink(t testing.TB) {
 	}
 }
 
+// addRoutedPath joins node and FRR a second way, through a plain Linux
+// router namespace "mid", for multihop sessions:
+//
+//	node 10.30.0.2 <-eth2-> mid 10.30.0.1 | 10.40.0.1 <-eth1-> frr 10.40.0.2
+func (l *lab) addRoutedPath(t testing.TB) {
+	t.Helper()
+	mid, err := l.reg.Add(l.ctx, "mid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.reg.Veth(l.ctx, l.node, "eth2", mid, "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.reg.Veth(l.ctx, mid, "eth1", l.frr, "eth1"); err != nil {
+		t.Fatal(err)
+	}
+	l.addrs(t, l.node, "eth2", "10.30.0.2/24")
+	l.addrs(t, mid, "eth0", "10.30.0.1/24")
+	l.addrs(t, mid, "eth1", "10.40.0.1/24")
+	l.addrs(t, l.frr, "eth1", "10.40.0.2/24")
+	if err := routers.TuneKernel(mid); err != nil { // forwarding on
+		t.Fatal(err)
+	}
+	if _, err := l.node.Run(l.ctx, "ip", "route", "add", "10.40.0.0/24", "via", "10.30.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.frr.Run(l.ctx, "ip", "route", "add", "10.30.0.0/24", "via", "10.40.0.1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // startFRR runs FRR (AS 64512) in the router namespace with the given
 // neighbors and a 100 ms x 3 BFD profile "fast".
 func (l *lab) startFRR(t testing.TB, neighbors ...routers.Neighbor) *routers.FRR {

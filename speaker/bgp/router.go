@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -17,7 +18,7 @@ type Router struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	desired *Desired // latest Set not yet applied; nil when none is pending
+	desired *snapshot // latest Set not yet applied; nil when none is pending
 	wake    chan struct{}
 
 	statusMu sync.RWMutex
@@ -38,16 +39,31 @@ func New(opts Options) *Router {
 	return &Router{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1)}
 }
 
-// Set asks the Router to converge to d. It never blocks: a Set that
-// arrives while an earlier one is being applied replaces it, so only the
-// latest state is applied. d is copied; the caller may reuse it.
+// snapshot is a Desired copied and normalized by Set, so Run never shares
+// memory with the caller.
+type snapshot struct {
+	routerID netip.Addr
+	peers    []Peer
+	paths    map[string]pathSet
+}
+
+// Set asks the Router to converge to d. It does not wait for that: a Set
+// that arrives while an earlier one is being applied replaces it, so only
+// the latest state is applied. d is copied (work proportional to its
+// size); the caller may reuse it.
 func (r *Router) Set(d Desired) {
-	c := Desired{RouterID: d.RouterID, Peers: slices.Clone(d.Peers), Paths: make(map[string][]Path, len(d.Paths))}
+	snap := &snapshot{routerID: d.RouterID, peers: slices.Clone(d.Peers), paths: make(map[string]pathSet, len(d.Paths))}
+	for i, p := range snap.peers {
+		if p.BFD != nil {
+			b := *p.BFD
+			snap.peers[i].BFD = &b
+		}
+	}
 	for name, paths := range d.Paths {
-		c.Paths[name] = slices.Clone(paths)
+		snap.paths[name] = normalizePaths(paths)
 	}
 	r.mu.Lock()
-	r.desired = &c
+	r.desired = snap
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -55,15 +71,12 @@ func (r *Router) Set(d Desired) {
 	}
 }
 
-func (r *Router) takeDesired() (Desired, bool) {
+func (r *Router) takeDesired() *snapshot {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	d := r.desired
 	r.desired = nil
-	if d == nil {
-		return Desired{}, false
-	}
-	return *d, true
+	return d
 }
 
 // Status returns every peer's status, sorted by name.
@@ -107,7 +120,7 @@ func (r *Router) Run(ctx context.Context) error {
 			e.publish()
 			return nil
 		case <-r.wake:
-			if d, ok := r.takeDesired(); ok {
+			if d := r.takeDesired(); d != nil {
 				e.apply(ctx, d)
 			}
 		case ev := <-e.events:

@@ -3,6 +3,7 @@ package bgp
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
@@ -124,6 +125,9 @@ func TestBFDDropsHungSpeaker(t *testing.T) {
 		if st["tor"].BFD != "up" {
 			return fmt.Errorf("speaker BFD %q", st["tor"].BFD)
 		}
+		if m, err := sp.metrics(); err != nil || !strings.Contains(m, `herald_bgp_bfd_up{peer="tor"} 1`) {
+			return fmt.Errorf("BFD metric not up (%v)", err)
+		}
 		_, err = routers.KernelRouteFor(ctx, l.frr, vip4)
 		return err
 	})
@@ -227,5 +231,49 @@ func TestGracefulRestartKeepsRoutes(t *testing.T) {
 	holdsFor(t, 2*time.Second, "route stays in FRR's kernel during the restart time", func() error {
 		_, err := routers.KernelRouteFor(ctx, l.frr, vip4)
 		return err
+	})
+}
+
+// TestEBGPMultihop: an eBGP session to a router two hops away stays down
+// with the default TTL of 1 and comes up with EBGPMultiHop; the route's
+// next hop is the node's own address on the far link.
+func TestEBGPMultihop(t *testing.T) {
+	l := newLab(t)
+	l.addRoutedPath(t)
+	ctx := l.ctx
+	nodeFar, frrFar := netip.MustParseAddr("10.30.0.2"), netip.MustParseAddr("10.40.0.2")
+	frr := l.startFRR(t, frrNeighbor(nodeFar, nodeASN, func(o *routers.SessionOptions) { o.EBGPMultihop = 255 }))
+	sp := startSpeaker(t, l.reg, l.node, "speaker")
+	p := nodePeer("far", frrFar)
+	d := Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"far": {{Prefix: vip4}}}}
+	sp.set(t, d)
+	holdsFor(t, 4*time.Second, "no session with TTL 1 across a router", func() error {
+		n, err := frr.BGPNeighbor(ctx, nodeFar)
+		if err == nil && n.Established() {
+			return errors.New("established")
+		}
+		return err
+	})
+	p.EBGPMultiHop = true
+	d.Peers[0] = p
+	sp.set(t, d)
+	waitEstablished(t, ctx, frr, nodeFar)
+	waitFor(t, 10*time.Second, "route via the node's far address in FRR's kernel", func() error {
+		k, err := routers.KernelRouteFor(ctx, l.frr, vip4)
+		if err != nil {
+			return err
+		}
+		if gw := k.Gateways(); len(gw) != 1 || gw[0] != "10.40.0.1" {
+			// FRR resolves next hop 10.30.0.2 through mid (10.40.0.1).
+			return fmt.Errorf("gateways %v", gw)
+		}
+		path, err := frrPathFrom(ctx, frr, vip4, nodeFar)
+		if err != nil {
+			return err
+		}
+		if len(path.NextHops) == 0 || path.NextHops[0].IP != nodeFar {
+			return fmt.Errorf("next hop %+v", path.NextHops)
+		}
+		return nil
 	})
 }
