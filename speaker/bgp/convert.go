@@ -33,11 +33,16 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // globalFamilies are the RIB's address families: unicast for the sessions,
-// VPN for the per-peer VRFs. gobgp sizes tables for every family it is
-// given, about 0.5 MiB each, and defaults to all of them.
+// VPN for the per-peer VRFs, and route-target constraint, which gobgp's
+// DeleteVrf needs (it panics without that table). gobgp sizes tables for
+// every family it is given, about 0.5 MiB each, and defaults to all ~20.
 func globalFamilies() []uint32 {
 	var fs []uint32
-	for _, f := range []oc.AfiSafiType{oc.AFI_SAFI_TYPE_IPV4_UNICAST, oc.AFI_SAFI_TYPE_IPV6_UNICAST, oc.AFI_SAFI_TYPE_L3VPN_IPV4_UNICAST, oc.AFI_SAFI_TYPE_L3VPN_IPV6_UNICAST} {
+	for _, f := range []oc.AfiSafiType{
+		oc.AFI_SAFI_TYPE_IPV4_UNICAST, oc.AFI_SAFI_TYPE_IPV6_UNICAST,
+		oc.AFI_SAFI_TYPE_L3VPN_IPV4_UNICAST, oc.AFI_SAFI_TYPE_L3VPN_IPV6_UNICAST,
+		oc.AFI_SAFI_TYPE_RTC,
+	} {
 		fs = append(fs, uint32(oc.AfiSafiTypeToIntMap[f]))
 	}
 	return fs

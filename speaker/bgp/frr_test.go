@@ -184,3 +184,37 @@ func assertNoReset(t *testing.T, frr *routers.FRR, before map[netip.Addr]routers
 }
 
 var errStillUp = errors.New("still up")
+
+// TestFRRListenRange: FRR configured with a listen range instead of a
+// neighbor per node (how the lab lets nodes come and go) accepts the
+// node's session, and dropping the peer from Desired ends it.
+func TestFRRListenRange(t *testing.T) {
+	l := newLab(t)
+	ctx := l.ctx
+	frr := l.startFRRWith(t, routers.FRRConfig{PeerGroups: []routers.PeerGroup{{
+		Name:           "NODES",
+		SessionOptions: routers.SessionOptions{RemoteAS: routers.External, Keepalive: time.Second, Hold: 3 * time.Second},
+		ListenRanges:   []netip.Prefix{pfx("10.10.0.0/24")},
+	}}})
+	sp := startSpeaker(t, l.reg, l.node, "speaker")
+	d := Desired{RouterID: routerID, Peers: []Peer{nodePeer("tor", frrV4)}, Paths: map[string][]Path{"tor": {{Prefix: vip4}}}}
+	sp.set(t, d)
+	n := waitEstablished(t, ctx, frr, nodeV4)[nodeV4]
+	if n.PeerGroup != "NODES" {
+		t.Fatalf("session not from the listen range: %+v", n)
+	}
+	waitFor(t, 10*time.Second, "route at FRR", func() error {
+		_, err := frrPathFrom(ctx, frr, vip4, nodeV4)
+		return err
+	})
+	sp.set(t, Desired{RouterID: routerID})
+	waitFor(t, 10*time.Second, "dynamic neighbor gone with its route", func() error {
+		if _, err := frr.BGPNeighbor(ctx, nodeV4); err == nil {
+			return errStillUp
+		}
+		return frrLacksPathFrom(ctx, frr, vip4, nodeV4)
+	})
+	if st, err := sp.status(); err != nil || len(st) != 0 {
+		t.Fatalf("status after removing the peer: %+v %v", st, err)
+	}
+}

@@ -141,10 +141,15 @@ func (l *lab) addRoutedPath(t testing.TB) {
 // neighbors and a 100 ms x 3 BFD profile "fast".
 func (l *lab) startFRR(t testing.TB, neighbors ...routers.Neighbor) *routers.FRR {
 	t.Helper()
-	frr, err := routers.StartFRR(l.ctx, l.reg, l.frr, routers.FRRConfig{
-		Name: "tor", ASN: routerASN, RouterID: frrV4, Neighbors: neighbors,
-		BFDProfiles: []routers.BFDProfile{{Name: "fast", ReceiveInterval: 100 * time.Millisecond, TransmitInterval: 100 * time.Millisecond, DetectMultiplier: 3}},
-	})
+	return l.startFRRWith(t, routers.FRRConfig{Neighbors: neighbors})
+}
+
+// startFRRWith fills in the name, AS, router ID and BFD profile of cfg.
+func (l *lab) startFRRWith(t testing.TB, cfg routers.FRRConfig) *routers.FRR {
+	t.Helper()
+	cfg.Name, cfg.ASN, cfg.RouterID = "tor", routerASN, frrV4
+	cfg.BFDProfiles = []routers.BFDProfile{{Name: "fast", ReceiveInterval: 100 * time.Millisecond, TransmitInterval: 100 * time.Millisecond, DetectMultiplier: 3}}
+	frr, err := routers.StartFRR(l.ctx, l.reg, l.frr, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

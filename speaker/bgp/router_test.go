@@ -57,3 +57,46 @@ func TestRunWithoutPeersAndInvalidConfig(t *testing.T) {
 		t.Fatalf("metrics still registered after Run: %d", n)
 	}
 }
+
+// TestConnectionRefusedAndPeerRemoval runs gobgp in-process against a
+// loopback port nobody listens on: Status reports "connection refused", a
+// new router ID restarts gobgp with the same peer, and removing the peer
+// (its VRF with it) leaves an empty status.
+func TestConnectionRefusedAndPeerRemoval(t *testing.T) {
+	r := New(Options{StatusInterval: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	p := Peer{Name: "nobody", Address: netip.MustParseAddr("127.0.0.1"), Port: 1, MyASN: 64513, PeerASN: 64512, ConnectTime: time.Second}
+	r.Set(Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"nobody": {{Prefix: vip4}, {Prefix: vip6}}}})
+	waitFor(t, 10*time.Second, "connection refused in status", func() error {
+		st := r.Status()
+		if len(st) != 1 || !strings.Contains(st[0].LastError, "connection refused") {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	// A new router ID restarts gobgp with the same peers and paths.
+	restart := time.Now()
+	r.Set(Desired{RouterID: netip.MustParseAddr("10.9.9.9"), Peers: []Peer{p}, Paths: map[string][]Path{"nobody": {{Prefix: vip4}}}})
+	waitFor(t, 10*time.Second, "peer back after the restart", func() error {
+		st := r.Status()
+		if len(st) != 1 || st[0].Name != "nobody" || st[0].Since.Before(restart) || !strings.Contains(st[0].LastError, "connection refused") {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	r.Set(Desired{RouterID: routerID})
+	waitFor(t, 5*time.Second, "peer gone", func() error {
+		if st := r.Status(); len(st) != 0 {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+}

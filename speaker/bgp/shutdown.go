@@ -66,6 +66,9 @@ func (e *engine) stopServer(withdraw bool) {
 	}
 	e.peers = map[string]*peerState{}
 	e.byAddr = map[netip.Addr]string{}
+	e.connMu.Lock()
+	clear(e.connErrs)
+	e.connMu.Unlock()
 	e.log.Info("BGP server stopped")
 }
 
