@@ -1,0 +1,142 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/heraldlb/herald/internal/k8s"
+	"github.com/heraldlb/herald/speaker/members"
+)
+
+// Options are all of herald-speaker's settings.
+type Options struct {
+	// NodeName is this node's name (default: $NODE_NAME).
+	NodeName string
+	// NodeIP is the address memberlist binds to and advertises; empty: the
+	// Node's first InternalIP.
+	NodeIP string
+	// MemberlistPort is memberlist's TCP and UDP port.
+	MemberlistPort int
+	// MemberlistSecret names the Secret in herald-system holding the
+	// 32-byte gossip key under "key".
+	MemberlistSecret string
+	// Memberlist timings (failure detection, gossip, re-joins).
+	ProbeInterval, ProbeTimeout, GossipInterval, RejoinInterval time.Duration
+	SuspicionMult                                               int
+	// QuorumMemory is how long a failed speaker still counts toward the
+	// majority a node must see to take over addresses.
+	QuorumMemory time.Duration
+	// LBClass is the spec.loadBalancerClass served; "" serves Services
+	// without a class (as the controller's flag).
+	LBClass string
+	// MetricsBindAddress: host:port of /metrics, "0" disables it.
+	MetricsBindAddress string
+	Kubeconfig         string
+	LogLevel           string
+	KubeAPIQPS         float64
+	KubeAPIBurst       int
+}
+
+// Defaults returns the settings used when no flag is given.
+func Defaults() Options {
+	t := members.DefaultTimings
+	return Options{
+		NodeName:           os.Getenv("NODE_NAME"),
+		MemberlistPort:     members.DefaultPort,
+		MemberlistSecret:   k8s.MemberlistSecretName,
+		ProbeInterval:      t.ProbeInterval,
+		ProbeTimeout:       t.ProbeTimeout,
+		GossipInterval:     t.GossipInterval,
+		RejoinInterval:     t.RejoinInterval,
+		SuspicionMult:      t.SuspicionMult,
+		QuorumMemory:       30 * time.Second,
+		MetricsBindAddress: ":7473",
+		LogLevel:           "info",
+		KubeAPIQPS:         50,
+		KubeAPIBurst:       100,
+	}
+}
+
+// Bind registers the flags on fs, with o's values as defaults.
+func (o *Options) Bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "this node's name (default $NODE_NAME)")
+	fs.StringVar(&o.NodeIP, "node-ip", o.NodeIP, "address memberlist binds to; empty: the Node's first InternalIP")
+	fs.IntVar(&o.MemberlistPort, "memberlist-port", o.MemberlistPort, "memberlist TCP and UDP port")
+	fs.StringVar(&o.MemberlistSecret, "memberlist-secret", o.MemberlistSecret, "Secret in herald-system with the 32-byte gossip key under \"key\" (the controller creates it)")
+	fs.DurationVar(&o.ProbeInterval, "memberlist-probe-interval", o.ProbeInterval, "how often each speaker probes another one")
+	fs.DurationVar(&o.ProbeTimeout, "memberlist-probe-timeout", o.ProbeTimeout, "how long a probe waits for its ack before indirect probes")
+	fs.IntVar(&o.SuspicionMult, "memberlist-suspicion-mult", o.SuspicionMult, "suspicion time before a speaker is declared dead, in probe intervals (scaled by log10 of the member count)")
+	fs.DurationVar(&o.GossipInterval, "memberlist-gossip-interval", o.GossipInterval, "how often state changes are gossiped")
+	fs.DurationVar(&o.RejoinInterval, "memberlist-rejoin-interval", o.RejoinInterval, "how often nodes that are not members are joined again (heals partitions)")
+	fs.DurationVar(&o.QuorumMemory, "quorum-memory", o.QuorumMemory, "how long a failed speaker still counts toward the majority a node must see to take over addresses")
+	fs.StringVar(&o.LBClass, "lb-class", o.LBClass, "serve Services of this spec.loadBalancerClass; empty: Services without a class")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
+	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "requests per second to the API server")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "request burst to the API server")
+}
+
+// Parse returns the settings from command-line arguments (without the program name).
+func Parse(args []string) (Options, error) {
+	o := Defaults()
+	fs := flag.NewFlagSet("herald-speaker", flag.ContinueOnError)
+	o.Bind(fs)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return o, o.Validate()
+}
+
+// Validate checks the settings.
+func (o Options) Validate() error {
+	var errs []error
+	if o.NodeName == "" {
+		errs = append(errs, errors.New("--node-name (or $NODE_NAME) is required"))
+	}
+	if o.NodeIP != "" {
+		if ip, err := netip.ParseAddr(o.NodeIP); err != nil || ip.Zone() != "" {
+			errs = append(errs, fmt.Errorf("--node-ip %q is not an IP address", o.NodeIP))
+		}
+	}
+	if o.MemberlistPort < 1 || o.MemberlistPort > 65535 {
+		errs = append(errs, fmt.Errorf("--memberlist-port %d is not a port", o.MemberlistPort))
+	}
+	if o.MemberlistSecret == "" {
+		errs = append(errs, errors.New("--memberlist-secret must name a Secret"))
+	}
+	if o.ProbeInterval <= 0 || o.ProbeTimeout <= 0 || o.GossipInterval <= 0 || o.RejoinInterval <= 0 || o.SuspicionMult < 1 {
+		errs = append(errs, errors.New("memberlist timings must be positive"))
+	}
+	if o.ProbeTimeout >= o.ProbeInterval {
+		errs = append(errs, fmt.Errorf("--memberlist-probe-timeout (%s) must be shorter than --memberlist-probe-interval (%s)", o.ProbeTimeout, o.ProbeInterval))
+	}
+	if o.QuorumMemory <= 0 {
+		errs = append(errs, errors.New("--quorum-memory must be positive"))
+	}
+	if _, err := k8s.ParseLevel(o.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
+		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// timings maps the flags onto memberlist's timings.
+func (o Options) timings() members.Timings {
+	return members.Timings{
+		ProbeInterval:  o.ProbeInterval,
+		ProbeTimeout:   o.ProbeTimeout,
+		SuspicionMult:  o.SuspicionMult,
+		GossipInterval: o.GossipInterval,
+		RejoinInterval: o.RejoinInterval,
+	}
+}

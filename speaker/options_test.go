@@ -1,0 +1,55 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestParse(t *testing.T) {
+	t.Setenv("NODE_NAME", "node-env")
+	o, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.NodeName != "node-env" || o.MemberlistPort != 7946 || o.MemberlistSecret != "herald-memberlist" || o.MetricsBindAddress != ":7473" ||
+		o.ProbeInterval != 200*time.Millisecond || o.LBClass != "" {
+		t.Fatalf("defaults %+v", o)
+	}
+	// The DaemonSet's arguments.
+	o, err = Parse([]string{"--node-name=node2", "--node-ip=10.0.0.12", "--memberlist-port=7946", "--metrics-bind-address=:7473", "--lb-class=example.com/lb"})
+	if err != nil || o.NodeName != "node2" || o.NodeIP != "10.0.0.12" || o.LBClass != "example.com/lb" {
+		t.Fatalf("%+v, %v", o, err)
+	}
+	for _, bad := range [][]string{
+		{"--node-ip=10.0.0.300"},
+		{"--memberlist-port=0"},
+		{"--memberlist-probe-timeout=300ms"},
+		{"--log-level=loud"},
+		{"--memberlist-secret="},
+		{"extra"},
+	} {
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("Parse(%v) accepted", bad)
+		}
+	}
+	t.Setenv("NODE_NAME", "")
+	if _, err := Parse(nil); err == nil || !strings.Contains(err.Error(), "--node-name") {
+		t.Errorf("without a node name: %v", err)
+	}
+}
+
+func TestBindAddress(t *testing.T) {
+	addrs := []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: "n1"}, {Type: corev1.NodeInternalIP, Address: "fd00:10::11"}, {Type: corev1.NodeInternalIP, Address: "10.0.0.11"}}
+	if ip, err := bindAddress("", addrs); err != nil || ip.String() != "fd00:10::11" {
+		t.Errorf("first InternalIP: %v %v", ip, err)
+	}
+	if ip, err := bindAddress("10.0.0.99", addrs); err != nil || ip.String() != "10.0.0.99" {
+		t.Errorf("--node-ip wins: %v %v", ip, err)
+	}
+	if _, err := bindAddress("", addrs[:1]); err == nil {
+		t.Error("no InternalIP accepted")
+	}
+}

@@ -1,0 +1,422 @@
+package reconcile
+
+import (
+	"maps"
+	"net/netip"
+	"reflect"
+	"slices"
+	"sort"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/heraldlb/herald/internal/config"
+	"github.com/heraldlb/herald/speaker/advertise"
+	"github.com/heraldlb/herald/speaker/announce"
+	"github.com/heraldlb/herald/speaker/election"
+)
+
+// Service is a LoadBalancer Service as the engine needs it.
+type Service struct {
+	advertise.Service
+	UID types.UID
+}
+
+// ServiceRef names a Service for Events.
+type ServiceRef struct {
+	Key string
+	UID types.UID
+}
+
+// Engine is this node's view of what to advertise: per-Service results
+// (Layer 2 targets, BGP routes) and, per IP, the union of the targets of the
+// Services using it and the owner election chose. It decides which Layer 2
+// addresses this node announces. It is pure (no client, no sockets) and not
+// safe for concurrent use. Every change costs what it touches: a Service
+// change recomputes that Service and its IPs; a membership or trust change
+// re-elects every IP (one hash per eligible node); only a configuration or
+// node-label change recomputes every Service.
+type Engine struct {
+	self     string
+	model    *config.Model
+	nodes    []advertise.Node // sorted by name
+	selfNode *advertise.Node
+
+	services map[string]*serviceState
+	ips      map[netip.Addr]*ipState
+	live     map[string]bool
+
+	dirty       map[netip.Addr]bool // IPs to elect again
+	routesDirty bool
+	announced   map[netip.Addr]*announcement
+	// Version changes whenever anything a status report shows changed.
+	Version uint64
+}
+
+type serviceState struct {
+	svc    Service
+	l2     []advertise.L2Target
+	routes []advertise.Route
+}
+
+type ipState struct {
+	targets map[string]advertise.L2Target // by Service key
+	uids    map[string]types.UID
+	// Derived from targets.
+	eligible, selected []string
+	ifaces             []string // this node's interfaces; nil: default choice
+	owner              string   // elected among live eligible nodes
+	waiting            bool     // this node owns it but may not take it over yet
+}
+
+// announcement is an IP this node announces.
+type announcement struct {
+	ifaces   []string
+	services []ServiceRef
+	since    time.Time
+}
+
+// NewEngine returns an engine for the node called self.
+func NewEngine(self string) *Engine {
+	return &Engine{
+		self:      self,
+		services:  map[string]*serviceState{},
+		ips:       map[netip.Addr]*ipState{},
+		live:      map[string]bool{},
+		dirty:     map[netip.Addr]bool{},
+		announced: map[netip.Addr]*announcement{},
+	}
+}
+
+// Self is the node this engine decides for.
+func (e *Engine) Self() string { return e.self }
+
+// SetModel installs a new configuration model and recomputes every Service.
+func (e *Engine) SetModel(m *config.Model) {
+	e.model = m
+	e.recomputeAll()
+}
+
+// SetNodes replaces the cluster's nodes (names and labels). Label changes
+// recompute every Service; anything else costs nothing.
+func (e *Engine) SetNodes(nodes []advertise.Node) {
+	sorted := slices.Clone(nodes)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	var self *advertise.Node
+	for i := range sorted {
+		if sorted[i].Name == e.self {
+			self = &sorted[i]
+		}
+	}
+	same := reflect.DeepEqual(sorted, e.nodes)
+	e.nodes, e.selfNode = sorted, self
+	if !same {
+		e.recomputeAll()
+	}
+}
+
+func (e *Engine) recomputeAll() {
+	for _, st := range e.services {
+		e.compute(st)
+	}
+	e.Version++
+}
+
+// UpsertService adds or updates a Service.
+func (e *Engine) UpsertService(svc Service) {
+	st, ok := e.services[svc.Key]
+	if !ok {
+		st = &serviceState{}
+		e.services[svc.Key] = st
+	}
+	st.svc = svc
+	e.compute(st)
+	e.Version++
+}
+
+// DeleteService removes a Service (no-op if unknown).
+func (e *Engine) DeleteService(key string) {
+	st, ok := e.services[key]
+	if !ok {
+		return
+	}
+	e.unindex(key, st.l2)
+	if len(st.routes) > 0 {
+		e.routesDirty = true
+	}
+	delete(e.services, key)
+	e.Version++
+}
+
+// Has reports whether the engine tracks the Service.
+func (e *Engine) Has(key string) bool { _, ok := e.services[key]; return ok }
+
+// LocalTraffic reports whether a tracked Service has externalTrafficPolicy Local.
+func (e *Engine) LocalTraffic(key string) bool {
+	st, ok := e.services[key]
+	return ok && st.svc.LocalTraffic
+}
+
+// compute recomputes one Service's targets and routes and reindexes its IPs.
+func (e *Engine) compute(st *serviceState) {
+	var l2 []advertise.L2Target
+	var routes []advertise.Route
+	if e.model != nil {
+		l2 = advertise.L2ForService(e.model, st.svc.Service, e.nodes)
+		if e.selfNode != nil {
+			routes = advertise.BGPForService(e.model, st.svc.Service, *e.selfNode)
+		}
+	}
+	key := st.svc.Key
+	e.unindex(key, st.l2)
+	st.l2 = l2
+	for _, t := range l2 {
+		ip := e.ips[t.IP]
+		if ip == nil {
+			ip = &ipState{targets: map[string]advertise.L2Target{}, uids: map[string]types.UID{}}
+			e.ips[t.IP] = ip
+		}
+		ip.targets[key] = t
+		ip.uids[key] = st.svc.UID
+		ip.derive(e.self)
+		e.dirty[t.IP] = true
+	}
+	if !reflect.DeepEqual(routes, st.routes) {
+		st.routes = routes
+		e.routesDirty = true
+	}
+}
+
+// unindex removes a Service's targets from the per-IP index.
+func (e *Engine) unindex(key string, targets []advertise.L2Target) {
+	for _, t := range targets {
+		ip := e.ips[t.IP]
+		if ip == nil {
+			continue
+		}
+		delete(ip.targets, key)
+		delete(ip.uids, key)
+		if len(ip.targets) == 0 {
+			delete(e.ips, t.IP)
+		} else {
+			ip.derive(e.self)
+		}
+		e.dirty[t.IP] = true
+	}
+}
+
+// derive merges the targets of the Services sharing the IP: the union of
+// their nodes and of this node's interfaces (one default choice wins, as
+// within one Service).
+func (s *ipState) derive(self string) {
+	eligible, selected, ifaces := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	serves, deflt := false, false
+	for _, t := range s.targets {
+		for _, n := range t.Eligible {
+			eligible[n] = true
+		}
+		for _, n := range t.Selected {
+			selected[n] = true
+		}
+		if !slices.Contains(t.Eligible, self) {
+			continue
+		}
+		serves = true
+		names, explicit := t.Interfaces[self]
+		if !explicit {
+			deflt = true
+		}
+		for _, n := range names {
+			ifaces[n] = true
+		}
+	}
+	s.eligible, s.selected = sortedKeys(eligible), sortedKeys(selected)
+	s.ifaces = nil
+	if serves && !deflt {
+		s.ifaces = sortedKeys(ifaces)
+	}
+}
+
+func (s *ipState) refs() []ServiceRef {
+	out := make([]ServiceRef, 0, len(s.uids))
+	for k, uid := range s.uids {
+		out = append(out, ServiceRef{Key: k, UID: uid})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// SetLive replaces the live members (memberlist's view minus those that
+// handed over). A change re-elects every IP.
+func (e *Engine) SetLive(names []string) bool {
+	next := make(map[string]bool, len(names))
+	for _, n := range names {
+		next[n] = true
+	}
+	if reflect.DeepEqual(next, e.live) {
+		return false
+	}
+	e.live = next
+	e.MarkAllDirty()
+	return true
+}
+
+// MarkAllDirty makes the next Elect look at every IP (after a trust change).
+func (e *Engine) MarkAllDirty() {
+	for ip := range e.ips {
+		e.dirty[ip] = true
+	}
+	for ip := range e.announced {
+		e.dirty[ip] = true
+	}
+}
+
+// Change is an IP this node starts or stops announcing.
+type Change struct {
+	IP       netip.Addr
+	Start    bool
+	Services []ServiceRef
+	// Why this node stopped (empty for a start).
+	Why string
+}
+
+// Elect re-elects the IPs that changed and decides what this node
+// announces. An IP this node owns is taken over only when trusted (see
+// Quorum) or when its previous owner handed it over; one it announces
+// already is kept as long as it owns it. It returns the starts and stops,
+// and whether anything in the desired state changed (interfaces included).
+func (e *Engine) Elect(now time.Time, trusted bool, handedOver map[netip.Addr]bool) (changes []Change, changed bool) {
+	cands := make([]string, 0, len(e.live))
+	for ip := range e.dirty {
+		delete(e.dirty, ip)
+		st, cur := e.ips[ip], e.announced[ip]
+		if st == nil {
+			if cur != nil {
+				delete(e.announced, ip)
+				changes = append(changes, Change{IP: ip, Services: cur.services, Why: "no Service uses it any more"})
+			}
+			continue
+		}
+		cands = cands[:0]
+		for _, n := range st.eligible {
+			if e.live[n] {
+				cands = append(cands, n)
+			}
+		}
+		owner := election.Owner(ip, cands)
+		wasWaiting := st.waiting
+		st.owner, st.waiting = owner, false
+		switch {
+		case owner == e.self && cur != nil:
+			refs := st.refs()
+			if !slices.Equal(cur.ifaces, st.ifaces) || !slices.Equal(cur.services, refs) {
+				cur.ifaces, cur.services = st.ifaces, refs
+				changed = true
+			}
+		case owner == e.self && (trusted || handedOver[ip]):
+			e.announced[ip] = &announcement{ifaces: st.ifaces, services: st.refs(), since: now}
+			changes = append(changes, Change{IP: ip, Start: true, Services: st.refs()})
+		case owner == e.self:
+			st.waiting = true
+		case cur != nil:
+			delete(e.announced, ip)
+			changes = append(changes, Change{IP: ip, Services: cur.services, Why: e.stopReason(st)})
+		}
+		if st.waiting != wasWaiting {
+			e.Version++
+		}
+	}
+	if len(changes) > 0 {
+		changed = true
+	}
+	if changed {
+		e.Version++
+	}
+	return changes, changed
+}
+
+func (e *Engine) stopReason(st *ipState) string {
+	switch {
+	case !slices.Contains(st.selected, e.self):
+		return "no L2Advertisement selects " + e.self + " for it any more"
+	case !slices.Contains(st.eligible, e.self):
+		return "no ready endpoint on " + e.self + " (externalTrafficPolicy: Local)"
+	case st.owner != "":
+		return st.owner + " announces it now"
+	default:
+		return e.self + " left the speakers' cluster"
+	}
+}
+
+// Desired is what the announcer must announce, sorted by IP.
+func (e *Engine) Desired() []announce.Announcement {
+	out := make([]announce.Announcement, 0, len(e.announced))
+	for ip, a := range e.announced {
+		out = append(out, announce.Announcement{IP: ip, Interfaces: a.ifaces})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].IP.Less(out[j].IP) })
+	return out
+}
+
+// Announced lists the IPs this node announces, sorted.
+func (e *Engine) Announced() []netip.Addr {
+	out := make([]netip.Addr, 0, len(e.announced))
+	for ip := range e.announced {
+		out = append(out, ip)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// Successors groups the IPs this node announces by the node that owns each
+// once this node is gone (nodes "" are left out: no other eligible live node).
+func (e *Engine) Successors() map[string][]netip.Addr {
+	out := map[string][]netip.Addr{}
+	for _, ip := range e.Announced() {
+		st := e.ips[ip]
+		if st == nil {
+			continue
+		}
+		var cands []string
+		for _, n := range st.eligible {
+			if n != e.self && e.live[n] {
+				cands = append(cands, n)
+			}
+		}
+		if next := election.Owner(ip, cands); next != "" {
+			out[next] = append(out[next], ip)
+		}
+	}
+	return out
+}
+
+// StopAll forgets every announcement (on shutdown) and returns them as stops.
+func (e *Engine) StopAll(why string) []Change {
+	var out []Change
+	for _, ip := range e.Announced() {
+		out = append(out, Change{IP: ip, Services: e.announced[ip].services, Why: why})
+		delete(e.announced, ip)
+	}
+	e.Version++
+	return out
+}
+
+// Routes returns the BGP routes of every Service merged per (peer, prefix),
+// and whether they changed since the last call.
+func (e *Engine) Routes() ([]advertise.Route, bool) {
+	if !e.routesDirty {
+		return nil, false
+	}
+	e.routesDirty = false
+	var all []advertise.Route
+	for _, st := range e.services {
+		all = append(all, st.routes...)
+	}
+	return advertise.Merge(all), true
+}
+
+// MarkRoutesDirty makes the next Routes call report the routes (after the
+// peers changed, say).
+func (e *Engine) MarkRoutesDirty() { e.routesDirty = true }
+
+func sortedKeys(set map[string]bool) []string { return slices.Sorted(maps.Keys(set)) }

@@ -1,0 +1,161 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/heraldlb/herald/speaker/announce"
+	"github.com/heraldlb/herald/speaker/bgp"
+	"github.com/heraldlb/herald/speaker/members"
+)
+
+// fakeMembers is memberlist as a test sets it.
+type fakeMembers struct {
+	mu       sync.Mutex
+	alive    []string
+	suspects []string
+	peers    []string
+	sent     map[string][]netip.Addr
+	left     bool
+	changes  chan struct{}
+}
+
+func newFakeMembers(alive ...string) *fakeMembers {
+	return &fakeMembers{alive: alive, sent: map[string][]netip.Addr{}, changes: make(chan struct{}, 1)}
+}
+
+func (f *fakeMembers) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (f *fakeMembers) Alive() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.alive)
+}
+func (f *fakeMembers) Suspects() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.suspects)
+}
+func (f *fakeMembers) Changes() <-chan struct{} { return f.changes }
+func (f *fakeMembers) Send(node string, msg []byte) error {
+	h, err := members.ParseHandover(msg)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent[node] = h.IPs
+	return nil
+}
+func (f *fakeMembers) Leave(time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.left = true
+	return nil
+}
+func (f *fakeMembers) SetPeers(addrs []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.peers = slices.Clone(addrs)
+}
+func (f *fakeMembers) setAlive(names ...string) {
+	f.mu.Lock()
+	f.alive = names
+	f.mu.Unlock()
+	select {
+	case f.changes <- struct{}{}:
+	default:
+	}
+}
+
+// fakeL2 places every IP on eth0 (or the requested interfaces) and reports
+// the changes as the real announcer does.
+type fakeL2 struct {
+	mu         sync.Mutex
+	placed     map[netip.Addr][]string
+	reannounce [][]netip.Addr
+	onChange   func(announce.Status)
+}
+
+func (f *fakeL2) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (f *fakeL2) Set(desired []announce.Announcement) {
+	f.mu.Lock()
+	next := map[netip.Addr][]string{}
+	var changes []announce.Status
+	for _, a := range desired {
+		ifaces := a.Interfaces
+		if ifaces == nil {
+			ifaces = []string{"eth0"}
+		}
+		next[a.IP] = ifaces
+		if !slices.Equal(f.placed[a.IP], ifaces) {
+			changes = append(changes, announce.Status{IP: a.IP, Interfaces: ifaces})
+		}
+	}
+	for ip := range f.placed {
+		if _, ok := next[ip]; !ok {
+			changes = append(changes, announce.Status{IP: ip})
+		}
+	}
+	f.placed = next
+	f.mu.Unlock()
+	for _, c := range changes {
+		f.onChange(c)
+	}
+}
+func (f *fakeL2) Status() []announce.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []announce.Status
+	for ip, ifs := range f.placed {
+		out = append(out, announce.Status{IP: ip, Interfaces: ifs})
+	}
+	return out
+}
+func (f *fakeL2) Reannounce(ips []netip.Addr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reannounce = append(f.reannounce, ips)
+}
+func (f *fakeL2) announced() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ips []netip.Addr
+	for ip := range f.placed {
+		ips = append(ips, ip)
+	}
+	slices.SortFunc(ips, netip.Addr.Compare)
+	return fmt.Sprint(ips)
+}
+
+// fakeRouter keeps the last desired state; every peer is established.
+type fakeRouter struct {
+	mu      sync.Mutex
+	desired bgp.Desired
+	sets    int
+}
+
+func (f *fakeRouter) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (f *fakeRouter) Set(d bgp.Desired) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.desired = d
+	f.sets++
+}
+func (f *fakeRouter) Status() []bgp.PeerStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []bgp.PeerStatus
+	for _, p := range f.desired.Peers {
+		out = append(out, bgp.PeerStatus{Name: p.Name, Address: p.Address, State: bgp.StateEstablished, Advertised: len(f.desired.Paths[p.Name])})
+	}
+	return out
+}
+func (f *fakeRouter) last() bgp.Desired {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.desired
+}

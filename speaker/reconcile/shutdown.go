@@ -1,0 +1,90 @@
+package reconcile
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/heraldlb/herald/speaker/members"
+)
+
+// shutdown stops the node gracefully, in the order that keeps clients
+// served: it stops answering for its Layer 2 addresses and at once tells
+// each address's successor (the next node in the ranking) to take it over,
+// which it does without waiting for failure detection; it tells the other
+// members it is leaving (an empty hand-over), leaves memberlist, and only
+// then stops the BGP router, which withdraws the routes.
+func (s *Speaker) shutdown(runs *components) {
+	begin := time.Now()
+	s.mu.Lock()
+	successors := s.engine.Successors()
+	nextOf := map[netip.Addr]string{}
+	for node, ips := range successors {
+		for _, ip := range ips {
+			nextOf[ip] = node
+		}
+	}
+	stops := s.engine.StopAll("")
+	s.opts.L2.Set(nil)
+	live := slices.Clone(s.live)
+	s.mu.Unlock()
+
+	s.handOver(live, successors)
+	for _, c := range stops {
+		c.Why = "this speaker is stopping"
+		if next := nextOf[c.IP]; next != "" {
+			c.Why += "; handed over to " + next
+		}
+		stoppedEvents(s.opts.Events, s.opts.Node, c)
+	}
+	if err := s.opts.Members.Leave(s.opts.HandoverTimeout); err != nil {
+		s.log.Warn("leaving the speakers' cluster", "err", err)
+	}
+	handedOver := time.Since(begin)
+	if !runs.bgp.stop(5 * time.Second) {
+		s.log.Warn("BGP router did not stop in time")
+	}
+	runs.l2.stop(5 * time.Second)
+	runs.members.stop(5 * time.Second)
+	s.mu.Lock()
+	s.live = nil
+	s.mu.Unlock()
+	s.notifyStatus()
+	s.log.Info("stopped", "handedOverIn", handedOver.Round(time.Millisecond), "addresses", len(stops), "after", time.Since(begin).Round(time.Millisecond))
+}
+
+// handOver sends every other live member a hand-over message, in
+// parallel: the successors with their addresses, the others empty, so that
+// no one counts this node as failed.
+func (s *Speaker) handOver(live []string, successors map[string][]netip.Addr) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.HandoverTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, node := range live {
+		if node == s.opts.Node {
+			continue
+		}
+		msg := members.Handover{From: s.opts.Node, IPs: successors[node]}.Marshal()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.opts.Members.Send(node, msg); err != nil {
+				s.log.Warn("hand-over not delivered", "to", node, "err", err)
+				return
+			}
+			s.metrics.handoversSent.Inc()
+			if ips := successors[node]; len(ips) > 0 {
+				s.log.Info("handed addresses over", "to", node, "ips", ips)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("hand-over messages still pending after the timeout", "timeout", s.opts.HandoverTimeout)
+	}
+}

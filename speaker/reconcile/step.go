@@ -1,0 +1,267 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+	"github.com/heraldlb/herald/internal/config"
+	"github.com/heraldlb/herald/internal/k8s"
+	"github.com/heraldlb/herald/speaker/advertise"
+)
+
+// step applies everything pending (watch events, messages, membership) and
+// converges the announcer and the router. Work is proportional to what
+// changed, except a configuration or node-label change, which recomputes
+// every Service.
+func (s *Speaker) step(ctx context.Context, now time.Time, stalled bool) error {
+	p := s.watch.take()
+	handovers, bgpEvents := s.opts.Inbox.takeMessages()
+	if k := s.watch.memberlistKey(); k != nil && s.opts.MemberlistKey != nil && !bytes.Equal(k, s.opts.MemberlistKey) {
+		return ErrKeyChanged
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	before := s.engine.Version
+	peersChanged := false
+	if p.nodes != nil {
+		s.applyNodes(p.nodes)
+		peersChanged = true
+	}
+	if p.config || p.nodes != nil || s.model == nil {
+		if err := s.rebuildModel(ctx); err != nil {
+			return err
+		}
+		peersChanged = true
+	}
+	for _, key := range p.services {
+		if err := s.readService(ctx, key); err != nil {
+			return err
+		}
+	}
+	for _, key := range p.endpoints {
+		if s.engine.LocalTraffic(key) {
+			if err := s.readService(ctx, key); err != nil {
+				return err
+			}
+		}
+	}
+
+	// Membership: memberlist's view minus the nodes that handed over.
+	handed := map[netip.Addr]bool{}
+	for _, h := range handovers {
+		s.gone[h.From] = false
+		for _, ip := range h.IPs {
+			handed[ip.Unmap()] = true
+		}
+		s.metrics.handoversReceived.Inc()
+		s.log.Info("hand-over received", "from", h.From, "ips", h.IPs)
+	}
+	prevLive := len(s.live)
+	s.live = s.liveMembers()
+	s.engine.SetLive(s.live)
+	returned := s.quorum.Observe(now, s.live, s.gone)
+	v := s.quorum.Check(now, s.live, s.opts.Members.Suspects(), len(s.nodes) > 1)
+	if v.Trusted != s.trusted {
+		s.trusted = v.Trusted
+		s.engine.MarkAllDirty()
+		if v.Trusted {
+			s.log.Info("taking over addresses again", "healthyMembers", v.Healthy, "expectedMembers", v.Expected)
+		} else {
+			s.log.Warn("not taking over addresses: "+v.Why, "healthyMembers", v.Healthy, "expectedMembers", v.Expected, "live", s.live)
+		}
+	}
+	s.metrics.setQuorum(v.Trusted)
+
+	changes, changed := s.engine.Elect(now, v.Trusted, handed)
+	if changed {
+		s.opts.L2.Set(s.engine.Desired())
+	}
+	for _, c := range changes {
+		if c.Start {
+			s.log.Info("taking over address", "ip", c.IP, "services", keys(c.Services))
+			continue
+		}
+		s.log.Info("stopped announcing address", "ip", c.IP, "why", c.Why)
+		stoppedEvents(s.opts.Events, s.opts.Node, c)
+	}
+	for _, st := range s.opts.Inbox.takeL2() {
+		s.onL2Change(st.IP, st.Interfaces)
+	}
+	if len(returned) > 0 || stalled {
+		if ips := s.engine.Announced(); len(ips) > 0 {
+			s.log.Info("announcing owned addresses again", "returnedMembers", returned, "stalled", stalled, "ips", len(ips))
+			s.opts.L2.Reannounce(ips)
+		}
+	}
+
+	for _, e := range bgpEvents {
+		sessionEvent(s.opts.Events, s.opts.Node, types.UID(s.peerUIDs[e.Peer]), e)
+	}
+	routes, routesChanged := s.engine.Routes()
+	if peersChanged || routesChanged {
+		if !routesChanged {
+			s.engine.MarkRoutesDirty()
+			routes, _ = s.engine.Routes()
+		}
+		s.setBGP(routes)
+	}
+
+	s.metrics.services.Set(float64(len(s.engine.services)))
+	if s.engine.Version != before || len(s.live) != prevLive || len(bgpEvents) > 0 {
+		s.notifyStatus()
+	}
+	return nil
+}
+
+// liveMembers is memberlist's view minus the nodes that handed their
+// addresses over; a node that handed over counts as alive again once
+// memberlist has seen it go and come back (a restarted speaker).
+func (s *Speaker) liveMembers() []string {
+	alive := s.opts.Members.Alive()
+	for n, seenOut := range s.gone {
+		switch in := slices.Contains(alive, n); {
+		case !in:
+			s.gone[n] = true
+		case seenOut:
+			delete(s.gone, n)
+		}
+	}
+	return slices.DeleteFunc(alive, func(n string) bool { _, g := s.gone[n]; return g })
+}
+
+// applyNodes installs a new set of nodes: labels for selectors, InternalIPs
+// as memberlist peers.
+func (s *Speaker) applyNodes(nodes map[string]nodeInfo) {
+	for name := range s.nodes {
+		if _, ok := nodes[name]; !ok && s.quorum != nil {
+			s.quorum.Forget(name)
+		}
+	}
+	s.nodes = nodes
+	list := make([]advertise.Node, 0, len(nodes))
+	var peers []string
+	for name, n := range nodes {
+		list = append(list, advertise.Node{Name: name, Labels: n.labels})
+		if name == s.opts.Node {
+			continue
+		}
+		for _, ip := range n.ips {
+			if ip.Is4() == s.opts.NodeIP.Is4() {
+				peers = append(peers, ip.String())
+				break
+			}
+		}
+	}
+	s.engine.SetNodes(list)
+	slices.Sort(peers)
+	s.opts.Members.SetPeers(peers)
+}
+
+// rebuildModel builds the configuration model from the cache, keeping the
+// previous model for objects that turned invalid.
+func (s *Speaker) rebuildModel(ctx context.Context) error {
+	var in config.Input
+	var pools v1beta1.IPPoolList
+	var l2 v1beta1.L2AdvertisementList
+	var bgpAdv v1beta1.BGPAdvertisementList
+	var peers v1beta1.BGPPeerList
+	var bfd v1beta1.BFDProfileList
+	var secrets corev1.SecretList
+	for _, l := range []struct {
+		list client.ObjectList
+		opts []client.ListOption
+	}{
+		{&pools, nil}, {&l2, nil}, {&bgpAdv, nil}, {&peers, nil}, {&bfd, nil},
+		{&secrets, []client.ListOption{client.InNamespace(v1beta1.Namespace)}},
+	} {
+		if err := s.opts.Cache.List(ctx, l.list, l.opts...); err != nil {
+			return fmt.Errorf("list %T: %w", l.list, err)
+		}
+	}
+	in.Pools, in.L2Advertisements, in.BGPAdvertisements = pools.Items, l2.Items, bgpAdv.Items
+	in.Peers, in.BFDProfiles, in.Secrets = peers.Items, bfd.Items, secrets.Items
+	in.Nodes = make(map[string]map[string]string, len(s.nodes))
+	for name, n := range s.nodes {
+		in.Nodes[name] = n.labels
+	}
+	s.peerUIDs = make(map[string]string, len(peers.Items))
+	for _, p := range peers.Items {
+		s.peerUIDs[p.Name] = string(p.UID)
+	}
+	s.model = config.Build(in, s.model)
+	s.engine.SetModel(s.model)
+	s.log.Debug("configuration model rebuilt", "pools", len(s.model.Pools), "l2Advertisements", len(s.model.L2Advertisements), "peers", len(s.model.Peers), "problems", len(s.model.Problems))
+	return nil
+}
+
+// readService reads one Service (and its ready endpoints) into the engine.
+func (s *Speaker) readService(ctx context.Context, key string) error {
+	ns, name, _ := strings.Cut(key, "/")
+	var svc corev1.Service
+	err := s.opts.Cache.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc)
+	if apierrors.IsNotFound(err) {
+		s.engine.DeleteService(key)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get Service %s: %w", key, err)
+	}
+	ips := k8s.IngressIPs(svc.Status.LoadBalancer)
+	if !s.watch.relevant(&svc) || len(ips) == 0 {
+		s.engine.DeleteService(key)
+		return nil
+	}
+	s.engine.UpsertService(Service{
+		Service: advertise.Service{
+			Key:           key,
+			IPs:           ips,
+			LocalTraffic:  svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+			EndpointNodes: s.watch.endpointNodes(key),
+		},
+		UID: svc.UID,
+	})
+	return nil
+}
+
+// setBGP recomputes and hands the BGP desired state to the router.
+func (s *Speaker) setBGP(routes []advertise.Route) {
+	var peers []*config.Peer
+	var addrs NodeAddrs
+	if n, ok := s.nodes[s.opts.Node]; ok && s.model != nil {
+		peers = s.model.PeersForNode(n.labels)
+		addrs = nodeAddrs(s.opts.NodeIP, n.ips)
+	}
+	d, issues := BGPDesired(peers, routes, addrs)
+	for _, is := range issues {
+		s.log.Warn("BGP peer not usable as configured", "peer", is.Peer, "problem", is.Message)
+	}
+	s.bgpDesired, s.bgpIssues = d, issues
+	s.opts.BGP.Set(d)
+}
+
+// onL2Change turns what the announcer did into Events on the Services.
+func (s *Speaker) onL2Change(ip netip.Addr, ifaces []string) {
+	a := s.engine.announced[ip]
+	if a == nil {
+		return // a stop: its Event went out with the decision
+	}
+	if len(ifaces) == 0 {
+		s.log.Warn("owning an address but no interface to announce it on", "ip", ip, "interfaces", a.ifaces)
+		noInterfaceEvents(s.opts.Events, s.opts.Node, ip, a.ifaces, a.services)
+		return
+	}
+	announcingEvents(s.opts.Events, s.opts.Node, ip, ifaces, a.services)
+	s.notifyStatus()
+}

@@ -1,0 +1,72 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+	"github.com/heraldlb/herald/internal/k8s"
+)
+
+// waitInterval is how often the start-up waits look again.
+const waitInterval = time.Second
+
+// WaitForMemberlistKey returns the gossip key from the Secret name in
+// herald-system (key "key", 32 bytes), waiting while it is absent or
+// invalid: the controller creates it. It logs once why it waits, and again
+// every minute.
+func WaitForMemberlistKey(ctx context.Context, r client.Reader, name string, log *slog.Logger) ([]byte, error) {
+	var lastLog time.Time
+	for {
+		var sec corev1.Secret
+		err := r.Get(ctx, client.ObjectKey{Namespace: v1beta1.Namespace, Name: name}, &sec)
+		var why string
+		switch {
+		case apierrors.IsNotFound(err):
+			why = "the Secret does not exist yet (herald-controller creates it)"
+		case err != nil:
+			why = err.Error()
+		case len(sec.Data[k8s.MemberlistSecretKey]) != k8s.MemberlistKeySize:
+			why = fmt.Sprintf("its %q key must hold %d bytes, it holds %d", k8s.MemberlistSecretKey, k8s.MemberlistKeySize, len(sec.Data[k8s.MemberlistSecretKey]))
+		default:
+			return sec.Data[k8s.MemberlistSecretKey], nil
+		}
+		if time.Since(lastLog) > time.Minute {
+			log.Warn("waiting for the memberlist key", "secret", v1beta1.Namespace+"/"+name, "why", why)
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for Secret %s/%s: %w", v1beta1.Namespace, name, ctx.Err())
+		case <-time.After(waitInterval):
+		}
+	}
+}
+
+// WaitForNode returns this node's Node object, waiting while it does not
+// exist (a speaker that starts before its kubelet registered the node).
+func WaitForNode(ctx context.Context, r client.Reader, name string, log *slog.Logger) (*corev1.Node, error) {
+	var lastLog time.Time
+	for {
+		var n corev1.Node
+		err := r.Get(ctx, client.ObjectKey{Name: name}, &n)
+		if err == nil {
+			return &n, nil
+		}
+		if time.Since(lastLog) > time.Minute {
+			log.Warn("waiting for this speaker's Node object", "node", name, "err", err)
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for Node %s: %w", name, ctx.Err())
+		case <-time.After(waitInterval):
+		}
+	}
+}

@@ -1,0 +1,338 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/netip"
+	"reflect"
+	"slices"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+	"github.com/heraldlb/herald/internal/k8s"
+)
+
+// nodeInfo is what the speaker uses of a Node.
+type nodeInfo struct {
+	labels map[string]string
+	ips    []netip.Addr // InternalIPs, in the Node's order
+}
+
+// watcher turns informer events into pending work for the reconcile loop:
+// keys of Services to read again, Services whose ready endpoints moved,
+// Node changes and "the configuration changed". Handlers only record; the
+// loop does the work, batched.
+type watcher struct {
+	class      string
+	secretName string
+
+	mu         sync.Mutex
+	services   map[string]bool                       // Service keys to read again
+	endpoints  map[string]bool                       // Service keys whose ready nodes changed
+	slices     map[string]map[string]map[string]bool // Service key -> slice name -> nodes with a ready endpoint
+	nodes      map[string]nodeInfo
+	nodesDirty bool
+	config     bool
+	key        []byte // the memberlist key, nil while absent
+	signal     chan struct{}
+}
+
+func newWatcher(class, secretName string) *watcher {
+	return &watcher{
+		class: class, secretName: secretName,
+		services: map[string]bool{}, endpoints: map[string]bool{},
+		slices: map[string]map[string]map[string]bool{}, nodes: map[string]nodeInfo{},
+		signal: make(chan struct{}, 1),
+	}
+}
+
+func (w *watcher) wake() {
+	select {
+	case w.signal <- struct{}{}:
+	default:
+	}
+}
+
+// configKinds are the objects config.Build reads.
+func configKinds() []client.Object {
+	return []client.Object{&v1beta1.IPPool{}, &v1beta1.L2Advertisement{}, &v1beta1.BGPAdvertisement{}, &v1beta1.BGPPeer{}, &v1beta1.BFDProfile{}}
+}
+
+// register adds the event handlers to the cache's informers and returns a
+// function that reports whether they have all seen their initial lists.
+func (w *watcher) register(ctx context.Context, c cache.Cache) (func() bool, error) {
+	var regs []toolscache.ResourceEventHandlerRegistration
+	add := func(obj client.Object, h toolscache.ResourceEventHandler) error {
+		inf, err := c.GetInformer(ctx, obj)
+		if err != nil {
+			return fmt.Errorf("informer for %T: %w", obj, err)
+		}
+		r, err := inf.AddEventHandler(h)
+		if err != nil {
+			return fmt.Errorf("event handler for %T: %w", obj, err)
+		}
+		regs = append(regs, r)
+		return nil
+	}
+	handlers := []struct {
+		obj client.Object
+		h   toolscache.ResourceEventHandler
+	}{
+		{&corev1.Service{}, funcs(w.onService)},
+		{&discoveryv1.EndpointSlice{}, funcs(w.onSlice)},
+		{&corev1.Node{}, funcs(w.onNode)},
+		{&corev1.Secret{}, funcs(w.onSecret)},
+	}
+	for _, obj := range configKinds() {
+		handlers = append(handlers, struct {
+			obj client.Object
+			h   toolscache.ResourceEventHandler
+		}{obj, funcs(w.onConfig)})
+	}
+	for _, h := range handlers {
+		if err := add(h.obj, h.h); err != nil {
+			return nil, err
+		}
+	}
+	return func() bool {
+		for _, r := range regs {
+			if !r.HasSynced() {
+				return false
+			}
+		}
+		return true
+	}, nil
+}
+
+// funcs adapts one handler taking (old, new) objects, either nil, to the
+// informer's three callbacks; deletions may arrive as tombstones.
+func funcs(f func(old, cur any)) toolscache.ResourceEventHandlerFuncs {
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { f(nil, obj) },
+		UpdateFunc: func(old, cur any) { f(old, cur) },
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			f(obj, nil)
+		},
+	}
+}
+
+func (w *watcher) relevant(obj any) bool {
+	svc, ok := obj.(*corev1.Service)
+	return ok && k8s.IsLoadBalancer(svc) && k8s.HasClass(svc, w.class)
+}
+
+func (w *watcher) onService(old, cur any) {
+	if !w.relevant(old) && !w.relevant(cur) {
+		return
+	}
+	obj := either(cur, old)
+	svc := obj.(*corev1.Service)
+	w.mu.Lock()
+	w.services[k8s.ServiceKey(svc)] = true
+	w.mu.Unlock()
+	w.wake()
+}
+
+// readyNodes lists the nodes with at least one ready endpoint in the slice.
+// An endpoint whose readiness is unknown counts as ready, as the API says.
+func readyNodes(s *discoveryv1.EndpointSlice) map[string]bool {
+	out := map[string]bool{}
+	for _, ep := range s.Endpoints {
+		if ep.NodeName != nil && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
+			out[*ep.NodeName] = true
+		}
+	}
+	return out
+}
+
+func (w *watcher) onSlice(old, cur any) {
+	obj := either(cur, old)
+	s, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return
+	}
+	svcName := s.Labels[discoveryv1.LabelServiceName]
+	if svcName == "" {
+		return
+	}
+	key := s.Namespace + "/" + svcName
+	nodes := map[string]bool{}
+	if cur != nil {
+		nodes = readyNodes(s)
+	}
+	w.mu.Lock()
+	bySlice := w.slices[key]
+	prev, had := bySlice[s.Name]
+	changed := !maps.Equal(prev, nodes) || (had && cur == nil)
+	switch {
+	case cur == nil:
+		delete(bySlice, s.Name)
+		if len(bySlice) == 0 {
+			delete(w.slices, key)
+		}
+	default:
+		if bySlice == nil {
+			bySlice = map[string]map[string]bool{}
+			w.slices[key] = bySlice
+		}
+		bySlice[s.Name] = nodes
+	}
+	if changed {
+		w.endpoints[key] = true
+	}
+	w.mu.Unlock()
+	if changed {
+		w.wake()
+	}
+}
+
+// endpointNodes is the union of a Service's slices' ready nodes.
+func (w *watcher) endpointNodes(key string) map[string]bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]bool{}
+	for _, nodes := range w.slices[key] {
+		for n := range nodes {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+func (w *watcher) onNode(old, cur any) {
+	obj := either(cur, old)
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return
+	}
+	w.mu.Lock()
+	prev, had := w.nodes[n.Name]
+	var changed bool
+	if cur == nil {
+		delete(w.nodes, n.Name)
+		changed = had
+	} else {
+		info := nodeInfo{labels: maps.Clone(n.Labels), ips: internalIPs(n)}
+		changed = !had || !reflect.DeepEqual(prev, info)
+		w.nodes[n.Name] = info
+	}
+	if changed {
+		w.nodesDirty = true
+	}
+	w.mu.Unlock()
+	if changed {
+		w.wake()
+	}
+}
+
+func internalIPs(n *corev1.Node) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		if ip, err := netip.ParseAddr(a.Address); err == nil {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out
+}
+
+func (w *watcher) onConfig(old, cur any) {
+	if o, c := asObject(old), asObject(cur); o != nil && c != nil &&
+		o.GetGeneration() == c.GetGeneration() && maps.Equal(o.GetLabels(), c.GetLabels()) {
+		return // a status write
+	}
+	w.mu.Lock()
+	w.config = true
+	w.mu.Unlock()
+	w.wake()
+}
+
+// either is cur, or old for a deletion.
+func either(cur, old any) any {
+	if cur != nil {
+		return cur
+	}
+	return old
+}
+
+func asObject(obj any) client.Object {
+	o, _ := obj.(client.Object)
+	return o
+}
+
+func (w *watcher) onSecret(old, cur any) {
+	obj := either(cur, old)
+	s, ok := obj.(*corev1.Secret)
+	if !ok || s.Namespace != v1beta1.Namespace {
+		return
+	}
+	if o, isOld := old.(*corev1.Secret); isOld && cur != nil && reflect.DeepEqual(o.Data, s.Data) && reflect.DeepEqual(o.StringData, s.StringData) {
+		return
+	}
+	w.mu.Lock()
+	w.config = true
+	if s.Name == w.secretName {
+		w.key = nil
+		if cur != nil {
+			w.key = slices.Clone(s.Data[k8s.MemberlistSecretKey])
+		}
+	}
+	w.mu.Unlock()
+	w.wake()
+}
+
+// memberlistKey returns the memberlist key as last seen (nil when absent).
+func (w *watcher) memberlistKey() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.key)
+}
+
+// pending is a batch of work for the loop.
+type pending struct {
+	services  []string
+	endpoints []string
+	nodes     map[string]nodeInfo // set when nodes changed
+	config    bool
+}
+
+// take returns and clears the pending work.
+func (w *watcher) take() pending {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := pending{config: w.config}
+	for k := range w.services {
+		p.services = append(p.services, k)
+	}
+	for k := range w.endpoints {
+		if !w.services[k] {
+			p.endpoints = append(p.endpoints, k)
+		}
+	}
+	if w.nodesDirty {
+		p.nodes = maps.Clone(w.nodes)
+	}
+	clear(w.services)
+	clear(w.endpoints)
+	w.nodesDirty, w.config = false, false
+	return p
+}
+
+// nodeSnapshot copies the known nodes.
+func (w *watcher) nodeSnapshot() map[string]nodeInfo {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.nodes)
+}

@@ -1,0 +1,151 @@
+// Package status writes this node's SpeakerStatus: it creates the object if
+// missing (owned by the Node, so it goes with it) and writes its status
+// when it changed, at most about once per MinInterval, so a burst of
+// changes costs one write and an idle speaker writes nothing.
+package status
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+)
+
+// Options configure a Writer. Client, Node and Source are required.
+type Options struct {
+	// Client writes (and reads, uncached) the SpeakerStatus.
+	Client client.Client
+	// Node names the SpeakerStatus; NodeUID, if set, makes the Node its
+	// owner so that deleting the Node deletes it.
+	Node    string
+	NodeUID types.UID
+	// Source returns the status to write (UpdatedAt is set by the Writer).
+	Source func() v1beta1.SpeakerStatusStatus
+	// Changed, if set, says the status may have changed.
+	Changed <-chan struct{}
+	// MinInterval is the least time between two writes (default 1 s);
+	// PollInterval is how often Source is looked at without a Changed
+	// signal, for BGP session states (default 1 s).
+	MinInterval, PollInterval time.Duration
+	Log                       *slog.Logger
+}
+
+// Writer writes one node's SpeakerStatus.
+type Writer struct {
+	o         Options
+	obj       *v1beta1.SpeakerStatus // last written, nil before the first write
+	written   v1beta1.SpeakerStatusStatus
+	lastWrite time.Time
+	// Writes counts the status writes, for tests and metrics.
+	Writes int
+}
+
+// New returns a Writer; it does no I/O.
+func New(o Options) (*Writer, error) {
+	if o.Client == nil || o.Node == "" || o.Source == nil {
+		return nil, errors.New("status: client, node and source are required")
+	}
+	if o.MinInterval <= 0 {
+		o.MinInterval = time.Second
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Writer{o: o}, nil
+}
+
+// Run writes the status whenever it changed until ctx ends.
+func (w *Writer) Run(ctx context.Context) error {
+	poll := time.NewTicker(w.o.PollInterval)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.o.Changed:
+		case <-poll.C:
+		}
+		if wait := w.o.MinInterval - time.Since(w.lastWrite); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+		}
+		if err := w.Sync(ctx); err != nil && ctx.Err() == nil {
+			w.o.Log.Warn("writing the SpeakerStatus failed", "node", w.o.Node, "err", err)
+		}
+	}
+}
+
+// Sync writes the current status now if it differs from the last one written.
+func (w *Writer) Sync(ctx context.Context) error {
+	st := w.o.Source()
+	if w.obj != nil && equality.Semantic.DeepEqual(st, w.written) {
+		return nil
+	}
+	err := w.write(ctx, st)
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		w.obj = nil // changed or deleted behind our back: read it again
+		err = w.write(ctx, st)
+	}
+	return err
+}
+
+func (w *Writer) write(ctx context.Context, st v1beta1.SpeakerStatusStatus) error {
+	if w.obj == nil {
+		obj, err := w.ensure(ctx)
+		if err != nil {
+			return err
+		}
+		w.obj = obj
+	}
+	obj := w.obj.DeepCopy()
+	obj.Status = *st.DeepCopy()
+	now := metav1.Now()
+	obj.Status.UpdatedAt = &now
+	if err := w.o.Client.Status().Update(ctx, obj, client.FieldOwner(v1beta1.FieldManagerSpeaker)); err != nil {
+		return fmt.Errorf("status: update SpeakerStatus %s: %w", w.o.Node, err)
+	}
+	w.obj, w.written, w.lastWrite = obj, st, time.Now()
+	w.Writes++
+	return nil
+}
+
+// ensure reads the SpeakerStatus, creating it when missing.
+func (w *Writer) ensure(ctx context.Context) (*v1beta1.SpeakerStatus, error) {
+	var obj v1beta1.SpeakerStatus
+	err := w.o.Client.Get(ctx, client.ObjectKey{Name: w.o.Node}, &obj)
+	if err == nil {
+		return &obj, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("status: get SpeakerStatus %s: %w", w.o.Node, err)
+	}
+	obj = v1beta1.SpeakerStatus{ObjectMeta: metav1.ObjectMeta{
+		Name:   w.o.Node,
+		Labels: map[string]string{"app.kubernetes.io/name": "herald", "app.kubernetes.io/component": "speaker"},
+	}}
+	if w.o.NodeUID != "" {
+		obj.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: w.o.Node, UID: w.o.NodeUID}}
+	}
+	if err := w.o.Client.Create(ctx, &obj, client.FieldOwner(v1beta1.FieldManagerSpeaker)); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return w.ensure(ctx)
+		}
+		return nil, fmt.Errorf("status: create SpeakerStatus %s: %w", w.o.Node, err)
+	}
+	return &obj, nil
+}
