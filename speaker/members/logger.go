@@ -5,11 +5,13 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"time"
 )
 
 // logWriter turns memberlist's log lines ("[WARN] memberlist: ...") into
 // slog records at the matching level. It also notes the members our own
-// probes suspect, which memberlist reports nowhere else.
+// probes suspect, and gossip our key cannot decrypt, which memberlist
+// reports nowhere else.
 type logWriter struct{ m *Members }
 
 func (w *logWriter) Write(p []byte) (int, error) {
@@ -31,6 +33,11 @@ func (w *logWriter) Write(p []byte) (int, error) {
 			w.m.suspects[name] = true
 			w.m.mu.Unlock()
 		}
+	}
+	if strings.Contains(line, "no installed keys could decrypt") {
+		w.m.mu.Lock()
+		w.m.keyMismatch = time.Now()
+		w.m.mu.Unlock()
 	}
 	w.m.log.Log(context.Background(), level, line)
 	return len(p), nil

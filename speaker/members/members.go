@@ -134,8 +134,10 @@ type Members struct {
 	list     *memberlist.Memberlist // nil unless running
 	ready    bool                   // the first join attempt is done
 	peers    []netip.AddrPort
-	suspects map[string]bool      // suspected by our own probes
-	gone     map[string]time.Time // failed or left, and when
+	suspects map[string]bool // suspected by our own probes
+	// keyMismatch is when gossip last arrived that our key cannot decrypt.
+	keyMismatch time.Time
+	gone        map[string]time.Time // failed or left, and when
 }
 
 // New checks the options and returns Members; it does no I/O.
@@ -248,6 +250,15 @@ func (m *Members) Suspects() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// LastKeyMismatch is when gossip last arrived that this member's key could
+// not decrypt (zero if never): another speaker uses a different key. A
+// speaker that never joined anyone and sees this is the odd one out.
+func (m *Members) LastKeyMismatch() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.keyMismatch
 }
 
 // Changes receives a value soon after membership may have changed (a member

@@ -132,6 +132,15 @@ func TestLogWriterLevelsAndSuspects(t *testing.T) {
 	if got := m.Suspects(); got != nil {
 		t.Fatalf("Suspects while not running = %v, want none", got)
 	}
+	if !m.LastKeyMismatch().IsZero() {
+		t.Fatal("a key mismatch before any undecryptable gossip")
+	}
+	if _, err := w.Write([]byte("[ERR] memberlist: failed to receive: no installed keys could decrypt the message from=10.77.0.3:7946\n")); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(m.LastKeyMismatch()) > time.Minute {
+		t.Fatal("undecryptable gossip was not noted")
+	}
 
 	// Metrics: a suspect with the member list not running counts as
 	// nothing alive; a gone member counts as dead.
