@@ -39,7 +39,8 @@ func (f *fakeMembers) Suspects() []string {
 	defer f.mu.Unlock()
 	return slices.Clone(f.suspects)
 }
-func (f *fakeMembers) Changes() <-chan struct{} { return f.changes }
+func (f *fakeMembers) Changes() <-chan struct{}   { return f.changes }
+func (f *fakeMembers) LastKeyMismatch() time.Time { return time.Time{} }
 func (f *fakeMembers) Send(node string, msg []byte) error {
 	h, err := members.ParseHandover(msg)
 	if err != nil {

@@ -90,29 +90,45 @@ type Verdict struct {
 	Why string
 }
 
-// Check decides for the live members and this node's suspects at now.
-// othersExist says whether other nodes exist that may run speakers.
-func (q *Quorum) Check(now time.Time, live, suspects []string, othersExist bool) Verdict {
-	expected := len(live)
+// View is what memberlist says, for Check.
+type View struct {
+	Live, Suspects []string
+	// OthersExist says whether other nodes exist that may run speakers.
+	OthersExist bool
+	// KeyMismatch is when gossip last arrived that this node's key could
+	// not decrypt (zero if never).
+	KeyMismatch time.Time
+}
+
+// keyMismatchWindow is how recent undecryptable gossip must be to keep a
+// node that never joined anyone from trusting its lonely view (peers retry
+// joins every few seconds).
+const keyMismatchWindow = time.Minute
+
+// Check decides at now.
+func (q *Quorum) Check(now time.Time, v View) Verdict {
+	expected := len(v.Live)
 	for n, at := range q.failedAt {
-		if now.Sub(at) <= q.Memory && !slices.Contains(live, n) {
+		if now.Sub(at) <= q.Memory && !slices.Contains(v.Live, n) {
 			expected++
 		}
 	}
 	healthy := 0
-	for _, n := range live {
-		if !slices.Contains(suspects, n) {
+	for _, n := range v.Live {
+		if !slices.Contains(v.Suspects, n) {
 			healthy++
 		}
 	}
-	v := Verdict{Trusted: true, Healthy: healthy, Expected: expected}
+	out := Verdict{Trusted: true, Healthy: healthy, Expected: expected}
 	switch {
-	case len(live) == 0:
-		v.Trusted, v.Why = false, "not a member of the speakers' cluster yet"
-	case !q.joined && othersExist && now.Sub(q.started) < q.StartupGrace:
-		v.Trusted, v.Why = false, "waiting to join the other speakers"
+	case len(v.Live) == 0:
+		out.Trusted, out.Why = false, "not a member of the speakers' cluster yet"
+	case !q.joined && !v.KeyMismatch.IsZero() && now.Sub(v.KeyMismatch) < keyMismatchWindow:
+		out.Trusted, out.Why = false, "other speakers use a different memberlist key (check the memberlist Secret)"
+	case !q.joined && v.OthersExist && now.Sub(q.started) < q.StartupGrace:
+		out.Trusted, out.Why = false, "waiting to join the other speakers"
 	case 2*healthy < expected:
-		v.Trusted, v.Why = false, "sees only a minority of the speakers (probably cut off itself)"
+		out.Trusted, out.Why = false, "sees only a minority of the speakers (probably cut off itself)"
 	}
-	return v
+	return out
 }

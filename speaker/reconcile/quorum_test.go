@@ -15,6 +15,7 @@ func TestQuorum(t *testing.T) {
 		live     []string
 		suspects []string
 		gone     []string
+		mismatch time.Time
 		trusted  bool
 		returned []string
 	}
@@ -56,6 +57,15 @@ func TestQuorum(t *testing.T) {
 		{"start: a single-node cluster trusts at once", false, []obs{
 			{at: 0, live: []string{"a"}, trusted: true},
 		}},
+		{"wrong key: never joined, gossip it cannot decrypt", true, []obs{
+			{at: time.Second, live: []string{"a"}, mismatch: at(time.Second), trusted: false},
+			{at: 20 * time.Second, live: []string{"a"}, mismatch: at(18 * time.Second), trusted: false},
+			{at: 90 * time.Second, live: []string{"a"}, mismatch: at(18 * time.Second), trusted: true},
+		}},
+		{"a stranger's undecryptable gossip does not stop a joined node", true, []obs{
+			{at: 0, live: []string{"a", "b", "c"}, trusted: true},
+			{at: time.Second, live: []string{"a", "b", "c"}, mismatch: at(time.Second), trusted: true},
+		}},
 		{"start: joined others at once", true, []obs{
 			{at: 0, live: []string{"a", "b", "c"}, trusted: true},
 		}},
@@ -68,7 +78,7 @@ func TestQuorum(t *testing.T) {
 					gone[g] = true
 				}
 				ret := q.Observe(at(s.at), s.live, gone)
-				v := q.Check(at(s.at), s.live, s.suspects, tc.others)
+				v := q.Check(at(s.at), View{Live: s.live, Suspects: s.suspects, OthersExist: tc.others, KeyMismatch: s.mismatch})
 				if v.Trusted != s.trusted {
 					t.Errorf("step %d (%v live %v suspects %v): trusted %v (%s; %d of %d), want %v", i, s.at, s.live, s.suspects, v.Trusted, v.Why, v.Healthy, v.Expected, s.trusted)
 				}

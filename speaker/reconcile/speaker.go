@@ -23,6 +23,7 @@ type Membership interface {
 	Run(ctx context.Context) error
 	Alive() []string
 	Suspects() []string
+	LastKeyMismatch() time.Time
 	Changes() <-chan struct{}
 	Send(node string, msg []byte) error
 	Leave(timeout time.Duration) error

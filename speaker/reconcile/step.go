@@ -72,7 +72,7 @@ func (s *Speaker) step(ctx context.Context, now time.Time, stalled bool) error {
 	s.live = s.liveMembers()
 	s.engine.SetLive(s.live)
 	returned := s.quorum.Observe(now, s.live, s.gone)
-	v := s.quorum.Check(now, s.live, s.opts.Members.Suspects(), len(s.nodes) > 1)
+	v := s.quorum.Check(now, View{Live: s.live, Suspects: s.opts.Members.Suspects(), OthersExist: len(s.nodes) > 1, KeyMismatch: s.opts.Members.LastKeyMismatch()})
 	if v.Trusted != s.trusted {
 		s.trusted = v.Trusted
 		s.engine.MarkAllDirty()
