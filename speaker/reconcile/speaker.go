@@ -92,18 +92,20 @@ type Speaker struct {
 	metrics *metrics
 	status  chan struct{}
 
-	mu         sync.Mutex
-	engine     *Engine
-	quorum     *Quorum
-	model      *config.Model
-	nodes      map[string]nodeInfo
-	peerUIDs   map[string]string
-	gone       map[string]bool // handed over; true once memberlist saw it go
-	live       []string
-	trusted    bool
-	bgpDesired bgp.Desired
-	bgpIssues  []PeerIssue
-	reported   reportCache
+	mu       sync.Mutex
+	engine   *Engine
+	quorum   *Quorum
+	model    *config.Model
+	nodes    map[string]nodeInfo
+	peerUIDs map[string]string
+	gone     map[string]bool // handed over; true once memberlist saw it go
+	live     []string
+	trusted  bool
+	// untrustedWhy is the last reason not to take over ("" when trusted).
+	untrustedWhy string
+	bgpDesired   bgp.Desired
+	bgpIssues    []PeerIssue
+	reported     reportCache
 }
 
 // New checks the options and returns a Speaker; it does no I/O.

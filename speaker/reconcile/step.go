@@ -73,13 +73,15 @@ func (s *Speaker) step(ctx context.Context, now time.Time, stalled bool) error {
 	s.engine.SetLive(s.live)
 	returned := s.quorum.Observe(now, s.live, s.gone)
 	v := s.quorum.Check(now, View{Live: s.live, Suspects: s.opts.Members.Suspects(), OthersExist: len(s.nodes) > 1, KeyMismatch: s.opts.Members.LastKeyMismatch()})
-	if v.Trusted != s.trusted {
-		s.trusted = v.Trusted
-		s.engine.MarkAllDirty()
+	if v.Trusted != s.trusted || v.Why != s.untrustedWhy {
+		if v.Trusted != s.trusted {
+			s.engine.MarkAllDirty()
+		}
+		s.trusted, s.untrustedWhy = v.Trusted, v.Why
 		if v.Trusted {
-			s.log.Info("taking over addresses again", "healthyMembers", v.Healthy, "expectedMembers", v.Expected)
+			s.log.Info("takeovers allowed: this node sees a majority of the speakers", "healthyMembers", v.Healthy, "expectedMembers", v.Expected)
 		} else {
-			s.log.Warn("not taking over addresses: "+v.Why, "healthyMembers", v.Healthy, "expectedMembers", v.Expected, "live", s.live)
+			s.log.Warn("takeovers held back: "+v.Why, "healthyMembers", v.Healthy, "expectedMembers", v.Expected, "live", s.live)
 		}
 	}
 	s.metrics.setQuorum(v.Trusted)

@@ -2,12 +2,14 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
@@ -16,6 +18,12 @@ import (
 
 // waitInterval is how often the start-up waits look again.
 const waitInterval = time.Second
+
+// notStarted: the cache is still starting, nothing worth a log line.
+func notStarted(err error) bool {
+	var e *cache.ErrCacheNotStarted
+	return errors.As(err, &e)
+}
 
 // WaitForMemberlistKey returns the gossip key from the Secret name in
 // herald-system (key "key", 32 bytes), waiting while it is absent or
@@ -28,6 +36,8 @@ func WaitForMemberlistKey(ctx context.Context, r client.Reader, name string, log
 		err := r.Get(ctx, client.ObjectKey{Namespace: v1beta1.Namespace, Name: name}, &sec)
 		var why string
 		switch {
+		case notStarted(err):
+			why = ""
 		case apierrors.IsNotFound(err):
 			why = "the Secret does not exist yet (herald-controller creates it)"
 		case err != nil:
@@ -37,7 +47,7 @@ func WaitForMemberlistKey(ctx context.Context, r client.Reader, name string, log
 		default:
 			return sec.Data[k8s.MemberlistSecretKey], nil
 		}
-		if time.Since(lastLog) > time.Minute {
+		if why != "" && time.Since(lastLog) > time.Minute {
 			log.Warn("waiting for the memberlist key", "secret", v1beta1.Namespace+"/"+name, "why", why)
 			lastLog = time.Now()
 		}
@@ -59,7 +69,7 @@ func WaitForNode(ctx context.Context, r client.Reader, name string, log *slog.Lo
 		if err == nil {
 			return &n, nil
 		}
-		if time.Since(lastLog) > time.Minute {
+		if !notStarted(err) && time.Since(lastLog) > time.Minute {
 			log.Warn("waiting for this speaker's Node object", "node", name, "err", err)
 			lastLog = time.Now()
 		}
