@@ -104,7 +104,7 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 		Node: opts.NodeName, NodeIP: nodeIP, Class: opts.LBClass,
 		Cache:            mgr.GetCache(),
 		MemberlistSecret: opts.MemberlistSecret, MemberlistKey: key,
-		Events:  k8s.Events{Recorder: mgr.GetEventRecorder("herald-speaker")},
+		Events:  reconcile.RecorderEvents{Recorder: mgr.GetEventRecorder("herald-speaker")},
 		Members: ml, L2: l2, BGP: router, Inbox: inbox,
 		QuorumMemory: opts.QuorumMemory,
 		Log:          log, Registerer: reg,

@@ -68,15 +68,21 @@ func TestBGPRouteAppearsAtFRR(t *testing.T) {
 	if err != nil {
 		t.Fatalf("route %s at FRR: %v", prefix, err)
 	}
-	st, err := e.statuses(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range e.Nodes {
-		s := st[n.Name]
-		if s.Sessions != 1 || s.SessionsEstablished != 1 || s.BGPSessions[0].Peer != "frr" || s.BGPSessions[0].PrefixesSent < 1 {
-			t.Errorf("%s BGP status %+v", n.Name, s.BGPSessions)
+	err = poll(ctx, 200*time.Millisecond, func() error {
+		st, err := e.statuses(ctx)
+		if err != nil {
+			return err
 		}
+		for _, n := range e.Nodes {
+			s := st[n.Name]
+			if s.Sessions != 1 || s.SessionsEstablished != 1 || s.BGPSessions[0].Peer != "frr" || s.BGPSessions[0].PrefixesSent < 1 {
+				return fmt.Errorf("%s BGP status %+v", n.Name, s.BGPSessions)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
 	}
 	if rep, err := e.Ext.Get(ctx, "http://"+w.ips[0]+"/"); err != nil {
 		t.Fatalf("GET %s from the external client through FRR: %v", w.ips[0], err)

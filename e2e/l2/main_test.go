@@ -31,7 +31,8 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := labtest.Main(m, lab.Options{})
+	// HERALD_KEEP_LAB_DIR=1 keeps the lab's logs (the speakers', the probes') after the run.
+	code := labtest.Main(m, lab.Options{KeepDir: os.Getenv("HERALD_KEEP_LAB_DIR") == "1"})
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

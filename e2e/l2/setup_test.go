@@ -321,9 +321,17 @@ func (e *env) deploy(t *testing.T, s workloadSpec) workload {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		_ = e.c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.ns}})
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.ns}}
+		_ = e.c.Delete(ctx, ns)
+		// Wait until it is gone, so a test run twice (-count) can make it again.
+		_ = poll(ctx, 200*time.Millisecond, func() error {
+			if err := e.c.Get(ctx, client.ObjectKeyFromObject(ns), ns); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("namespace %s still there (%v)", w.ns, err)
+			}
+			return nil
+		})
 	})
 	n := int(s.replicas)
 	if len(s.nodes) > 0 {

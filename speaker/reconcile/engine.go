@@ -278,6 +278,8 @@ type Change struct {
 	Services []ServiceRef
 	// Why this node stopped (empty for a start).
 	Why string
+	// To is the node that owns it now, for a stop ("" if none).
+	To string
 }
 
 // Elect re-elects the IPs that changed and decides what this node
@@ -320,7 +322,7 @@ func (e *Engine) Elect(now time.Time, trusted bool, handedOver map[netip.Addr]bo
 			st.waiting = true
 		case cur != nil:
 			delete(e.announced, ip)
-			changes = append(changes, Change{IP: ip, Services: cur.services, Why: e.stopReason(st)})
+			changes = append(changes, Change{IP: ip, Services: cur.services, Why: e.stopReason(st), To: owner})
 		}
 		if st.waiting != wasWaiting {
 			e.Version++

@@ -7,12 +7,34 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
-	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/speaker/bgp"
 )
+
+// EventRecorder records Events about objects; the note is taken literally.
+// internal/k8s provides implementations.
+type EventRecorder interface {
+	Normal(obj runtime.Object, reason, action, note string)
+	Warning(obj runtime.Object, reason, action, note string)
+}
+
+// RecorderEvents adapts client-go's events.EventRecorder (a manager's
+// GetEventRecorder) to EventRecorder.
+type RecorderEvents struct{ Recorder events.EventRecorder }
+
+// Normal records an informational Event.
+func (e RecorderEvents) Normal(obj runtime.Object, reason, action, note string) {
+	e.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, reason, action, "%s", note)
+}
+
+// Warning records an Event that needs attention.
+func (e RecorderEvents) Warning(obj runtime.Object, reason, action, note string) {
+	e.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, reason, action, "%s", note)
+}
 
 // Event reasons the speaker uses.
 const (
@@ -32,7 +54,7 @@ func serviceObject(ref ServiceRef) *corev1.Service {
 }
 
 // announcingEvents tells each Service of ip that this node answers for it.
-func announcingEvents(ev k8s.Events, node string, ip netip.Addr, ifaces []string, refs []ServiceRef) {
+func announcingEvents(ev EventRecorder, node string, ip netip.Addr, ifaces []string, refs []ServiceRef) {
 	note := fmt.Sprintf("announcing %s from %s on %s", ip, node, strings.Join(ifaces, ", "))
 	for _, r := range refs {
 		ev.Normal(serviceObject(r), ReasonAnnouncingL2, "Announce", note)
@@ -40,7 +62,7 @@ func announcingEvents(ev k8s.Events, node string, ip netip.Addr, ifaces []string
 }
 
 // noInterfaceEvents warns that this node owns ip but has nowhere to answer.
-func noInterfaceEvents(ev k8s.Events, node string, ip netip.Addr, wanted []string, refs []ServiceRef) {
+func noInterfaceEvents(ev EventRecorder, node string, ip netip.Addr, wanted []string, refs []ServiceRef) {
 	what := "no interface has a subnet holding it or a route toward it"
 	if len(wanted) > 0 {
 		what = "none of the L2Advertisement's interfaces (" + strings.Join(wanted, ", ") + ") exists and is up on it"
@@ -52,7 +74,7 @@ func noInterfaceEvents(ev k8s.Events, node string, ip netip.Addr, wanted []strin
 }
 
 // stoppedEvents tells each Service of a change that this node stopped.
-func stoppedEvents(ev k8s.Events, node string, c Change) {
+func stoppedEvents(ev EventRecorder, node string, c Change) {
 	note := fmt.Sprintf("%s stopped announcing %s: %s", node, c.IP, c.Why)
 	for _, r := range c.Services {
 		ev.Normal(serviceObject(r), ReasonStoppedAnnouncingL2, "Withdraw", note)
@@ -60,7 +82,7 @@ func stoppedEvents(ev k8s.Events, node string, c Change) {
 }
 
 // sessionEvent reports a BGP session going up or down on its BGPPeer.
-func sessionEvent(ev k8s.Events, node string, uid types.UID, e bgp.Event) {
+func sessionEvent(ev EventRecorder, node string, uid types.UID, e bgp.Event) {
 	peer := &v1beta1.BGPPeer{
 		TypeMeta:   metav1.TypeMeta{APIVersion: v1beta1.GroupVersion.String(), Kind: "BGPPeer"},
 		ObjectMeta: metav1.ObjectMeta{Name: e.Peer, UID: uid},

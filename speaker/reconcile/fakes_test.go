@@ -19,13 +19,14 @@ type fakeMembers struct {
 	alive    []string
 	suspects []string
 	peers    []string
-	sent     map[string][]netip.Addr
+	sent     map[string][]netip.Addr // hand-overs
+	released map[string][][]netip.Addr
 	left     bool
 	changes  chan struct{}
 }
 
 func newFakeMembers(alive ...string) *fakeMembers {
-	return &fakeMembers{alive: alive, sent: map[string][]netip.Addr{}, changes: make(chan struct{}, 1)}
+	return &fakeMembers{alive: alive, sent: map[string][]netip.Addr{}, released: map[string][][]netip.Addr{}, changes: make(chan struct{}, 1)}
 }
 
 func (f *fakeMembers) Run(ctx context.Context) error { <-ctx.Done(); return nil }
@@ -42,14 +43,29 @@ func (f *fakeMembers) Suspects() []string {
 func (f *fakeMembers) Changes() <-chan struct{}   { return f.changes }
 func (f *fakeMembers) LastKeyMismatch() time.Time { return time.Time{} }
 func (f *fakeMembers) Send(node string, msg []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r, err := parseRelease(msg); err == nil {
+		f.released[node] = append(f.released[node], r.IPs)
+		return nil
+	}
 	h, err := members.ParseHandover(msg)
 	if err != nil {
 		return err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.sent[node] = h.IPs
 	return nil
+}
+
+// releasesTo lists what was released to node, each message as a string.
+func (f *fakeMembers) releasesTo(node string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, ips := range f.released[node] {
+		out = append(out, fmt.Sprint(ips))
+	}
+	return out
 }
 func (f *fakeMembers) Leave(time.Duration) error {
 	f.mu.Lock()

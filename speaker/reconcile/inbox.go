@@ -16,6 +16,7 @@ import (
 type Inbox struct {
 	mu        sync.Mutex
 	handovers []members.Handover
+	releases  []release
 	l2        []announce.Status
 	bgp       []bgp.Event
 	signal    chan struct{}
@@ -24,14 +25,20 @@ type Inbox struct {
 // NewInbox returns an empty inbox.
 func NewInbox() *Inbox { return &Inbox{signal: make(chan struct{}, 1)} }
 
-// Message is members.Options.OnMessage: it keeps hand-over messages.
+// Message is members.Options.OnMessage: it keeps hand-over and release
+// messages.
 func (in *Inbox) Message(b []byte) {
-	h, err := members.ParseHandover(b)
-	if err != nil {
+	h, herr := members.ParseHandover(b)
+	r, rerr := parseRelease(b)
+	if herr != nil && rerr != nil {
 		return
 	}
 	in.mu.Lock()
-	in.handovers = append(in.handovers, h)
+	if herr == nil {
+		in.handovers = append(in.handovers, h)
+	} else {
+		in.releases = append(in.releases, r)
+	}
 	in.mu.Unlock()
 	in.wake()
 }
@@ -59,13 +66,13 @@ func (in *Inbox) wake() {
 	}
 }
 
-// takeMessages empties the hand-overs and BGP events.
-func (in *Inbox) takeMessages() ([]members.Handover, []bgp.Event) {
+// takeMessages empties the hand-overs, releases and BGP events.
+func (in *Inbox) takeMessages() ([]members.Handover, []release, []bgp.Event) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	h, b := in.handovers, in.bgp
-	in.handovers, in.bgp = nil, nil
-	return h, b
+	h, r, b := in.handovers, in.releases, in.bgp
+	in.handovers, in.releases, in.bgp = nil, nil, nil
+	return h, r, b
 }
 
 // takeL2 empties the announcer's changes.

@@ -22,19 +22,15 @@ import (
 type Quorum struct {
 	// Memory is how long a failed member still counts as expected.
 	Memory time.Duration
-	// StartupGrace is how long a starting node that sees only itself, while
-	// other nodes exist, waits for them before it trusts its lonely view.
-	StartupGrace time.Duration
 
-	started  time.Time
 	joined   bool                 // has seen another member once
 	known    map[string]bool      // seen alive at least once
 	failedAt map[string]time.Time // vanished without handing over
 }
 
-// NewQuorum returns a guard for a node that starts now.
-func NewQuorum(now time.Time, memory, startupGrace time.Duration) *Quorum {
-	return &Quorum{Memory: memory, StartupGrace: startupGrace, started: now, known: map[string]bool{}, failedAt: map[string]time.Time{}}
+// NewQuorum returns a guard that remembers failed members for memory.
+func NewQuorum(memory time.Duration) *Quorum {
+	return &Quorum{Memory: memory, known: map[string]bool{}, failedAt: map[string]time.Time{}}
 }
 
 // Observe records the live members (gone ones, which handed over, already
@@ -84,6 +80,8 @@ func (q *Quorum) Forget(name string) {
 // Verdict is whether the node may take over addresses, and why not.
 type Verdict struct {
 	Trusted bool
+	// Minority: not trusted because it sees too few speakers.
+	Minority bool
 	// Healthy, Expected are the counts the decision used.
 	Healthy, Expected int
 	// Why is empty when trusted.
@@ -93,8 +91,6 @@ type Verdict struct {
 // View is what memberlist says, for Check.
 type View struct {
 	Live, Suspects []string
-	// OthersExist says whether other nodes exist that may run speakers.
-	OthersExist bool
 	// KeyMismatch is when gossip last arrived that this node's key could
 	// not decrypt (zero if never).
 	KeyMismatch time.Time
@@ -125,10 +121,8 @@ func (q *Quorum) Check(now time.Time, v View) Verdict {
 		out.Trusted, out.Why = false, "not a member of the speakers' cluster yet"
 	case !q.joined && !v.KeyMismatch.IsZero() && now.Sub(v.KeyMismatch) < keyMismatchWindow:
 		out.Trusted, out.Why = false, "other speakers use a different memberlist key (check the memberlist Secret)"
-	case !q.joined && v.OthersExist && now.Sub(q.started) < q.StartupGrace:
-		out.Trusted, out.Why = false, "waiting to join the other speakers"
 	case 2*healthy < expected:
-		out.Trusted, out.Why = false, "sees only a minority of the speakers (probably cut off itself)"
+		out.Trusted, out.Minority, out.Why = false, true, "sees only a minority of the speakers (probably cut off itself)"
 	}
 	return out
 }

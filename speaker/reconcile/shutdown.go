@@ -52,7 +52,7 @@ func (s *Speaker) shutdown(runs *components) {
 	s.live = nil
 	s.mu.Unlock()
 	s.notifyStatus()
-	s.log.Info("stopped", "handedOverIn", handedOver.Round(time.Millisecond), "addresses", len(stops), "after", time.Since(begin).Round(time.Millisecond))
+	s.log.Info("stopped", "handedOverIn", handedOver.Round(time.Millisecond).String(), "addresses", len(stops), "after", time.Since(begin).Round(time.Millisecond).String())
 }
 
 // handOver sends every other live member a hand-over message, in
@@ -85,6 +85,6 @@ func (s *Speaker) handOver(live []string, successors map[string][]netip.Addr) {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		s.log.Warn("hand-over messages still pending after the timeout", "timeout", s.opts.HandoverTimeout)
+		s.log.Warn("hand-over messages still pending after the timeout", "timeout", s.opts.HandoverTimeout.String())
 	}
 }

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/heraldlb/herald/internal/config"
-	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/speaker/announce"
 	"github.com/heraldlb/herald/speaker/bgp"
 )
@@ -64,17 +64,19 @@ type Options struct {
 	// key; MemberlistKey is the key Members runs with.
 	MemberlistSecret string
 	MemberlistKey    []byte
-	Events           k8s.Events
+	Events           EventRecorder
 	Members          Membership
 	L2               Announcer
 	BGP              Router
 	Inbox            *Inbox
-	// QuorumMemory and StartupGrace tune the takeover guard (see Quorum);
-	// defaults 30 s and 5 s.
-	QuorumMemory, StartupGrace time.Duration
+	// QuorumMemory tunes the takeover guard (see Quorum); default 30 s.
+	QuorumMemory time.Duration
+	// SettleTimeout bounds how long a (re)joining node waits for the other
+	// speakers' releases before it takes over on its own (see settle);
+	// default 3 s.
+	SettleTimeout time.Duration
 	// StallThreshold: a loop tick this late means the process was stalled
-	// (SIGSTOP, a frozen VM); it then announces its addresses again.
-	// Default 1 s.
+	// (SIGSTOP, a frozen VM); it then settles again. Default 1 s.
 	StallThreshold time.Duration
 	// HandoverTimeout bounds the hand-over messages on shutdown (default 1 s).
 	HandoverTimeout time.Duration
@@ -92,15 +94,23 @@ type Speaker struct {
 	metrics *metrics
 	status  chan struct{}
 
-	mu       sync.Mutex
-	engine   *Engine
-	quorum   *Quorum
+	mu     sync.Mutex
+	engine *Engine
+	quorum *Quorum
+	settle *settle
+	// released are addresses other nodes released to this one, until when
+	// they may be taken even while settling.
+	released map[netip.Addr]time.Time
+	sends    chan struct{} // bounds concurrent release sends
 	model    *config.Model
 	nodes    map[string]nodeInfo
 	peerUIDs map[string]string
 	gone     map[string]bool // handed over; true once memberlist saw it go
 	live     []string
-	trusted  bool
+	trusted  bool // the quorum allows takeovers
+	minority bool // the last verdict: too few speakers seen
+	// takeovers: trusted and not settling.
+	takeovers bool
 	// untrustedWhy is the last reason not to take over ("" when trusted).
 	untrustedWhy string
 	bgpDesired   bgp.Desired
@@ -119,11 +129,14 @@ func New(o Options) (*Speaker, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Events == nil {
+		o.Events = noEvents{}
+	}
 	if o.QuorumMemory <= 0 {
 		o.QuorumMemory = 30 * time.Second
 	}
-	if o.StartupGrace <= 0 {
-		o.StartupGrace = 5 * time.Second
+	if o.SettleTimeout <= 0 {
+		o.SettleTimeout = 3 * time.Second
 	}
 	if o.StallThreshold <= 0 {
 		o.StallThreshold = time.Second
@@ -141,6 +154,8 @@ func New(o Options) (*Speaker, error) {
 		nodes:    map[string]nodeInfo{},
 		peerUIDs: map[string]string{},
 		gone:     map[string]bool{},
+		released: map[netip.Addr]time.Time{},
+		sends:    make(chan struct{}, 16),
 	}
 	if o.Registerer != nil {
 		if err := s.metrics.register(o.Registerer); err != nil {
@@ -187,7 +202,11 @@ func (s *Speaker) Run(ctx context.Context) error {
 	}
 	now := time.Now()
 	s.mu.Lock()
-	s.quorum = NewQuorum(now, s.opts.QuorumMemory, s.opts.StartupGrace)
+	s.quorum = NewQuorum(s.opts.QuorumMemory)
+	s.settle = newSettle(s.opts.SettleTimeout)
+	s.settle.begin(now, "starting")
+	s.settle = newSettle(s.opts.SettleTimeout)
+	s.settle.begin(now, "starting")
 	s.mu.Unlock()
 	// The first batch holds every object: peers are known before memberlist
 	// first joins, and nothing is elected before the model exists.
@@ -211,7 +230,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 		case <-s.opts.Inbox.signal:
 		case <-t.C:
 			if gap := time.Since(last); gap > s.opts.StallThreshold {
-				s.log.Warn("this speaker was stalled: announcing its addresses again", "stalledFor", gap.Round(time.Millisecond))
+				s.log.Warn("this speaker was stalled: settling again before taking anything over", "stalledFor", gap.Round(time.Millisecond).String())
 				s.metrics.stalls.Inc()
 				stalled = true
 			}
@@ -272,3 +291,8 @@ func (c *components) stopAll() {
 	c.l2.stop(5 * time.Second)
 	c.members.stop(5 * time.Second)
 }
+
+type noEvents struct{}
+
+func (noEvents) Normal(runtime.Object, string, string, string)  {}
+func (noEvents) Warning(runtime.Object, string, string, string) {}

@@ -76,7 +76,7 @@ func startHarness(t *testing.T) *harness {
 	h.spk, err = New(Options{
 		Node: "n1", NodeIP: netip.MustParseAddr("10.0.0.11"), Cache: mgr.GetCache(),
 		MemberlistSecret: k8s.MemberlistSecretName, MemberlistKey: key32,
-		Events:  k8s.Events{Recorder: mgr.GetEventRecorder("herald-speaker")},
+		Events:  RecorderEvents{Recorder: mgr.GetEventRecorder("herald-speaker")},
 		Members: h.members, L2: h.l2, BGP: h.router, Inbox: h.inbox,
 		Registerer: prometheus.NewRegistry(),
 	})
@@ -234,6 +234,10 @@ func TestSpeakerAgainstAPIServer(t *testing.T) {
 	h.service("local", true, local)
 	h.endpoints("local", map[string]bool{"n2": true, "n1": false})
 
+	// n1 settles once n2 and n3 have told it what they yield (they see it join).
+	for _, n := range []string{"n2", "n3"} {
+		h.inbox.Message(release{From: n}.marshal())
+	}
 	// n1 announces the address it ranks first for, not the others.
 	h.eventually("n1 announces its address", func() error {
 		if got, want := h.l2.announced(), fmt.Sprint([]netip.Addr{mine}); got != want {
@@ -290,16 +294,24 @@ func TestSpeakerAgainstAPIServer(t *testing.T) {
 		return nil
 	})
 	h.members.setAlive("n1", "n2", "n3")
-	h.eventually("n1 gives the address back", func() error {
+	h.eventually("n1 gives the address back with a release message", func() error {
 		if got := h.l2.announced(); strings.Contains(got, theirs.String()) {
 			return fmt.Errorf("still announcing %s", theirs)
 		}
+		if got := h.members.releasesTo("n2"); !slices.Contains(got, fmt.Sprint([]netip.Addr{theirs})) {
+			return fmt.Errorf("releases to n2: %v, want one with %s", got, theirs)
+		}
+		return h.event("demo", "other", ReasonStoppedAnnouncingL2, "n2 announces it now")
+	})
+	// A release for an address n1 announces already makes it announce it again.
+	h.inbox.Message(release{From: "n3", IPs: []netip.Addr{mine}}.marshal())
+	h.eventually("a release makes n1 announce again", func() error {
 		h.l2.mu.Lock()
 		defer h.l2.mu.Unlock()
 		if len(h.l2.reannounce) == 0 || !slices.Contains(h.l2.reannounce[len(h.l2.reannounce)-1], mine) {
-			return fmt.Errorf("no re-announcement of %s after n2 returned: %v", mine, h.l2.reannounce)
+			return fmt.Errorf("re-announcements %v, want %s", h.l2.reannounce, mine)
 		}
-		return h.event("demo", "other", ReasonStoppedAnnouncingL2, "n2 announces it now")
+		return nil
 	})
 
 	// A bad edit of the L2Advertisement keeps the last valid version.

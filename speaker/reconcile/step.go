@@ -26,7 +26,7 @@ import (
 // every Service.
 func (s *Speaker) step(ctx context.Context, now time.Time, stalled bool) error {
 	p := s.watch.take()
-	handovers, bgpEvents := s.opts.Inbox.takeMessages()
+	handovers, releases, bgpEvents := s.opts.Inbox.takeMessages()
 	if k := s.watch.memberlistKey(); k != nil && s.opts.MemberlistKey != nil && !bytes.Equal(k, s.opts.MemberlistKey) {
 		return ErrKeyChanged
 	}
@@ -58,55 +58,8 @@ func (s *Speaker) step(ctx context.Context, now time.Time, stalled bool) error {
 		}
 	}
 
-	// Membership: memberlist's view minus the nodes that handed over.
-	handed := map[netip.Addr]bool{}
-	for _, h := range handovers {
-		s.gone[h.From] = false
-		for _, ip := range h.IPs {
-			handed[ip.Unmap()] = true
-		}
-		s.metrics.handoversReceived.Inc()
-		s.log.Info("hand-over received", "from", h.From, "ips", h.IPs)
-	}
 	prevLive := len(s.live)
-	s.live = s.liveMembers()
-	s.engine.SetLive(s.live)
-	returned := s.quorum.Observe(now, s.live, s.gone)
-	v := s.quorum.Check(now, View{Live: s.live, Suspects: s.opts.Members.Suspects(), OthersExist: len(s.nodes) > 1, KeyMismatch: s.opts.Members.LastKeyMismatch()})
-	if v.Trusted != s.trusted || v.Why != s.untrustedWhy {
-		if v.Trusted != s.trusted {
-			s.engine.MarkAllDirty()
-		}
-		s.trusted, s.untrustedWhy = v.Trusted, v.Why
-		if v.Trusted {
-			s.log.Info("takeovers allowed: this node sees a majority of the speakers", "healthyMembers", v.Healthy, "expectedMembers", v.Expected)
-		} else {
-			s.log.Warn("takeovers held back: "+v.Why, "healthyMembers", v.Healthy, "expectedMembers", v.Expected, "live", s.live)
-		}
-	}
-	s.metrics.setQuorum(v.Trusted)
-
-	changes, changed := s.engine.Elect(now, v.Trusted, handed)
-	if changed {
-		s.opts.L2.Set(s.engine.Desired())
-	}
-	for _, c := range changes {
-		if c.Start {
-			s.log.Info("taking over address", "ip", c.IP, "services", keys(c.Services))
-			continue
-		}
-		s.log.Info("stopped announcing address", "ip", c.IP, "why", c.Why)
-		stoppedEvents(s.opts.Events, s.opts.Node, c)
-	}
-	for _, st := range s.opts.Inbox.takeL2() {
-		s.onL2Change(st.IP, st.Interfaces)
-	}
-	if len(returned) > 0 || stalled {
-		if ips := s.engine.Announced(); len(ips) > 0 {
-			s.log.Info("announcing owned addresses again", "returnedMembers", returned, "stalled", stalled, "ips", len(ips))
-			s.opts.L2.Reannounce(ips)
-		}
-	}
+	s.converge(now, stalled, handovers, releases)
 
 	for _, e := range bgpEvents {
 		sessionEvent(s.opts.Events, s.opts.Node, types.UID(s.peerUIDs[e.Peer]), e)

@@ -1,0 +1,297 @@
+package l2
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldlb/herald/e2e/lab"
+)
+
+// fault is a way to take an address's owner out, and to bring it back.
+type fault struct {
+	name, what       string
+	inject, restore  func(e *env, owner string) error
+	clientOutageOnly bool // the old node stops forwarding too (link cut)
+}
+
+var faults = []fault{
+	{name: "kill", what: "SIGKILL of the owner's speaker",
+		inject:  func(e *env, o string) error { return e.Component(speakerN + o).Kill() },
+		restore: func(e *env, o string) error { return e.Component(speakerN + o).Start() }},
+	{name: "term", what: "SIGTERM of the owner's speaker (hand-over)",
+		inject:  func(e *env, o string) error { return e.Component(speakerN + o).Terminate(10 * time.Second) },
+		restore: func(e *env, o string) error { return e.Component(speakerN + o).Start() }},
+	{name: "cut", what: "the owner node's LAN link cut", clientOutageOnly: true,
+		inject:  func(e *env, o string) error { return e.CutLink(context.Background(), o) },
+		restore: func(e *env, o string) error { return e.RestoreLink(context.Background(), o) }},
+	{name: "stop", what: "SIGSTOP of the owner's speaker (hung)",
+		inject:  func(e *env, o string) error { return e.Component(speakerN + o).Pause() },
+		restore: func(e *env, o string) error { return e.Component(speakerN + o).Resume() }},
+}
+
+// trial is what one failover looked like from the LAN client.
+type trial struct {
+	fault, ip, owner, successor string
+	// outage is the longest run of failed requests (from the last answer
+	// before to the first answer after); failed counts failed requests.
+	outage        time.Duration
+	failed, total int
+	// moved: fault to the first answer through another node; garp: fault to
+	// that node's first gratuitous announcement (-1: none seen).
+	moved, garp time.Duration
+	// After the restore: when the last change of the answering node
+	// happened, how many changes there were, and the owners then.
+	settled time.Duration
+	changes int
+	owners  []string
+}
+
+func (tr trial) String() string {
+	return fmt.Sprintf("%s %s: owner %s -> %s, outage %v (%d/%d failed), moved after %v, announcement after %v; after restore %d change(s), settled after %v, owners %v",
+		tr.fault, tr.ip, tr.owner, tr.successor, ms(tr.outage), tr.failed, tr.total, ms(tr.moved), ms(tr.garp), tr.changes, ms(tr.settled), tr.owners)
+}
+
+func ms(d time.Duration) string {
+	if d < 0 {
+		return "-"
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// probeInterval: the client sends a request every 10 ms, each on a new
+// connection, and gives each 500 ms.
+var probeOpts = lab.ProbeOptions{Interval: 10 * time.Millisecond, Timeout: 500 * time.Millisecond}
+
+// failoverWorkload pins one echo pod to every node behind a dual-stack
+// Service with externalTrafficPolicy Local, so the node that answers a
+// request is the node the client sent it to: the owner.
+func (e *env) failoverWorkload(t *testing.T) workload {
+	var nodes []string
+	for _, n := range e.Nodes {
+		nodes = append(nodes, n.Name)
+	}
+	return e.deploy(t, workloadSpec{name: "failover", local: true, nodes: nodes})
+}
+
+// runTrial takes ip's owner out with f while the client probes, restores
+// it, and watches the address settle.
+func (e *env) runTrial(ctx context.Context, ip string, f fault) (trial, error) {
+	tr := trial{fault: f.name, ip: ip, garp: -1, moved: -1}
+	owner, err := e.waitOwner(ctx, ip)
+	if err != nil {
+		return tr, err
+	}
+	tr.owner = owner
+	// The client must be sending to the owner before the fault.
+	if err := poll(ctx, 50*time.Millisecond, func() error {
+		node, _, err := e.get(ctx, ip)
+		if err == nil && node != owner {
+			err = fmt.Errorf("answered through %s, owner is %s", node, owner)
+		}
+		return err
+	}); err != nil {
+		return tr, err
+	}
+	capt, err := e.startCapture(ctx)
+	if err != nil {
+		return tr, err
+	}
+	p := e.Client.StartProbe(lab.URL(ip, 80), probeOpts)
+	time.Sleep(300 * time.Millisecond)
+	t0 := time.Now()
+	if err := f.inject(e, owner); err != nil {
+		p.Stop()
+		_, _ = capt.stop()
+		return tr, err
+	}
+	err = poll(ctx, 20*time.Millisecond, func() error {
+		for _, s := range p.Samples() {
+			if s.OK() && s.Sent.After(t0) && s.Node != owner {
+				tr.successor, tr.moved = s.Node, s.Sent.Sub(t0)
+				return nil
+			}
+		}
+		return fmt.Errorf("no answer through another node than %s yet", owner)
+	})
+	time.Sleep(time.Second)
+	samples := p.Stop()
+	anns, cerr := capt.stop()
+	if err != nil {
+		return tr, fmt.Errorf("after %s: %w (probe log %s)", f.what, err, p.LogPath)
+	}
+	if cerr != nil {
+		return tr, cerr
+	}
+	var after []lab.Sample
+	for _, s := range samples {
+		if s.Sent.After(t0.Add(-200 * time.Millisecond)) {
+			after = append(after, s)
+		}
+	}
+	sum := lab.Summarize(after)
+	tr.outage, tr.failed, tr.total = sum.LongestOutage, sum.Failed, sum.Total
+	for _, a := range anns {
+		if a.ip == ip && e.macs[a.mac] == tr.successor && a.at.After(t0) {
+			tr.garp = a.at.Sub(t0)
+			break
+		}
+	}
+
+	// Restore and watch: one owner again, with at most one move (the
+	// address returns to the node that ranks first), and it stays.
+	p = e.Client.StartProbe(lab.URL(ip, 80), probeOpts)
+	t1 := time.Now()
+	if err := f.restore(e, owner); err != nil {
+		p.Stop()
+		return tr, err
+	}
+	time.Sleep(5 * time.Second)
+	samples = p.Stop()
+	last := ""
+	for _, s := range samples {
+		if !s.OK() {
+			continue
+		}
+		if last != "" && s.Node != last {
+			tr.changes++
+			tr.settled = s.Sent.Sub(t1)
+		}
+		last = s.Node
+	}
+	if err := e.waitMembers(ctx, len(e.Nodes)); err != nil {
+		return tr, err
+	}
+	tr.owners, err = e.owners(ctx, ip)
+	return tr, err
+}
+
+// steady checks a trial's aftermath: one owner, answering alone, stable.
+func (e *env) steady(ctx context.Context, tr trial) error {
+	if len(tr.owners) != 1 {
+		return fmt.Errorf("owners after the restore: %v", tr.owners)
+	}
+	ans, err := e.answerers(ctx, tr.ip)
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(ans, tr.owners) {
+		return fmt.Errorf("after the restore %s is answered by %v, owner %v", tr.ip, ans, tr.owners)
+	}
+	if tr.changes > 1 || tr.settled > 5*time.Second {
+		return fmt.Errorf("after the restore the answering node changed %d times, the last after %v (flapping)", tr.changes, tr.settled)
+	}
+	return nil
+}
+
+// Loose bounds that catch regressions without flaking: a failure moves
+// the address within 3 s, a graceful stop costs under 1 s of outage, and
+// after the node comes back there is one owner again within 5 s with at
+// most one move. One trial per fault, over IPv4, and a SIGKILL over IPv6.
+func TestFailover(t *testing.T) {
+	e := herald(t)
+	w := e.failoverWorkload(t)
+	v4, v6 := w.ips[0], w.ips[1]
+	cases := []struct {
+		f  fault
+		ip string
+	}{{faults[0], v4}, {faults[1], v4}, {faults[2], v4}, {faults[3], v4}, {faults[0], v6}}
+	for _, c := range cases {
+		t.Run(c.f.name+"/"+family(c.ip), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			tr, err := e.runTrial(ctx, c.ip, c.f)
+			t.Log(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bound := 3 * time.Second
+			if c.f.name == "term" {
+				bound = time.Second
+			}
+			if tr.outage > bound || tr.moved > bound+time.Second {
+				t.Errorf("%s: outage %v, moved after %v; want the outage under %v", c.f.what, tr.outage, tr.moved, bound)
+			}
+			if c.f.name != "term" && (tr.garp < 0 || tr.garp > bound) {
+				t.Errorf("%s: the new owner announced after %v, want under %v", c.f.what, tr.garp, bound)
+			}
+			if err := e.steady(ctx, tr); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func family(ip string) string {
+	if strings.Contains(ip, ":") {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// TestMeasureFailover measures HERALD_MEASURE_TRIALS (default 10) trials
+// of each fault (HERALD_MEASURE_FAULTS=kill,term,cut,stop picks some) for
+// docs/benchmarks-l2.md. It runs only with HERALD_MEASURE=1:
+//
+//	HERALD_MEASURE=1 go test ./e2e/l2 -run TestMeasureFailover -v -timeout 30m
+func TestMeasureFailover(t *testing.T) {
+	if os.Getenv("HERALD_MEASURE") != "1" {
+		t.Skip("measurement: set HERALD_MEASURE=1")
+	}
+	n := 10
+	if v, err := strconv.Atoi(os.Getenv("HERALD_MEASURE_TRIALS")); err == nil && v > 0 {
+		n = v
+	}
+	e := herald(t)
+	w := e.failoverWorkload(t)
+	ip := w.ips[0]
+	var report strings.Builder
+	fmt.Fprintf(&report, "| fault | trials | client outage median | worst | moved median | worst | announcement median | worst | failed requests (median, worst) | settled after restore (worst) | moves after restore (worst) |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	only := os.Getenv("HERALD_MEASURE_FAULTS") // e.g. "cut,stop"; empty: all
+	for _, f := range faults {
+		if only != "" && !slices.Contains(strings.Split(only, ","), f.name) {
+			continue
+		}
+		var trials []trial
+		for i := range n {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			tr, err := e.runTrial(ctx, ip, f)
+			if err == nil {
+				err = e.steady(ctx, tr)
+			}
+			cancel()
+			t.Logf("trial %d: %v", i+1, tr)
+			if err != nil {
+				t.Fatalf("trial %d of %s: %v", i+1, f.name, err)
+			}
+			trials = append(trials, tr)
+		}
+		pick := func(get func(trial) time.Duration) (time.Duration, time.Duration) {
+			var ds []time.Duration
+			for _, tr := range trials {
+				ds = append(ds, get(tr))
+			}
+			sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+			return ds[len(ds)/2], ds[len(ds)-1]
+		}
+		om, ow := pick(func(tr trial) time.Duration { return tr.outage })
+		mm, mw := pick(func(tr trial) time.Duration { return tr.moved })
+		gm, gw := pick(func(tr trial) time.Duration { return tr.garp })
+		fm, fw := pick(func(tr trial) time.Duration { return time.Duration(tr.failed) })
+		_, sw := pick(func(tr trial) time.Duration { return tr.settled })
+		_, cw := pick(func(tr trial) time.Duration { return time.Duration(tr.changes) })
+		fmt.Fprintf(&report, "| %s | %d | %s | %s | %s | %s | %s | %s | %d, %d | %s | %d |\n", f.what, n, ms(om), ms(ow), ms(mm), ms(mw), ms(gm), ms(gw), fm, fw, ms(sw), cw)
+	}
+	t.Logf("failover of %s, %d trials each:\n%s", ip, n, report.String())
+	if out := os.Getenv("HERALD_MEASURE_OUT"); out != "" {
+		if err := os.WriteFile(out, []byte(report.String()), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+}
