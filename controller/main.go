@@ -69,7 +69,7 @@ func run(ctx context.Context, opts options.Options, log *slog.Logger) error {
 	allocs := reconcile.NewAllocations()
 	serviceQueue := &reconcile.Queue[ctrlreconcile.Request]{}
 	statusQueue := &reconcile.Queue[config.Ref]{}
-	events := k8s.Events{Recorder: mgr.GetEventRecorder("herald-controller")}
+	events := &k8s.EventSink{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Controller: "herald-controller", Log: log.With("component", "events")}
 
 	configs := &reconcile.ConfigReconciler{
 		Client: mgr.GetClient(), Allocs: allocs, Log: log.With("controller", "config"),
@@ -99,6 +99,9 @@ func run(ctx context.Context, opts options.Options, log *slog.Logger) error {
 		return err
 	}
 	if err := memberlist.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := mgr.Add(events); err != nil {
 		return err
 	}
 	if err := mgr.Add(importer); err != nil {

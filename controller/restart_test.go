@@ -37,13 +37,21 @@ type svcIPs struct {
 func watchIngress(t *testing.T, cs kubernetes.Interface) (w *ingressWatch, stop func()) {
 	t.Helper()
 	w = &ingressWatch{first: map[types.UID][]string{}, live: map[types.UID]svcIPs{}}
+	stop = watchServices(t, cs, w.observe, func(err error) { w.violate("%v", err) })
+	return w, stop
+}
+
+// watchServices lists and then watches every Service, passing each event to
+// observe (the list as Added) until stop; watch failures go to fail.
+func watchServices(t *testing.T, cs kubernetes.Interface, observe func(watch.EventType, *corev1.Service), fail func(error)) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	list, err := cs.CoreV1().Services("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range list.Items {
-		w.observe(watch.Added, &list.Items[i])
+		observe(watch.Added, &list.Items[i])
 	}
 	rv := list.ResourceVersion
 	done := make(chan struct{})
@@ -53,7 +61,7 @@ func watchIngress(t *testing.T, cs kubernetes.Interface) (w *ingressWatch, stop 
 			wi, err := cs.CoreV1().Services("").Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
 			if err != nil {
 				if ctx.Err() == nil {
-					w.violate("watch: %v", err)
+					fail(fmt.Errorf("watch: %w", err))
 				}
 				return
 			}
@@ -62,7 +70,7 @@ func watchIngress(t *testing.T, cs kubernetes.Interface) (w *ingressWatch, stop 
 					if ctx.Err() != nil {
 						break
 					}
-					w.violate("watch error: %v", apierrors.FromObject(ev.Object))
+					fail(fmt.Errorf("watch error: %w", apierrors.FromObject(ev.Object)))
 					continue
 				}
 				svc, ok := ev.Object.(*corev1.Service)
@@ -71,13 +79,20 @@ func watchIngress(t *testing.T, cs kubernetes.Interface) (w *ingressWatch, stop 
 				}
 				rv = svc.ResourceVersion
 				if ev.Type != watch.Bookmark {
-					w.observe(ev.Type, svc)
+					observe(ev.Type, svc)
 				}
 			}
 			wi.Stop()
 		}
 	}()
-	return w, func() { cancel(); <-done }
+	stopped := false
+	return func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
 }
 
 func (w *ingressWatch) violate(format string, args ...any) {

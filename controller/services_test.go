@@ -255,7 +255,15 @@ func TestServices(t *testing.T) {
 		before := h.snapshot(t)
 		key := h.memberlistKey(t)
 		stop()
-		stop = h.runController(t, o)
+		// A process, so its metrics count only its own work.
+		proc := h.startProcess(t, "herald-controller-restarted", "--kubeconfig="+h.env.Kubeconfig, "--leader-elect",
+			"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms",
+			fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort), "--health-probe-bind-address=0")
+		stop = func() {
+			if err := proc.Stop(10 * time.Second); err != nil {
+				t.Error(err)
+			}
+		}
 		h.create(t, pool("after", false, "203.0.113.64/30"))
 		h.create(t, lbService("v4", "after-restart", annotate(v1beta1.AnnotationIPPool, "after")))
 		h.waitAssigned(t, "v4", "after-restart", "203.0.113.64")

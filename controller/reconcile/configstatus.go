@@ -27,7 +27,7 @@ type ConfigStatusReconciler struct {
 	Client client.Client // cache-backed
 	Allocs *Allocations
 	Model  func() *config.Model
-	Events k8s.Events
+	Events k8s.EventRecorder
 	Log    *slog.Logger
 	Queue  *Queue[config.Ref]
 }
@@ -94,6 +94,7 @@ func (r *ConfigStatusReconciler) Reconcile(ctx context.Context, ref config.Ref) 
 	if !changed {
 		return reconcile.Result{}, nil
 	}
+	statusWritesTotal.WithLabelValues(ref.Kind).Inc()
 	if err := r.Client.Status().Update(ctx, obj, client.FieldOwner(v1beta1.FieldManagerController)); err != nil {
 		return statusWriteFailed(err)
 	}

@@ -34,15 +34,32 @@ type Importer struct {
 // NeedLeaderElection makes the import part of leading.
 func (i *Importer) NeedLeaderElection() bool { return true }
 
-// Start imports and returns.
+// Start imports and returns. Reading the API server is retried with a
+// growing delay until it works: nothing may be allocated before.
 func (i *Importer) Start(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := i.importOnce(ctx)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		delay := min(time.Second<<min(attempt, 5), 30*time.Second)
+		i.Log.Error("importing existing assignments failed; retrying", "err", err, "retryIn", delay)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+	}
+}
+
+func (i *Importer) importOnce(ctx context.Context) error {
 	begin := time.Now()
 	if err := i.Config.Rebuild(ctx); err != nil {
-		return fmt.Errorf("import: build config: %w", err)
+		return fmt.Errorf("build config: %w", err)
 	}
 	svcs, err := i.list(ctx)
 	if err != nil {
-		return fmt.Errorf("import: %w", err)
+		return err
 	}
 	// When two Services claim one IP, the older one keeps it.
 	sort.Slice(svcs, func(a, b int) bool {
@@ -72,7 +89,7 @@ func (i *Importer) Start(ctx context.Context) error {
 		kept++
 	}
 	i.Allocs.MarkImported()
-	i.Log.Info("imported existing assignments", "services", len(svcs), "kept", kept, "refused", refused, "took", time.Since(begin).Round(time.Millisecond))
+	i.Log.Info("imported existing assignments", "services", len(svcs), "kept", kept, "refused", refused, "took", time.Since(begin).Round(time.Millisecond).String())
 	return nil
 }
 

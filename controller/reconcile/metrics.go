@@ -25,6 +25,10 @@ var (
 		Name: "herald_releases_total",
 		Help: "Services whose addresses were released, in whole or in part.",
 	})
+	statusWritesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_status_writes_total",
+		Help: "Status updates sent to the API server, by kind of object (Service, IPPool, ...).",
+	}, []string{"kind"})
 	allocationFailuresTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_allocation_failures_total",
 		Help: "Allocation attempts refused, by reason: nopool, notfound, exhausted, notinpool, inuse, sharing, family, invalid.",
@@ -32,7 +36,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(poolAddresses, poolAssigned, allocationsTotal, releasesTotal, allocationFailuresTotal)
+	metrics.Registry.MustRegister(poolAddresses, poolAssigned, allocationsTotal, releasesTotal, allocationFailuresTotal, statusWritesTotal)
 }
 
 func familyLabel(f allocator.Family) string {

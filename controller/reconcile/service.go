@@ -39,7 +39,7 @@ type ServiceReconciler struct {
 	Allocs *Allocations
 	// Class is the loadBalancerClass served, "" for Services without one.
 	Class  string
-	Events k8s.Events
+	Events k8s.EventRecorder
 	Log    *slog.Logger
 	// Queue feeds this controller: Services to retry after a pool change or
 	// a release.
@@ -158,6 +158,7 @@ func (r *ServiceReconciler) write(ctx context.Context, svc *corev1.Service, next
 		return reconcile.Result{}, nil
 	}
 	svc.Status = next
+	statusWritesTotal.WithLabelValues("Service").Inc()
 	if err := r.Client.Status().Update(ctx, svc, client.FieldOwner(v1beta1.FieldManagerController)); err != nil {
 		return statusWriteFailed(err)
 	}
