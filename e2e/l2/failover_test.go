@@ -51,6 +51,10 @@ type trial struct {
 	settled time.Duration
 	changes int
 	owners  []string
+	// after lists the gratuitous announcements after the restore
+	// ("node1@12ms"); probeLog is the restore probe's log.
+	after    []string
+	probeLog string
 }
 
 func (tr trial) String() string {
@@ -122,12 +126,9 @@ func (e *env) runTrial(ctx context.Context, ip string, f fault) (trial, error) {
 	})
 	time.Sleep(time.Second)
 	samples := p.Stop()
-	anns, cerr := capt.stop()
 	if err != nil {
+		_, _ = capt.stop()
 		return tr, fmt.Errorf("after %s: %w (probe log %s)", f.what, err, p.LogPath)
-	}
-	if cerr != nil {
-		return tr, cerr
 	}
 	var after []lab.Sample
 	for _, s := range samples {
@@ -137,12 +138,6 @@ func (e *env) runTrial(ctx context.Context, ip string, f fault) (trial, error) {
 	}
 	sum := lab.Summarize(after)
 	tr.outage, tr.failed, tr.total = sum.LongestOutage, sum.Failed, sum.Total
-	for _, a := range anns {
-		if a.ip == ip && e.macs[a.mac] == tr.successor && a.at.After(t0) {
-			tr.garp = a.at.Sub(t0)
-			break
-		}
-	}
 
 	// Restore and watch: one owner again, with at most one move (the
 	// address returns to the node that ranks first), and it stays.
@@ -154,6 +149,22 @@ func (e *env) runTrial(ctx context.Context, ip string, f fault) (trial, error) {
 	}
 	time.Sleep(5 * time.Second)
 	samples = p.Stop()
+	anns, err := capt.stop()
+	if err != nil {
+		return tr, err
+	}
+	for _, a := range anns {
+		if a.ip != ip || !a.at.After(t0) {
+			continue
+		}
+		if a.at.Before(t1) && e.macs[a.mac] == tr.successor && tr.garp < 0 {
+			tr.garp = a.at.Sub(t0)
+		}
+		if a.at.After(t1) {
+			tr.after = append(tr.after, fmt.Sprintf("%s@%v", e.macs[a.mac], a.at.Sub(t1).Round(time.Millisecond)))
+		}
+	}
+	tr.probeLog = p.LogPath
 	last := ""
 	for _, s := range samples {
 		if !s.OK() {
@@ -185,7 +196,7 @@ func (e *env) steady(ctx context.Context, tr trial) error {
 		return fmt.Errorf("after the restore %s is answered by %v, owner %v", tr.ip, ans, tr.owners)
 	}
 	if tr.changes > 1 || tr.settled > 5*time.Second {
-		return fmt.Errorf("after the restore the answering node changed %d times, the last after %v (flapping)", tr.changes, tr.settled)
+		return fmt.Errorf("after the restore the answering node changed %d times, the last after %v (flapping); announcements %v; probe log %s", tr.changes, tr.settled, tr.after, tr.probeLog)
 	}
 	return nil
 }

@@ -3,9 +3,14 @@ package l2
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldlb/herald/e2e/lab"
 )
 
 // A dual-stack Service's two addresses each answer HTTP from the LAN
@@ -65,4 +70,47 @@ func TestServiceAnswersThroughItsOwnerOverIPv4AndIPv6(t *testing.T) {
 			t.Errorf("%s: announced by %d nodes, skipped as owned elsewhere by %d; want 1 and %d", ip, announced, skipped, len(e.Nodes)-1)
 		}
 	}
+	// The owner of the IPv4 address says so in its metrics, and answered
+	// the client's ARP requests.
+	owner, err := e.waitOwner(ctx, w.ips[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = poll(ctx, 200*time.Millisecond, func() error {
+		m, err := e.metrics(ctx, owner)
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{
+			`herald_l2_owned_ips{family="ipv4"} 1`,
+			`herald_memberlist_members{state="alive"} 3`,
+			`herald_speaker_services 1`,
+			`herald_speaker_l2_takeover_allowed 1`,
+			`herald_l2_requests_answered_total{interface="eth0",protocol="arp"}`,
+			`herald_l2_gratuitous_sent_total{interface="eth0",protocol="arp"}`,
+		} {
+			if !strings.Contains(m, want) {
+				return fmt.Errorf("%s's metrics lack %s", owner, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+// metrics scrapes a node's speaker (it listens on :7473 in the node's namespace).
+func (e *env) metrics(ctx context.Context, node string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:7473/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := lab.HTTPClient(e.Node(node).NS, 2*time.Second).Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }

@@ -278,7 +278,17 @@ func (e *env) deploy(t *testing.T, s workloadSpec) workload {
 	defer cancel()
 	w := workload{ns: "t-" + s.name, name: s.name}
 	labels := map[string]string{"app": s.name}
-	objs := []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.ns}}}
+	// The same test run again (-count) finds its namespace still going away.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.ns}}
+	if err := poll(ctx, 200*time.Millisecond, func() error {
+		if err := e.c.Get(ctx, client.ObjectKeyFromObject(ns), &corev1.Namespace{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("namespace %s still there (%v)", w.ns, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	objs := []client.Object{ns}
 	podSpec := corev1.PodSpec{Containers: []corev1.Container{{Name: "echo", Image: "registry.k8s.io/e2e-test-images/agnhost:2.53",
 		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}}
 	for _, n := range s.nodes {
@@ -321,17 +331,9 @@ func (e *env) deploy(t *testing.T, s workloadSpec) workload {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.ns}}
-		_ = e.c.Delete(ctx, ns)
-		// Wait until it is gone, so a test run twice (-count) can make it again.
-		_ = poll(ctx, 200*time.Millisecond, func() error {
-			if err := e.c.Get(ctx, client.ObjectKeyFromObject(ns), ns); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("namespace %s still there (%v)", w.ns, err)
-			}
-			return nil
-		})
+		_ = e.c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.ns}})
 	})
 	n := int(s.replicas)
 	if len(s.nodes) > 0 {

@@ -1,0 +1,60 @@
+package reconcile
+
+import (
+	"fmt"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/utils/ptr"
+)
+
+func TestWatcherServesItsClassOnly(t *testing.T) {
+	lb := func(class *string) *corev1.Service {
+		return &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: class}}
+	}
+	other := "example.com/other"
+	for _, tc := range []struct {
+		class string
+		svc   *corev1.Service
+		want  bool
+	}{
+		{"", lb(nil), true},
+		{"", lb(&other), false},
+		{other, lb(&other), true},
+		{other, lb(nil), false},
+		{"", &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP}}, false},
+	} {
+		if got := newWatcher(tc.class, "k").relevant(tc.svc); got != tc.want {
+			t.Errorf("--lb-class=%q, Service class %v: served %v, want %v", tc.class, tc.svc.Spec.LoadBalancerClass, got, tc.want)
+		}
+	}
+}
+
+func TestReadyNodesAndSliceEvents(t *testing.T) {
+	slice := &discoveryv1.EndpointSlice{Endpoints: []discoveryv1.Endpoint{
+		{NodeName: ptr.To("n1"), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}},
+		{NodeName: ptr.To("n2"), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(false)}},
+		{NodeName: ptr.To("n3")}, // readiness unknown counts as ready
+		{Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}},
+	}}
+	slice.Namespace, slice.Name = "d", "web-1"
+	slice.Labels = map[string]string{discoveryv1.LabelServiceName: "web"}
+	if got := fmt.Sprint(readyNodes(slice)); got != "map[n1:true n3:true]" {
+		t.Fatalf("ready nodes %s", got)
+	}
+	w := newWatcher("", "k")
+	w.onSlice(nil, slice)
+	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" || fmt.Sprint(w.endpointNodes("d/web")) != "map[n1:true n3:true]" {
+		t.Fatalf("after add: pending %v, nodes %v", p.endpoints, w.endpointNodes("d/web"))
+	}
+	same := slice.DeepCopy()
+	w.onSlice(slice, same) // no change in ready nodes: nothing to do
+	if p := w.take(); len(p.endpoints) != 0 {
+		t.Fatalf("an unchanged slice made work: %v", p.endpoints)
+	}
+	w.onSlice(same, nil)
+	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" || len(w.endpointNodes("d/web")) != 0 {
+		t.Fatalf("after delete: pending %v, nodes %v", p.endpoints, w.endpointNodes("d/web"))
+	}
+}
