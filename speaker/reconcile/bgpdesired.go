@@ -72,13 +72,18 @@ func BGPDesired(peers []*config.Peer, routes []advertise.Route, node NodeAddrs) 
 		if !use[r.Peer] {
 			continue
 		}
-		path := bgp.Path{Prefix: r.Prefix, Communities: r.Communities, LocalPref: r.LocalPref}
-		for _, lc := range r.LargeCommunities {
-			path.LargeCommunities = append(path.LargeCommunities, bgp.LargeCommunity{lc.Global, lc.Local1, lc.Local2})
-		}
-		d.Paths[r.Peer] = append(d.Paths[r.Peer], path)
+		d.Paths[r.Peer] = append(d.Paths[r.Peer], bgpPath(r))
 	}
 	return d, issues
+}
+
+// bgpPath maps one merged route onto the seam's path.
+func bgpPath(r advertise.Route) bgp.Path {
+	path := bgp.Path{Prefix: r.Prefix, Communities: r.Communities, LocalPref: r.LocalPref}
+	for _, lc := range r.LargeCommunities {
+		path.LargeCommunities = append(path.LargeCommunities, bgp.LargeCommunity{lc.Global, lc.Local1, lc.Local2})
+	}
+	return path
 }
 
 func routerIDFor(node NodeAddrs) netip.Addr {

@@ -100,10 +100,8 @@ func (s *Speaker) converge(now time.Time, stalled bool, handovers []members.Hand
 	// Released addresses this node announced already (kept while cut off or
 	// stalled): clients may follow the node that released them, so announce
 	// them again. Fresh takeovers burst on their own.
-	announced := s.engine.Announced()
 	again = slices.DeleteFunc(again, func(ip netip.Addr) bool {
-		_, found := slices.BinarySearchFunc(announced, ip, netip.Addr.Compare)
-		return !found || slices.ContainsFunc(changes, func(c Change) bool { return c.IP == ip })
+		return !s.engine.Announces(ip) || slices.ContainsFunc(changes, func(c Change) bool { return c.IP == ip })
 	})
 	if len(again) > 0 {
 		s.opts.L2.Reannounce(again)

@@ -360,6 +360,9 @@ func (e *Engine) Desired() []announce.Announcement {
 	return out
 }
 
+// Announces reports whether this node announces ip.
+func (e *Engine) Announces(ip netip.Addr) bool { return e.announced[ip] != nil }
+
 // Announced lists the IPs this node announces, sorted.
 func (e *Engine) Announced() []netip.Addr {
 	out := make([]netip.Addr, 0, len(e.announced))

@@ -23,6 +23,8 @@ type fakeMembers struct {
 	released map[string][][]netip.Addr
 	left     bool
 	changes  chan struct{}
+	// onLeave runs when Leave is called (set before the speaker starts).
+	onLeave func()
 }
 
 func newFakeMembers(alive ...string) *fakeMembers {
@@ -68,6 +70,9 @@ func (f *fakeMembers) releasesTo(node string) []string {
 	return out
 }
 func (f *fakeMembers) Leave(time.Duration) error {
+	if f.onLeave != nil {
+		f.onLeave()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.left = true
@@ -153,15 +158,41 @@ type fakeRouter struct {
 	mu      sync.Mutex
 	desired bgp.Desired
 	sets    int
+	updates int
+	// stopped is closed when Run returns.
+	stopped chan struct{}
 }
 
-func (f *fakeRouter) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func newFakeRouter() *fakeRouter { return &fakeRouter{stopped: make(chan struct{})} }
+
+func (f *fakeRouter) Run(ctx context.Context) error {
+	<-ctx.Done()
+	close(f.stopped)
+	return nil
+}
 func (f *fakeRouter) Set(d bgp.Desired) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.desired = d
 	f.sets++
 }
+
+// Update applies path changes to the kept state, as the real router does.
+func (f *fakeRouter) Update(u map[string]bgp.PathUpdate) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.desired.Paths == nil {
+		f.desired.Paths = map[string][]bgp.Path{}
+	}
+	for peer, pu := range u {
+		paths := slices.DeleteFunc(slices.Clone(f.desired.Paths[peer]), func(p bgp.Path) bool {
+			return slices.Contains(pu.Withdraw, p.Prefix) || slices.ContainsFunc(pu.Set, func(n bgp.Path) bool { return n.Prefix == p.Prefix })
+		})
+		f.desired.Paths[peer] = append(paths, pu.Set...)
+	}
+	f.updates++
+}
+
 func (f *fakeRouter) Status() []bgp.PeerStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -103,16 +103,20 @@ const keyMismatchWindow = time.Minute
 
 // Check decides at now.
 func (q *Quorum) Check(now time.Time, v View) Verdict {
+	live := make(map[string]bool, len(v.Live))
+	for _, n := range v.Live {
+		live[n] = true
+	}
 	expected := len(v.Live)
 	for n, at := range q.failedAt {
-		if now.Sub(at) <= q.Memory && !slices.Contains(v.Live, n) {
+		if now.Sub(at) <= q.Memory && !live[n] {
 			expected++
 		}
 	}
-	healthy := 0
-	for _, n := range v.Live {
-		if !slices.Contains(v.Suspects, n) {
-			healthy++
+	healthy := len(v.Live)
+	for _, n := range v.Suspects {
+		if live[n] {
+			healthy--
 		}
 	}
 	out := Verdict{Trusted: true, Healthy: healthy, Expected: expected}

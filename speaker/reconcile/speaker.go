@@ -42,6 +42,7 @@ type Announcer interface {
 type Router interface {
 	Run(ctx context.Context) error
 	Set(d bgp.Desired)
+	Update(u map[string]bgp.PathUpdate)
 	Status() []bgp.PeerStatus
 }
 
@@ -113,9 +114,13 @@ type Speaker struct {
 	takeovers bool
 	// untrustedWhy is the last reason not to take over ("" when trusted).
 	untrustedWhy string
-	bgpDesired   bgp.Desired
-	bgpIssues    []PeerIssue
-	reported     reportCache
+	// bgpDesired is the latest full BGP state set (its Paths dropped);
+	// bgpInUse names its peers; routes merges the Services' routes.
+	bgpDesired bgp.Desired
+	bgpInUse   map[string]bool
+	routes     *routeIndex
+	bgpIssues  []PeerIssue
+	reported   reportCache
 }
 
 // New checks the options and returns a Speaker; it does no I/O.
@@ -151,6 +156,7 @@ func New(o Options) (*Speaker, error) {
 		metrics:  newMetrics(),
 		status:   make(chan struct{}, 1),
 		engine:   NewEngine(o.Node),
+		routes:   newRouteIndex(),
 		nodes:    map[string]nodeInfo{},
 		peerUIDs: map[string]string{},
 		gone:     map[string]bool{},

@@ -54,7 +54,7 @@ func startHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, c: direct, members: newFakeMembers("n1", "n2", "n3"), router: &fakeRouter{}, inbox: NewInbox()}
+	h := &harness{t: t, c: direct, members: newFakeMembers("n1", "n2", "n3"), router: newFakeRouter(), inbox: NewInbox()}
 	h.l2 = &fakeL2{onChange: h.inbox.L2Changed}
 	ctx := context.Background()
 	h.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: v1beta1.Namespace}})
@@ -358,8 +358,21 @@ func TestSpeakerAgainstAPIServer(t *testing.T) {
 
 	// Graceful stop: the address goes to its successor by a direct
 	// message, the others hear an empty hand-over, then memberlist is left.
+	// The BGP router stops meanwhile: its withdrawal does not wait for
+	// the hand-over.
 	succ := election.Rank(mine, all)[1]
+	bgpFirst := false
+	h.members.onLeave = func() {
+		select {
+		case <-h.router.stopped:
+			bgpFirst = true
+		case <-time.After(2 * time.Second):
+		}
+	}
 	h.shutdown()
+	if !bgpFirst {
+		t.Error("the BGP router was still running when the speaker left memberlist: its withdrawal waited for the hand-over")
+	}
 	h.members.mu.Lock()
 	defer h.members.mu.Unlock()
 	if !h.members.left || fmt.Sprint(h.members.sent[succ]) != fmt.Sprint([]netip.Addr{mine}) || len(h.members.sent) != 2 {

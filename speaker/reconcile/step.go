@@ -45,16 +45,19 @@ func (s *Speaker) step(ctx context.Context, now time.Time, stalled bool) error {
 		}
 		peersChanged = true
 	}
+	touched := make([]string, 0, len(p.services))
 	for _, key := range p.services {
 		if err := s.readService(ctx, key); err != nil {
 			return err
 		}
+		touched = append(touched, key)
 	}
 	for _, key := range p.endpoints {
 		if s.engine.LocalTraffic(key) {
 			if err := s.readService(ctx, key); err != nil {
 				return err
 			}
+			touched = append(touched, key)
 		}
 	}
 
@@ -64,13 +67,18 @@ func (s *Speaker) step(ctx context.Context, now time.Time, stalled bool) error {
 	for _, e := range bgpEvents {
 		sessionEvent(s.opts.Events, s.opts.Node, types.UID(s.peerUIDs[e.Peer]), e)
 	}
-	routes, routesChanged := s.engine.Routes()
-	if peersChanged || routesChanged {
-		if !routesChanged {
-			s.engine.MarkRoutesDirty()
-			routes, _ = s.engine.Routes()
+	// BGP: a configuration or node change sets the whole state; a Service
+	// change sends only the routes it changed.
+	if peersChanged {
+		s.routes.rebuild(s.engine)
+		s.setBGP(s.routes.all())
+	} else {
+		for _, key := range touched {
+			s.routes.setService(key, s.engine.ServiceRoutes(key))
 		}
-		s.setBGP(routes)
+		if u := s.routes.takeChanges(s.bgpInUse); len(u) > 0 {
+			s.opts.BGP.Update(u)
+		}
 	}
 
 	s.metrics.services.Set(float64(len(s.engine.services)))
@@ -202,8 +210,13 @@ func (s *Speaker) setBGP(routes []advertise.Route) {
 	for _, is := range issues {
 		s.log.Warn("BGP peer not usable as configured", "peer", is.Peer, "problem", is.Message)
 	}
+	s.opts.BGP.Set(d) // the router copies d
+	s.bgpInUse = make(map[string]bool, len(d.Peers))
+	for _, p := range d.Peers {
+		s.bgpInUse[p.Name] = true
+	}
+	d.Paths = nil // the status needs the peers only
 	s.bgpDesired, s.bgpIssues = d, issues
-	s.opts.BGP.Set(d)
 }
 
 // onL2Change turns what the announcer did into Events on the Services.
