@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sort"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/heraldlb/herald/controller/allocator"
 	"github.com/heraldlb/herald/internal/k8s"
 )
 
@@ -57,45 +60,49 @@ func (i *Importer) importOnce(ctx context.Context) error {
 	if err := i.Config.Rebuild(ctx); err != nil {
 		return fmt.Errorf("build config: %w", err)
 	}
-	svcs, err := i.list(ctx)
+	claims, err := i.list(ctx)
 	if err != nil {
 		return err
 	}
 	// When two Services claim one IP, the older one keeps it.
-	sort.Slice(svcs, func(a, b int) bool {
-		ta, tb := svcs[a].CreationTimestamp, svcs[b].CreationTimestamp
+	sort.Slice(claims, func(a, b int) bool {
+		ta, tb := claims[a].created, claims[b].created
 		if !ta.Equal(&tb) {
 			return ta.Before(&tb)
 		}
-		return k8s.ServiceKey(&svcs[a]) < k8s.ServiceKey(&svcs[b])
+		return claims[a].req.Service < claims[b].req.Service
 	})
-	kept, refused := 0, 0
-	for n := range svcs {
-		svc := &svcs[n]
-		ips := k8s.IngressIPs(svc.Status.LoadBalancer)
-		if ok, _ := serves(svc, i.Class); !ok || len(ips) == 0 {
-			continue
-		}
-		req, err := requestFor(svc, namespaceLabels(ctx, i.Cache, svc.Namespace))
+	kept := 0
+	for _, c := range claims {
+		err := c.err
 		if err == nil {
-			err = i.Allocs.Import(req, ips)
+			err = i.Allocs.Import(c.req, c.ips)
 		}
 		if err != nil {
 			// Its reconcile gives it a valid address and says why.
-			refused++
-			i.Log.Info("existing address not kept", "service", k8s.ServiceKey(svc), "ips", joinIPs(ips), "reason", err)
+			i.Log.Info("existing address not kept", "service", c.req.Service, "ips", joinIPs(c.ips), "reason", err)
 			continue
 		}
 		kept++
 	}
 	i.Allocs.MarkImported()
-	i.Log.Info("imported existing assignments", "services", len(svcs), "kept", kept, "refused", refused, "took", time.Since(begin).Round(time.Millisecond).String())
+	i.Log.Info("imported existing assignments", "services", len(claims), "kept", kept, "refused", len(claims)-kept, "took", time.Since(begin).Round(time.Millisecond).String())
 	return nil
 }
 
-// list reads all Services from the API server, page by page.
-func (i *Importer) list(ctx context.Context) ([]corev1.Service, error) {
-	var out []corev1.Service
+// claim is what a served Service with addresses in its status holds.
+type claim struct {
+	created metav1.Time
+	req     allocator.Request
+	ips     []netip.Addr
+	err     error // the Service's request cannot be read
+}
+
+// list reads the claims of all Services from the API server, page by page,
+// keeping only what the import needs, so the start-up peak stays small.
+func (i *Importer) list(ctx context.Context) ([]claim, error) {
+	var out []claim
+	nsLabels := map[string]map[string]string{}
 	opts := []client.ListOption{client.Limit(importPageSize)}
 	for {
 		var page corev1.ServiceList
@@ -103,12 +110,18 @@ func (i *Importer) list(ctx context.Context) ([]corev1.Service, error) {
 			return nil, fmt.Errorf("list Services: %w", err)
 		}
 		for n := range page.Items {
-			// Only what the import reads, to keep the start-up peak small.
-			s := &page.Items[n]
-			s.ManagedFields = nil
-			if k8s.IsLoadBalancer(s) {
-				out = append(out, *s)
+			svc := &page.Items[n]
+			ips := k8s.IngressIPs(svc.Status.LoadBalancer)
+			if ok, _ := serves(svc, i.Class); !ok || len(ips) == 0 {
+				continue
 			}
+			labels, seen := nsLabels[svc.Namespace]
+			if !seen {
+				labels = namespaceLabels(ctx, i.Cache, svc.Namespace)
+				nsLabels[svc.Namespace] = labels
+			}
+			req, err := requestFor(svc, labels)
+			out = append(out, claim{created: svc.CreationTimestamp, req: req, ips: ips, err: err})
 		}
 		if page.Continue == "" {
 			return out, nil

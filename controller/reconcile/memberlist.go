@@ -54,7 +54,16 @@ func (r *MemberlistKeyReconciler) Reconcile(ctx context.Context, req reconcile.R
 	}
 	var s corev1.Secret
 	err := r.Client.Get(ctx, req.NamespacedName, &s)
-	if err == nil || !apierrors.IsNotFound(err) {
+	if err == nil {
+		// Someone else's Secret is never changed, but a key memberlist cannot
+		// use (AES-128, -192 or -256) is worth saying.
+		if n := len(s.Data[k8s.MemberlistSecretKey]); n != 16 && n != 24 && n != 32 {
+			r.Log.Error("the memberlist Secret has no usable key; delete it to have a new one made",
+				"secret", v1beta1.Namespace+"/"+k8s.MemberlistSecretName, "dataKey", k8s.MemberlistSecretKey, "bytes", n)
+		}
+		return reconcile.Result{}, nil
+	}
+	if !apierrors.IsNotFound(err) {
 		return reconcile.Result{}, err
 	}
 	key := make([]byte, k8s.MemberlistKeySize)
