@@ -1,0 +1,132 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+)
+
+// WorkloadSpec describes echo pods behind one LoadBalancer Service (port
+// 80 to the pods' 8080), in a namespace of its own.
+type WorkloadSpec struct {
+	// Name of the Service and of the namespace "t-<Name>".
+	Name string
+	// Nodes pins one pod to each node named; empty: a Deployment of Replicas.
+	Nodes    []string
+	Replicas int32
+	// Local sets externalTrafficPolicy: Local.
+	Local bool
+	// Family is "IPv4", "IPv6" or "" for dual-stack.
+	Family string
+	// Annotations of the Service (a pool, requested IPs).
+	Annotations map[string]string
+}
+
+// Workload is a deployed WorkloadSpec.
+type Workload struct {
+	Namespace, Name string
+	// IPs are the Service's ingress IPs, as the controller wrote them.
+	IPs []string
+}
+
+var echoContainer = corev1.Container{
+	Name: "echo", Image: "registry.k8s.io/e2e-test-images/agnhost:2.53",
+	Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+}
+
+// EchoPod is a pod of the workload pinned to node (the lab runs it as an
+// echo backend), named "<name>-<node>".
+func EchoPod(w *Workload, node string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: w.Name + "-" + node, Labels: map[string]string{"app": w.Name}},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{echoContainer}},
+	}
+}
+
+// Deploy creates the workload and waits until its pods are ready and its
+// Service has an IP of each requested family. Delete removes it.
+func (l *Lab) Deploy(ctx context.Context, s WorkloadSpec) (*Workload, error) {
+	w := &Workload{Namespace: "t-" + s.Name, Name: s.Name}
+	labels := map[string]string{"app": s.Name}
+	core := l.Kube.CoreV1()
+	if _, err := core.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.Namespace}}, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("lab: namespace %s: %w", w.Namespace, err)
+	}
+	for _, n := range s.Nodes {
+		if _, err := core.Pods(w.Namespace).Create(ctx, EchoPod(w, n), metav1.CreateOptions{}); err != nil {
+			return nil, fmt.Errorf("lab: pod on %s: %w", n, err)
+		}
+	}
+	if len(s.Nodes) == 0 {
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: s.Name},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: ptr.To(s.Replicas), Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{echoContainer}}},
+			},
+		}
+		if _, err := l.Kube.AppsV1().Deployments(w.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			return nil, fmt.Errorf("lab: deployment %s: %w", s.Name, err)
+		}
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: s.Name, Annotations: s.Annotations},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeLoadBalancer, Selector: labels,
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}},
+		},
+	}
+	if s.Local {
+		svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	}
+	wantIPs := 1
+	if s.Family == "" {
+		svc.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
+		svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+		wantIPs = 2
+	} else {
+		svc.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicySingleStack)
+		svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPFamily(s.Family)}
+	}
+	if _, err := core.Services(w.Namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("lab: service %s: %w", s.Name, err)
+	}
+	n := int(s.Replicas)
+	if len(s.Nodes) > 0 {
+		n = len(s.Nodes)
+	}
+	if _, err := l.WaitReadyPods(ctx, w.Namespace, "app="+s.Name, n); err != nil {
+		return w, err
+	}
+	err := poll(ctx, 50*time.Millisecond, func() (bool, error) {
+		ips, err := l.WaitIngressIPs(ctx, w.Namespace, w.Name)
+		w.IPs = ips
+		return len(ips) >= wantIPs, err
+	}, func() string {
+		return fmt.Sprintf("%d ingress IPs on Service %s/%s (have %v)", wantIPs, w.Namespace, w.Name, w.IPs)
+	})
+	return w, err
+}
+
+// Delete removes the workload's namespace and waits until it is gone, so
+// its Service, endpoints and pods are gone too.
+func (l *Lab) Delete(ctx context.Context, w *Workload) error {
+	ns := l.Kube.CoreV1().Namespaces()
+	if err := ns.Delete(ctx, w.Namespace, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		_, err := ns.Get(ctx, w.Namespace, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	}, func() string { return "namespace " + w.Namespace + " deleted" })
+}
