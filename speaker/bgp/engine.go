@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -34,6 +33,9 @@ type engine struct {
 	events chan peerEvent
 
 	routerID netip.Addr
+	// paths are the desired paths by peer name, running or not: the latest
+	// Set's, with the Updates since applied in place.
+	paths    map[string]pathSet
 	peers    map[string]*peerState
 	byAddr   map[netip.Addr]string
 	status   map[string]PeerStatus
@@ -50,8 +52,9 @@ type engine struct {
 type peerState struct {
 	cfg Peer
 	vrf string
-	// want is what Set asked for; inGobgp what the VRF holds now (want
-	// minus cross-family paths whose next hop is not known yet).
+	// want is what Set and Update asked for (the engine's paths entry for
+	// the peer); inGobgp what the VRF holds now (want minus cross-family
+	// paths whose next hop is not known yet). They never share a map.
 	want, inGobgp pathSet
 	// local is the session's local address once it was up; crossNH the
 	// next hop for paths of the other family derived from it.
@@ -121,12 +124,43 @@ func (e *engine) apply(ctx context.Context, d *snapshot) {
 		e.resolveCrossNextHop(ps)
 	}
 	e.recordInvalid(d, plan.invalid)
+	e.paths = d.paths
 	for _, name := range sortedNames(e.peers) {
-		want := d.paths[name]
-		if want == nil {
-			want = pathSet{}
+		e.syncPaths(ctx, e.peers[name], e.wantFor(name))
+	}
+}
+
+// wantFor returns the desired paths of a peer, creating the entry.
+func (e *engine) wantFor(name string) pathSet {
+	if e.paths == nil {
+		e.paths = map[string]pathSet{}
+	}
+	want := e.paths[name]
+	if want == nil {
+		want = pathSet{}
+		e.paths[name] = want
+	}
+	return want
+}
+
+// update applies path changes (nil: withdraw) by peer; a running peer's
+// session gets just those prefixes announced or withdrawn.
+func (e *engine) update(ctx context.Context, u map[string]map[netip.Prefix]*Path) {
+	for _, name := range sortedNames(u) {
+		want := e.wantFor(name)
+		changed := make([]netip.Prefix, 0, len(u[name]))
+		for prefix, p := range u[name] {
+			if p == nil {
+				delete(want, prefix)
+			} else {
+				want[prefix] = *p
+			}
+			changed = append(changed, prefix)
 		}
-		e.syncPaths(ctx, e.peers[name], want)
+		if ps := e.peers[name]; ps != nil {
+			ps.want = want
+			e.patchPaths(ctx, ps, changed)
+		}
 	}
 }
 
@@ -382,15 +416,16 @@ func (e *engine) resolveCrossNextHop(ps *peerState) {
 	}
 }
 
-// syncPaths makes ps's VRF hold want: only the difference is sent.
+// syncPaths makes ps's VRF hold want: only the difference is sent. It
+// looks at every path of the peer; patchPaths looks at some.
 func (e *engine) syncPaths(ctx context.Context, ps *peerState, want pathSet) {
 	ps.want = want
 	// Usually every path has a next hop and target is want itself; it is
 	// copied only when some wait for theirs.
-	target, shared := want, true
+	target := want
 	for prefix := range want {
 		if _, ok := ps.nextHop(prefix); !ok {
-			target, shared = make(pathSet, len(want)), false
+			target = make(pathSet, len(want))
 			for prefix, p := range want {
 				if _, ok := ps.nextHop(prefix); ok {
 					target[prefix] = p
@@ -409,28 +444,55 @@ func (e *engine) syncPaths(ctx context.Context, ps *peerState, want pathSet) {
 		}
 		ps.crossDirty = false
 	}
+	e.sendPaths(ctx, ps, d)
+}
+
+// patchPaths brings the listed prefixes of ps's VRF in line with want.
+func (e *engine) patchPaths(ctx context.Context, ps *peerState, prefixes []netip.Prefix) {
+	var d pathDiff
+	for _, prefix := range prefixes {
+		p, wanted := ps.want[prefix]
+		if _, ok := ps.nextHop(prefix); !ok {
+			wanted = false
+		}
+		have, in := ps.inGobgp[prefix]
+		switch {
+		case wanted && (!in || !sameAttrs(have, p)):
+			d.announce = append(d.announce, p)
+		case !wanted && in:
+			d.withdraw = append(d.withdraw, prefix)
+		}
+	}
+	e.sendPaths(ctx, ps, d)
+}
+
+// sendPaths announces and withdraws d on ps's VRF and records in inGobgp
+// what gobgp took.
+func (e *engine) sendPaths(ctx context.Context, ps *peerState, d pathDiff) {
 	if d.empty() {
 		return
 	}
 	var errs []error
 	if len(d.announce) > 0 {
 		add := make([]*apiutil.Path, 0, len(d.announce))
+		var added []Path
 		for _, p := range d.announce {
 			nh, _ := ps.nextHop(p.Prefix)
 			ap, err := apiPath(p, nh)
 			if err != nil {
 				errs = append(errs, err)
-				if shared {
-					target, shared = maps.Clone(target), false
-				}
-				delete(target, p.Prefix)
 				continue
 			}
 			add = append(add, ap)
+			added = append(added, p)
 		}
 		if len(add) > 0 {
 			if _, err := e.s.AddPath(apiutil.AddPathRequest{VRFID: ps.vrf, Paths: add}); err != nil {
 				errs = append(errs, err)
+			} else {
+				for _, p := range added {
+					ps.inGobgp[p.Prefix] = p
+				}
 			}
 		}
 	}
@@ -443,9 +505,12 @@ func (e *engine) syncPaths(ctx context.Context, ps *peerState, want pathSet) {
 		}
 		if err := e.s.DeletePath(apiutil.DeletePathRequest{VRFID: ps.vrf, Paths: del}); err != nil {
 			errs = append(errs, err)
+		} else {
+			for _, prefix := range d.withdraw {
+				delete(ps.inGobgp, prefix)
+			}
 		}
 	}
-	ps.inGobgp = target
 	if err := errors.Join(errs...); err != nil {
 		st := e.status[ps.cfg.Name]
 		st.LastError = err.Error()

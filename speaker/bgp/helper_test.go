@@ -72,6 +72,14 @@ func runSpeakerHelper(sock string) int {
 		}
 		r.Set(d)
 	})
+	mux.HandleFunc("PUT /update", func(w http.ResponseWriter, req *http.Request) {
+		var u map[string]PathUpdate
+		if err := json.NewDecoder(req.Body).Decode(&u); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Update(u)
+	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(r.Status())
 	})
@@ -144,18 +152,28 @@ func startSpeaker(t testing.TB, reg *netns.Registry, ns *netns.NS, name string) 
 
 func (sp *speaker) set(t testing.TB, d Desired) {
 	t.Helper()
-	body, err := json.Marshal(d)
+	sp.put(t, "/desired", d)
+}
+
+func (sp *speaker) update(t testing.TB, u map[string]PathUpdate) {
+	t.Helper()
+	sp.put(t, "/update", u)
+}
+
+func (sp *speaker) put(t testing.TB, path string, v any) {
+	t.Helper()
+	body, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPut, "http://speaker/desired", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPut, "http://speaker"+path, bytes.NewReader(body))
 	resp, err := sp.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("set desired: %s", resp.Status)
+		t.Fatalf("PUT %s: %s", path, resp.Status)
 	}
 }
 

@@ -34,6 +34,16 @@ func normalizePaths(paths []Path) pathSet {
 	return set
 }
 
+// update applies u to the set in place.
+func (s pathSet) update(u PathUpdate) {
+	for _, prefix := range u.Withdraw {
+		delete(s, prefix.Masked())
+	}
+	for prefix, p := range normalizePaths(u.Set) {
+		s[prefix] = p
+	}
+}
+
 func compareLarge(a, b LargeCommunity) int {
 	for i := range a {
 		if c := cmp.Compare(a[i], b[i]); c != 0 {

@@ -19,6 +19,9 @@ type Router struct {
 
 	mu      sync.Mutex
 	desired *snapshot // latest Set not yet applied; nil when none is pending
+	// updates are path changes since the last Set was taken, by peer and
+	// prefix (nil: withdraw); applied after it.
+	updates map[string]map[netip.Prefix]*Path
 	wake    chan struct{}
 
 	statusMu sync.RWMutex
@@ -63,20 +66,63 @@ func (r *Router) Set(d Desired) {
 		snap.paths[name] = normalizePaths(paths)
 	}
 	r.mu.Lock()
-	r.desired = snap
+	r.desired, r.updates = snap, nil
 	r.mu.Unlock()
+	r.poke()
+}
+
+// Update changes some paths on top of the latest Set, at a cost
+// proportional to the change (Set costs the size of the whole state).
+// Peers and router ID stay as the latest Set made them; paths of a peer
+// that is not running are kept for when it runs. Like Set, it does not
+// wait, and u is copied.
+func (r *Router) Update(u map[string]PathUpdate) {
+	r.mu.Lock()
+	for name, pu := range u {
+		if r.desired != nil {
+			// The pending Set absorbs the change.
+			ps := r.desired.paths[name]
+			if ps == nil {
+				ps = pathSet{}
+				r.desired.paths[name] = ps
+			}
+			ps.update(pu)
+			continue
+		}
+		if r.updates == nil {
+			r.updates = map[string]map[netip.Prefix]*Path{}
+		}
+		m := r.updates[name]
+		if m == nil {
+			m = map[netip.Prefix]*Path{}
+			r.updates[name] = m
+		}
+		for _, prefix := range pu.Withdraw {
+			m[prefix.Masked()] = nil
+		}
+		for prefix, p := range normalizePaths(pu.Set) {
+			m[prefix] = &p
+		}
+	}
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *Router) poke() {
 	select {
 	case r.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (r *Router) takeDesired() *snapshot {
+// takeDesired returns the pending Set (nil if none) and the updates to
+// apply after it.
+func (r *Router) takeDesired() (*snapshot, map[string]map[netip.Prefix]*Path) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	d := r.desired
-	r.desired = nil
-	return d
+	d, u := r.desired, r.updates
+	r.desired, r.updates = nil, nil
+	return d, u
 }
 
 // Status returns every peer's status, sorted by name.
@@ -120,8 +166,12 @@ func (r *Router) Run(ctx context.Context) error {
 			e.publish()
 			return nil
 		case <-r.wake:
-			if d := r.takeDesired(); d != nil {
+			d, u := r.takeDesired()
+			if d != nil {
 				e.apply(ctx, d)
+			}
+			if u != nil {
+				e.update(ctx, u)
 			}
 		case ev := <-e.events:
 			e.onPeerEvent(ev)

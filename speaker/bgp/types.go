@@ -80,6 +80,13 @@ type Desired struct {
 	Paths map[string][]Path
 }
 
+// PathUpdate changes some of one peer's paths: Set adds or replaces paths
+// (by prefix), Withdraw removes prefixes.
+type PathUpdate struct {
+	Set      []Path
+	Withdraw []netip.Prefix
+}
+
 // SessionState is a BGP finite-state-machine state, lower case.
 type SessionState string
 
