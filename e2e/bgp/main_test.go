@@ -1,0 +1,47 @@
+// Package bgp holds the BGP end-to-end tests: Herald's controller and a
+// speaker per node in the network lab, peering with the lab's real FRR
+// (bgpd, bfdd, zebra) and BIRD 2 routers. Every assertion reads a router's
+// own view (vtysh JSON, birdc, the router's kernel table) or what a user
+// reads (SpeakerStatus, Events, conditions), and traffic goes from the
+// external client through the routers and kube-proxy to echo pods.
+//
+// The measurements of docs/benchmarks-bgp.md run with HERALD_MEASURE=1;
+// without it the same paths are checked once against loose bounds.
+package bgp
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/e2e/labtest"
+)
+
+// bin holds the binaries TestMain builds from this checkout.
+var bin lab.Binaries
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "herald-bgp-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	bin, err = lab.BuildHerald(ctx, dir)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bgp:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	// HERALD_KEEP_LAB_DIR=1 keeps the lab's logs (speakers, routers) after the run.
+	code := labtest.Main(m, lab.Options{KeepDir: os.Getenv("HERALD_KEEP_LAB_DIR") == "1"})
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// measuring reports whether the long measurements run (HERALD_MEASURE=1).
+func measuring() bool { return os.Getenv("HERALD_MEASURE") == "1" }
