@@ -165,17 +165,7 @@ func (e *env) runTrial(ctx context.Context, ip string, f fault) (trial, error) {
 		}
 	}
 	tr.probeLog = p.LogPath
-	last := ""
-	for _, s := range samples {
-		if !s.OK() {
-			continue
-		}
-		if last != "" && s.Node != last {
-			tr.changes++
-			tr.settled = s.Sent.Sub(t1)
-		}
-		last = s.Node
-	}
+	tr.changes, tr.settled = changesOf(samples, t1)
 	if err := e.waitMembers(ctx, len(e.Nodes)); err != nil {
 		return tr, err
 	}
@@ -305,4 +295,36 @@ func TestMeasureFailover(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// changesOf counts how often the answering node changed among the answered
+// samples, in the order the answers arrived (send times mislead on a busy
+// machine: a request stamped before the move may dial after it), and when
+// the last change happened after t1. A node must answer minRun requests in
+// a row to count: a lone answer at the moment of a move is not a flap.
+func changesOf(samples []lab.Sample, t1 time.Time) (changes int, last time.Duration) {
+	const minRun = 3
+	var ok []lab.Sample
+	for _, s := range samples {
+		if s.OK() {
+			ok = append(ok, s)
+		}
+	}
+	sort.SliceStable(ok, func(i, j int) bool { return ok[i].Sent.Add(ok[i].Latency).Before(ok[j].Sent.Add(ok[j].Latency)) })
+	cur := ""
+	for i := 0; i < len(ok); {
+		j := i
+		for j < len(ok) && ok[j].Node == ok[i].Node {
+			j++
+		}
+		if j-i >= minRun || j == len(ok) {
+			if cur != "" && ok[i].Node != cur {
+				changes++
+				last = ok[i].Sent.Add(ok[i].Latency).Sub(t1)
+			}
+			cur = ok[i].Node
+		}
+		i = j
+	}
+	return changes, last
 }
