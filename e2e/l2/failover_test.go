@@ -36,6 +36,21 @@ var faults = []fault{
 		restore: func(e *env, o string) error { return e.Component(speakerN + o).Resume() }},
 }
 
+// partition separates the owner from the other nodes at the switch while the
+// client still reaches both sides: the owner keeps answering (it cannot tell
+// it is the one cut off), the others take the address over with a burst.
+var partition = fault{name: "partition", what: "the owner partitioned from the other nodes (the client sees both)",
+	inject: func(e *env, o string) error {
+		var others []string
+		for _, n := range e.Nodes {
+			if n.Name != o {
+				others = append(others, n.Name)
+			}
+		}
+		return e.Partition(context.Background(), []string{o}, others)
+	},
+	restore: func(e *env, _ string) error { return e.Heal(context.Background()) }}
+
 // trial is what one failover looked like from the LAN client.
 type trial struct {
 	fault, ip, owner, successor string
@@ -194,7 +209,8 @@ func (e *env) steady(ctx context.Context, tr trial) error {
 // Loose bounds that catch regressions without flaking: a failure moves
 // the address within 3 s, a graceful stop costs under 1 s of outage, and
 // after the node comes back there is one owner again within 5 s with at
-// most one move. One trial per fault, over IPv4, and a SIGKILL over IPv6.
+// most one move. One trial per fault, over IPv4, a SIGKILL over IPv6, and a
+// healed partition.
 func TestFailover(t *testing.T) {
 	e := herald(t)
 	w := e.failoverWorkload(t)
@@ -202,7 +218,7 @@ func TestFailover(t *testing.T) {
 	cases := []struct {
 		f  fault
 		ip string
-	}{{faults[0], v4}, {faults[1], v4}, {faults[2], v4}, {faults[3], v4}, {faults[0], v6}}
+	}{{faults[0], v4}, {faults[1], v4}, {faults[2], v4}, {faults[3], v4}, {faults[0], v6}, {partition, v4}}
 	for _, c := range cases {
 		t.Run(c.f.name+"/"+family(c.ip), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
