@@ -46,9 +46,8 @@ type Engine struct {
 	ips      map[netip.Addr]*ipState
 	live     map[string]bool
 
-	dirty       map[netip.Addr]bool // IPs to elect again
-	routesDirty bool
-	announced   map[netip.Addr]*announcement
+	dirty     map[netip.Addr]bool // IPs to elect again
+	announced map[netip.Addr]*announcement
 	// Version changes whenever anything a status report shows changed.
 	Version uint64
 }
@@ -141,9 +140,6 @@ func (e *Engine) DeleteService(key string) {
 		return
 	}
 	e.unindex(key, st.l2)
-	if len(st.routes) > 0 {
-		e.routesDirty = true
-	}
 	delete(e.services, key)
 	e.Version++
 }
@@ -181,10 +177,7 @@ func (e *Engine) compute(st *serviceState) {
 		ip.derive(e.self)
 		e.dirty[t.IP] = true
 	}
-	if !reflect.DeepEqual(routes, st.routes) {
-		st.routes = routes
-		e.routesDirty = true
-	}
+	st.routes = routes
 }
 
 // unindex removes a Service's targets from the per-IP index.
@@ -405,23 +398,5 @@ func (e *Engine) StopAll(why string) []Change {
 	e.Version++
 	return out
 }
-
-// Routes returns the BGP routes of every Service merged per (peer, prefix),
-// and whether they changed since the last call.
-func (e *Engine) Routes() ([]advertise.Route, bool) {
-	if !e.routesDirty {
-		return nil, false
-	}
-	e.routesDirty = false
-	var all []advertise.Route
-	for _, st := range e.services {
-		all = append(all, st.routes...)
-	}
-	return advertise.Merge(all), true
-}
-
-// MarkRoutesDirty makes the next Routes call report the routes (after the
-// peers changed, say).
-func (e *Engine) MarkRoutesDirty() { e.routesDirty = true }
 
 func sortedKeys(set map[string]bool) []string { return slices.Sorted(maps.Keys(set)) }

@@ -251,19 +251,11 @@ func TestEngineRoutes(t *testing.T) {
 	e.SetNodes(nodes)
 	e.SetModel(m)
 	e.UpsertService(svc("d/web", false, nil, "203.0.113.7"))
-	r, changed := e.Routes()
-	if !changed || fmt.Sprint(r) != "[{frr 203.0.113.7/32 [] [] <nil>}]" {
-		t.Fatalf("routes %v changed %v, want one /32 to frr", r, changed)
-	}
-	if _, changed := e.Routes(); changed {
-		t.Fatal("routes changed twice without a change")
-	}
-	e.UpsertService(svc("d/web", false, nil, "203.0.113.7")) // same again
-	if _, changed := e.Routes(); changed {
-		t.Fatal("an unchanged Service changed the routes")
+	if r := e.ServiceRoutes("d/web"); fmt.Sprint(r) != "[{frr 203.0.113.7/32 [] [] <nil>}]" {
+		t.Fatalf("routes %v, want one /32 to frr", r)
 	}
 	e.DeleteService("d/web")
-	if r, changed := e.Routes(); !changed || len(r) != 0 {
-		t.Fatalf("after deletion: %v changed %v, want no routes", r, changed)
+	if r := e.ServiceRoutes("d/web"); r != nil {
+		t.Fatalf("after deletion: %v, want none", r)
 	}
 }
