@@ -61,6 +61,10 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	events := &k8s.EventSink{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Controller: "herald-speaker", Log: log.With("component", "events")}
+	if err := mgr.Add(events); err != nil {
+		return err
+	}
 	// The manager (cache, metrics, Events) outlives the speaker's graceful
 	// stop, so it has its own context, ended last.
 	mgrCtx, stopMgr := context.WithCancel(context.WithoutCancel(ctx))
@@ -104,7 +108,7 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 		Node: opts.NodeName, NodeIP: nodeIP, Class: opts.LBClass,
 		Cache:            mgr.GetCache(),
 		MemberlistSecret: opts.MemberlistSecret, MemberlistKey: key,
-		Events:  reconcile.RecorderEvents{Recorder: mgr.GetEventRecorder("herald-speaker")},
+		Events:  events,
 		Members: ml, L2: l2, BGP: router, Inbox: inbox,
 		QuorumMemory: opts.QuorumMemory,
 		Log:          log, Registerer: reg,

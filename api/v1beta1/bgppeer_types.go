@@ -2,14 +2,14 @@ package v1beta1
 
 import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-// DynamicASN accepts whatever ASN the peer announces, within a kind.
-// +kubebuilder:validation:Enum=internal;external
+// DynamicASN takes the peer's AS number from the session instead of a fixed
+// peerASN. Only "internal" (iBGP: the peer is in myASN) is supported; MetalLB's
+// "external" is refused because the embedded BGP speaker must know an eBGP
+// peer's AS number before it connects.
+// +kubebuilder:validation:Enum=internal
 type DynamicASN string
 
-const (
-	DynamicASNInternal DynamicASN = "internal"
-	DynamicASNExternal DynamicASN = "external"
-)
+const DynamicASNInternal DynamicASN = "internal"
 
 // SecretRef names a Secret in the herald-system namespace.
 type SecretRef struct {
@@ -23,10 +23,10 @@ type SecretRef struct {
 //
 // +kubebuilder:validation:XValidation:rule="has(self.peerASN) != has(self.dynamicASN)",message="set exactly one of peerASN and dynamicASN"
 // +kubebuilder:validation:XValidation:rule="!has(self.password) || !has(self.passwordSecret)",message="password and passwordSecret are mutually exclusive",fieldPath=".passwordSecret"
-// +kubebuilder:validation:XValidation:rule="!has(self.holdTime) || duration(self.holdTime) == duration('0s') || (duration(self.holdTime) >= duration('3s') && duration(self.holdTime) <= duration('65535s'))",message="holdTime must be 0 (no keepalives) or between 3s and 65535s",fieldPath=".holdTime"
-// +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || (has(self.holdTime) && duration(self.holdTime) == duration('0s') ? duration(self.keepaliveTime) == duration('0s') : duration(self.keepaliveTime) < (has(self.holdTime) ? duration(self.holdTime) : duration('90s')))",message="keepaliveTime must be less than holdTime (default 90s), and 0 when holdTime is 0",fieldPath=".keepaliveTime"
+// +kubebuilder:validation:XValidation:rule="!has(self.holdTime) || (duration(self.holdTime) >= duration('3s') && duration(self.holdTime) <= duration('65535s'))",message="holdTime must be between 3s and 65535s",fieldPath=".holdTime"
+// +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || (duration(self.keepaliveTime) >= duration('1s') && duration(self.keepaliveTime) < (has(self.holdTime) ? duration(self.holdTime) : duration('90s')))",message="keepaliveTime must be at least 1s and less than holdTime (default 90s)",fieldPath=".keepaliveTime"
 // +kubebuilder:validation:XValidation:rule="!has(self.connectTime) || (duration(self.connectTime) >= duration('1s') && duration(self.connectTime) <= duration('65535s'))",message="connectTime must be between 1s and 65535s",fieldPath=".connectTime"
-// +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || !self.ebgpMultiHop || (has(self.peerASN) ? self.peerASN != self.myASN : self.dynamicASN == 'external')",message="ebgpMultiHop applies to eBGP peers only (peerASN differs from myASN)",fieldPath=".ebgpMultiHop"
+// +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || !self.ebgpMultiHop || (has(self.peerASN) && self.peerASN != self.myASN)",message="ebgpMultiHop applies to eBGP peers only (peerASN differs from myASN)",fieldPath=".ebgpMultiHop"
 // +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress and peerAddress must be of the same IP family",fieldPath=".sourceAddress"
 type BGPPeerSpec struct {
 	// MyASN is the nodes' own AS number.
@@ -40,8 +40,8 @@ type BGPPeerSpec struct {
 	// +optional
 	PeerASN *int64 `json:"peerASN,omitempty"`
 
-	// DynamicASN accepts the peer's ASN as it announces it, internal (iBGP)
-	// or external (eBGP), instead of a fixed peerASN.
+	// DynamicASN "internal" makes the peer an iBGP peer in myASN, instead of
+	// a fixed peerASN.
 	// +optional
 	DynamicASN DynamicASN `json:"dynamicASN,omitempty"`
 
@@ -70,14 +70,14 @@ type BGPPeerSpec struct {
 	// +optional
 	RouterID string `json:"routerID,omitempty"`
 
-	// HoldTime is the BGP hold time: 0 (no keepalives) or 3s-65535s. Default 90s.
+	// HoldTime is the BGP hold time, 3s-65535s. Default 90s.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +optional
 	HoldTime *metav1.Duration `json:"holdTime,omitempty"`
 
-	// KeepaliveTime is the BGP keepalive interval, less than holdTime.
-	// Default a third of holdTime.
+	// KeepaliveTime is the BGP keepalive interval, at least 1s and less than
+	// holdTime. Default a third of holdTime.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +optional

@@ -12,6 +12,9 @@ const (
 	L2SkipNodeNotSelected L2SkipReason = "NodeNotSelected"
 	// L2SkipNoLocalEndpoint: externalTrafficPolicy Local and no ready endpoint on this node.
 	L2SkipNoLocalEndpoint L2SkipReason = "NoLocalEndpoint"
+	// L2SkipNoQuorum: this node ranks first but sees fewer than half of the
+	// speakers it expects, so it may be cut off and does not take over.
+	L2SkipNoQuorum L2SkipReason = "NoQuorum"
 	// L2SkipNoInterface: no interface to announce on matches the advertisement.
 	L2SkipNoInterface L2SkipReason = "NoInterface"
 )

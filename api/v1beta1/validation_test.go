@@ -73,11 +73,11 @@ spec: {myASN: 0, peerASN: 64501, peerAddress: 10.0.0.1}`, "spec.myASN"},
 	{"ASN above 2^32-1", `kind: BGPPeer
 spec: {myASN: 64500, peerASN: 4294967296, peerAddress: 10.0.0.1}`, "spec.peerASN"},
 	{"peerASN and dynamicASN together", `kind: BGPPeer
-spec: {myASN: 64500, peerASN: 64501, dynamicASN: external, peerAddress: 10.0.0.1}`, "set exactly one of peerASN and dynamicASN"},
+spec: {myASN: 64500, peerASN: 64501, dynamicASN: internal, peerAddress: 10.0.0.1}`, "set exactly one of peerASN and dynamicASN"},
 	{"neither peerASN nor dynamicASN", `kind: BGPPeer
 spec: {myASN: 64500, peerAddress: 10.0.0.1}`, "set exactly one of peerASN and dynamicASN"},
-	{"unknown dynamicASN", `kind: BGPPeer
-spec: {myASN: 64500, dynamicASN: sideways, peerAddress: 10.0.0.1}`, "spec.dynamicASN"},
+	{"dynamicASN external (unsupported)", `kind: BGPPeer
+spec: {myASN: 64500, dynamicASN: external, peerAddress: 10.0.0.1}`, "spec.dynamicASN: Unsupported value: \"external\""},
 	{"peer address not an IP", `kind: BGPPeer
 spec: {myASN: 64500, peerASN: 64501, peerAddress: router.example}`, "spec.peerAddress: Invalid value: \"router.example\": must be an IPv4 or IPv6 address"},
 	{"port zero", `kind: BGPPeer
@@ -85,11 +85,13 @@ spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, peerPort: 0}`, "spec
 	{"port above 65535", `kind: BGPPeer
 spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, peerPort: 70000}`, "spec.peerPort"},
 	{"hold time below 3s", `kind: BGPPeer
-spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, holdTime: 2s}`, "spec.holdTime: Invalid value: holdTime must be 0 (no keepalives) or between 3s and 65535s"},
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, holdTime: 2s}`, "spec.holdTime: Invalid value: holdTime must be between 3s and 65535s"},
 	{"keepalive not below hold", `kind: BGPPeer
-spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, holdTime: 9s, keepaliveTime: 9s}`, "spec.keepaliveTime: Invalid value: keepaliveTime must be less than holdTime"},
-	{"keepalive with hold 0", `kind: BGPPeer
-spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, holdTime: 0s, keepaliveTime: 3s}`, "keepaliveTime must be less than holdTime (default 90s), and 0 when holdTime is 0"},
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, holdTime: 9s, keepaliveTime: 9s}`, "spec.keepaliveTime: Invalid value: keepaliveTime must be at least 1s and less than holdTime"},
+	{"hold time 0 (no keepalives: unsupported)", `kind: BGPPeer
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, holdTime: 0s}`, "spec.holdTime: Invalid value: holdTime must be between 3s and 65535s"},
+	{"keepalive below 1s", `kind: BGPPeer
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, keepaliveTime: 500ms}`, "spec.keepaliveTime: Invalid value: keepaliveTime must be at least 1s"},
 	{"duration that is not one", `kind: BGPPeer
 spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, holdTime: soon}`, "spec.holdTime"},
 	{"password and passwordSecret together", `kind: BGPPeer

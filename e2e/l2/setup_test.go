@@ -99,17 +99,6 @@ func startHerald(l *lab.Lab) (*env, error) {
 		}
 		e.macs[mac.String()] = n.Name
 	}
-	// Like the LAN client, the nodes treat the Layer 2 pool as on-link, as
-	// a node whose subnet holds the pool or whose default route leaves
-	// through eth0 would: the announcer's default interface choice needs one.
-	for _, n := range l.Nodes {
-		if _, err := n.Run(ctx, "ip", "route", "replace", "198.51.100.0/24", "dev", "eth0"); err != nil {
-			return nil, err
-		}
-		if _, err := n.Run(ctx, "ip", "-6", "route", "replace", "2001:db8:100::/64", "dev", "eth0"); err != nil {
-			return nil, err
-		}
-	}
 	if _, err := l.StartController(lab.ComponentSpec{Binary: bin.controller, Args: []string{"--kubeconfig={kubeconfig}", "--metrics-bind-address=0", "--health-probe-bind-address=0"}}); err != nil {
 		return nil, err
 	}

@@ -155,6 +155,9 @@ func (l *Lab) addStaticRoutes(ctx context.Context) error {
 			"route add " + ExtBIRDv4.String() + " via " + bird4,
 			"route add " + ExtBIRDv6.String() + " via " + bird6,
 		}
+		// The Layer 2 pool is part of the LAN, as on a network whose subnet
+		// holds it: the speaker's default interface choice then finds eth0.
+		lines = append(lines, "route add "+L2PoolV4.String()+" dev eth0", "route add "+L2PoolV6.String()+" dev eth0")
 		for _, m := range l.Nodes {
 			if m != n {
 				lines = append(lines,

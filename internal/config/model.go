@@ -151,10 +151,7 @@ type Peer struct {
 
 // IBGP reports whether the session is internal BGP.
 func (p *Peer) IBGP() bool {
-	if p.DynamicASN != "" {
-		return p.DynamicASN == "internal"
-	}
-	return p.PeerASN == p.MyASN
+	return p.DynamicASN == "internal" || p.PeerASN == p.MyASN
 }
 
 // SelectsNode reports whether the peer applies to a node with these labels.

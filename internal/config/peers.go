@@ -180,8 +180,8 @@ func (b *builder) parsePeer(name string, in peerInput) (*Peer, error) {
 			return nil, fmt.Errorf("peerASN: %d is outside 1-4294967295", *s.PeerASN)
 		}
 		p.PeerASN = uint32(*s.PeerASN)
-	case s.DynamicASN != v1beta1.DynamicASNInternal && s.DynamicASN != v1beta1.DynamicASNExternal:
-		return nil, errors.New("set exactly one of peerASN and dynamicASN (internal or external)")
+	case s.DynamicASN != v1beta1.DynamicASNInternal:
+		return nil, errors.New("set exactly one of peerASN and dynamicASN (internal)")
 	}
 	var err error
 	if p.Address, err = netip.ParseAddr(s.PeerAddress); err != nil {
@@ -228,18 +228,15 @@ func (p *Peer) setTimers(s v1beta1.BGPPeerSpec) error {
 	if s.HoldTime != nil {
 		p.HoldTime = s.HoldTime.Duration
 	}
-	if p.HoldTime != 0 && (p.HoldTime < 3*time.Second || p.HoldTime > 65535*time.Second) {
-		return fmt.Errorf("holdTime: %s must be 0 or between 3s and 65535s", p.HoldTime)
+	if p.HoldTime < 3*time.Second || p.HoldTime > 65535*time.Second {
+		return fmt.Errorf("holdTime: %s must be between 3s and 65535s", p.HoldTime)
 	}
 	p.KeepaliveTime = p.HoldTime / 3
 	if s.KeepaliveTime != nil {
 		p.KeepaliveTime = s.KeepaliveTime.Duration
 	}
-	if p.HoldTime == 0 && p.KeepaliveTime != 0 {
-		return errors.New("keepaliveTime must be 0 when holdTime is 0")
-	}
-	if p.HoldTime != 0 && p.KeepaliveTime >= p.HoldTime {
-		return fmt.Errorf("keepaliveTime %s must be less than holdTime %s", p.KeepaliveTime, p.HoldTime)
+	if p.KeepaliveTime < time.Second || p.KeepaliveTime >= p.HoldTime {
+		return fmt.Errorf("keepaliveTime %s must be at least 1s and less than holdTime %s", p.KeepaliveTime, p.HoldTime)
 	}
 	p.ConnectTime = DefaultConnectTime
 	if s.ConnectTime != nil {

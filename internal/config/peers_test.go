@@ -69,7 +69,7 @@ func TestPeers(t *testing.T) {
 				s.HoldTime = &metav1.Duration{Duration: 9 * time.Second}
 				s.KeepaliveTime = &metav1.Duration{Duration: 9 * time.Second}
 			})}},
-			problem: &Problem{Object: Ref{KindBGPPeer, "p"}, Effect: Skipped, Message: "must be less than holdTime"},
+			problem: &Problem{Object: Ref{KindBGPPeer, "p"}, Effect: Skipped, Message: "less than holdTime"},
 		},
 		{
 			name:    "multihop on iBGP",

@@ -60,12 +60,7 @@ func BGPDesired(peers []*config.Peer, routes []advertise.Route, node NodeAddrs) 
 	}
 	use := map[string]bool{}
 	for _, p := range peers {
-		bp, err := bgpPeer(p, node)
-		if err != nil {
-			issues = append(issues, PeerIssue{p.Name, err.Error()})
-			continue
-		}
-		d.Peers = append(d.Peers, bp)
+		d.Peers = append(d.Peers, bgpPeer(p, node))
 		use[p.Name] = true
 	}
 	for _, r := range routes {
@@ -98,16 +93,10 @@ func routerIDFor(node NodeAddrs) netip.Addr {
 }
 
 // bgpPeer maps one model peer.
-func bgpPeer(p *config.Peer, node NodeAddrs) (bgp.Peer, error) {
+func bgpPeer(p *config.Peer, node NodeAddrs) bgp.Peer {
 	asn := p.PeerASN
-	switch p.DynamicASN {
-	case "internal":
+	if p.DynamicASN == "internal" {
 		asn = p.MyASN
-	case "external":
-		return bgp.Peer{}, fmt.Errorf("dynamicASN external is not supported by this speaker yet: set peerASN")
-	}
-	if p.HoldTime == 0 {
-		return bgp.Peer{}, fmt.Errorf("holdTime 0 (no keepalives) is not supported by this speaker yet")
 	}
 	bp := bgp.Peer{
 		Name:            p.Name,
@@ -128,5 +117,5 @@ func bgpPeer(p *config.Peer, node NodeAddrs) (bgp.Peer, error) {
 	if b := p.BFD; b != nil {
 		bp.BFD = &bgp.BFD{ReceiveInterval: b.ReceiveInterval, TransmitInterval: b.TransmitInterval, DetectMultiplier: b.DetectMultiplier}
 	}
-	return bp, nil
+	return bp
 }

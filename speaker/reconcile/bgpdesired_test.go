@@ -18,21 +18,20 @@ func TestBGPDesired(t *testing.T) {
 		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, ConnectTime: 5 * time.Second,
 		BFD: &config.BFDProfile{Name: "fast", ReceiveInterval: 100 * time.Millisecond, TransmitInterval: 100 * time.Millisecond, DetectMultiplier: 3}}
 	ibgp := &config.Peer{Name: "ibgp", MyASN: 64500, DynamicASN: "internal", Address: addr("fd00:10::1"), Port: 179, HoldTime: 90 * time.Second, RouterID: addr("10.9.9.9")}
-	ext := &config.Peer{Name: "ext", MyASN: 64500, DynamicASN: "external", Address: addr("10.0.0.2"), Port: 179, HoldTime: 90 * time.Second}
 	other := &config.Peer{Name: "other", MyASN: 64500, PeerASN: 1, Address: addr("10.0.0.3"), Port: 179, HoldTime: 90 * time.Second, RouterID: addr("10.8.8.8")}
 	routes := []advertise.Route{
 		{Peer: "frr", Prefix: netip.MustParsePrefix("203.0.113.7/32"), Communities: []uint32{bgp.Community(64500, 100)}},
 		{Peer: "ibgp", Prefix: netip.MustParsePrefix("2001:db8:200::7/128"), LocalPref: &lp, LargeCommunities: []config.LargeCommunity{{Global: 1, Local1: 2, Local2: 3}}},
-		{Peer: "ext", Prefix: netip.MustParsePrefix("203.0.113.8/32")},
+		{Peer: "gone", Prefix: netip.MustParsePrefix("203.0.113.8/32")},
 	}
 	node := NodeAddrs{IPv4: addr("10.0.0.11"), IPv6: addr("fd00:10::11")}
-	d, issues := BGPDesired([]*config.Peer{ext, frr, ibgp, other}, routes, node)
+	d, issues := BGPDesired([]*config.Peer{frr, ibgp, other}, routes, node)
 
 	if d.RouterID != addr("10.9.9.9") {
 		t.Errorf("router ID %s, want the first one a peer sets (ibgp's 10.9.9.9)", d.RouterID)
 	}
 	if len(d.Peers) != 3 {
-		t.Fatalf("peers %+v, want frr, ibgp and other (ext has dynamicASN external)", d.Peers)
+		t.Fatalf("peers %+v, want frr, ibgp and other", d.Peers)
 	}
 	p := d.Peers[0]
 	if p.Name != "frr" || p.PeerASN != 64512 || p.HoldTime != 9*time.Second || p.BFD == nil || p.BFD.ReceiveInterval != 100*time.Millisecond ||
@@ -45,7 +44,7 @@ func TestBGPDesired(t *testing.T) {
 	if got := d.Paths["ibgp"]; len(got) != 1 || got[0].LocalPref == nil || *got[0].LocalPref != 200 || got[0].LargeCommunities[0] != (bgp.LargeCommunity{1, 2, 3}) {
 		t.Errorf("ibgp paths %+v", got)
 	}
-	if _, ok := d.Paths["ext"]; ok {
+	if _, ok := d.Paths["gone"]; ok {
 		t.Error("paths for a peer that does not run")
 	}
 	var msgs []string
@@ -53,24 +52,21 @@ func TestBGPDesired(t *testing.T) {
 		msgs = append(msgs, is.Peer+": "+is.Message)
 	}
 	joined := strings.Join(msgs, "\n")
-	if len(issues) != 2 || !strings.Contains(joined, "ext: dynamicASN external") || !strings.Contains(joined, "other: routerID 10.8.8.8 ignored") {
+	if len(issues) != 1 || !strings.Contains(joined, "other: routerID 10.8.8.8 ignored") {
 		t.Errorf("issues:\n%s", joined)
 	}
 
-	// The status lists the desired sessions and the unusable peer.
+	// The status lists the desired sessions.
 	var st v1beta1.SpeakerStatusStatus
 	since := time.Unix(5000, 0)
 	BGPReport(&st, d, []bgp.PeerStatus{
 		{Name: "frr", Address: addr("10.0.0.1"), State: bgp.StateEstablished, Since: since, Advertised: 1, BFD: "up"},
 		{Name: "other", State: bgp.StateActive, LastError: "connection refused"},
 	}, issues)
-	if st.Sessions != 4 || st.SessionsEstablished != 1 || len(st.BGPSessions) != 4 {
+	if st.Sessions != 3 || st.SessionsEstablished != 1 || len(st.BGPSessions) != 3 {
 		t.Fatalf("status %+v", st)
 	}
-	s0, s1, s3 := st.BGPSessions[0], st.BGPSessions[1], st.BGPSessions[3]
-	if s0.Peer != "ext" || s0.State != "Idle" || !strings.Contains(s0.Message, "dynamicASN") {
-		t.Errorf("ext %+v", s0)
-	}
+	s1, s3 := st.BGPSessions[0], st.BGPSessions[2]
 	if s1.Peer != "frr" || s1.State != "Established" || s1.BFD != "Up" || s1.PrefixesSent != 1 || !s1.Since.Time.Equal(since) {
 		t.Errorf("frr %+v", s1)
 	}

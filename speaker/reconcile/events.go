@@ -7,34 +7,15 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/speaker/bgp"
 )
 
-// EventRecorder records Events about objects; the note is taken literally.
-// internal/k8s provides implementations.
-type EventRecorder interface {
-	Normal(obj runtime.Object, reason, action, note string)
-	Warning(obj runtime.Object, reason, action, note string)
-}
-
-// RecorderEvents adapts client-go's events.EventRecorder (a manager's
-// GetEventRecorder) to EventRecorder.
-type RecorderEvents struct{ Recorder events.EventRecorder }
-
-// Normal records an informational Event.
-func (e RecorderEvents) Normal(obj runtime.Object, reason, action, note string) {
-	e.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, reason, action, "%s", note)
-}
-
-// Warning records an Event that needs attention.
-func (e RecorderEvents) Warning(obj runtime.Object, reason, action, note string) {
-	e.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, reason, action, "%s", note)
-}
+// EventRecorder records Events about objects (k8s.EventSink in the binary).
+type EventRecorder = k8s.EventRecorder
 
 // Event reasons the speaker uses.
 const (

@@ -18,8 +18,8 @@ const MaxListed = 500
 
 // L2SkipNoQuorum: this node ranks first for the address but may not take it
 // over: it sees only a minority of the speakers (probably cut off itself)
-// or it is still joining them. (Not yet in api/v1beta1.)
-const L2SkipNoQuorum v1beta1.L2SkipReason = "NoQuorum"
+// or it is still joining them.
+const L2SkipNoQuorum = v1beta1.L2SkipNoQuorum
 
 // L2Report fills the Layer 2 part of a SpeakerStatus. placed says where the
 // announcer answers for each IP (no interfaces: nowhere).

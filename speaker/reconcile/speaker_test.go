@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -68,6 +69,10 @@ func startHarness(t *testing.T) *harness {
 			t.Fatal(err)
 		}
 	}
+	events := &k8s.EventSink{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Controller: "herald-speaker", Log: slog.New(slog.DiscardHandler)}
+	if err := mgr.Add(events); err != nil {
+		t.Fatal(err)
+	}
 	mgrCtx, stopMgr := context.WithCancel(ctx)
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Start(mgrCtx) }()
@@ -76,7 +81,7 @@ func startHarness(t *testing.T) *harness {
 	h.spk, err = New(Options{
 		Node: "n1", NodeIP: netip.MustParseAddr("10.0.0.11"), Cache: mgr.GetCache(),
 		MemberlistSecret: k8s.MemberlistSecretName, MemberlistKey: key32,
-		Events:  RecorderEvents{Recorder: mgr.GetEventRecorder("herald-speaker")},
+		Events:  events,
 		Members: h.members, L2: h.l2, BGP: h.router, Inbox: h.inbox,
 		Registerer: prometheus.NewRegistry(),
 	})
