@@ -97,6 +97,10 @@ func up(args []string) error {
 		return err
 	}
 	printUsage(l, demo)
+	if herald && speakers {
+		showBGP(ctx, l, f.wait)
+	}
+	fmt.Println("\nThe lab runs until Ctrl-C.")
 	<-ctx.Done()
 	return nil
 }
@@ -201,6 +205,49 @@ func deployDemo(ctx context.Context, l *lab.Lab, root string, f upFlags, speaker
 	}
 }
 
+// showBGP shows the demo's routed Service: its IP, FRR's ECMP route with one
+// next hop per node, and requests from the external client through FRR.
+func showBGP(ctx context.Context, l *lab.Lab, wait time.Duration) {
+	fmt.Printf("\nwaiting up to %v for Service demo/web-bgp (pool routed, advertised over BGP) ...\n", wait)
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	ips, err := l.WaitIngressIPs(wctx, "demo", "web-bgp")
+	if err != nil {
+		fmt.Printf("demo/web-bgp got no IP: %v\n", err)
+		return
+	}
+	fmt.Printf("Service demo/web-bgp external IPs: %s\n", strings.Join(ips, ", "))
+	ip, err := netip.ParseAddr(ips[0])
+	if err != nil || l.FRR.FRR == nil {
+		return
+	}
+	var hops []string
+	for len(hops) < len(l.Nodes) && wctx.Err() == nil {
+		hops = hops[:0]
+		if routes, err := l.FRR.FRR.RIBRoutes(wctx, netip.PrefixFrom(ip, ip.BitLen())); err == nil {
+			for _, r := range routes {
+				for _, h := range r.NextHops {
+					if h.FIB {
+						hops = append(hops, h.IP)
+					}
+				}
+			}
+		}
+		if len(hops) < len(l.Nodes) {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	fmt.Printf("FRR's route to %s: next hops %s\n", ip, strings.Join(hops, ", "))
+	url := lab.URL(ips[0], 80)
+	nodes := map[string]int{}
+	for range 12 {
+		if rep, err := l.Ext.Get(wctx, url); err == nil {
+			nodes[rep.Node]++
+		}
+	}
+	fmt.Printf("12 requests from %s through FRR to %s were answered on nodes %v\n", l.Ext.Name, url, nodes)
+}
+
 // routeByHand stands in for a speaker: IPs outside the LAN's on-link pool get
 // a static route on FRR toward node1, so the external client reaches them.
 func routeByHand(ctx context.Context, l *lab.Lab, ips []string) error {
@@ -256,8 +303,6 @@ FRR:            ip netns exec %s vtysh --vty_socket %s -c 'show bgp summary'
 BIRD:           birdc -s %s show protocols
 logs:           %s
 address plan:   docs/lab.md
-
-The lab runs until Ctrl-C.
 `, l.Env.Kubeconfig, filepath.Join(l.Env.BinDir, "kubectl"),
 		l.Client.NS.Name, url, l.Ext.NS.Name, url, l.Nodes[0].NS.Name,
 		l.FRR.NS.Name, frrDir(l), birdSocket(l), filepath.Join(l.Dir, "logs"))
