@@ -43,15 +43,18 @@ func summary(xs []time.Duration) string {
 }
 
 // ingressWatch follows the Services of a namespace and timestamps the
-// moment the watch delivers each one's first ingress IP.
+// moment the watch delivers each one's first ingress IP. It reads the
+// watch on its own goroutine, so that a slow reader never makes the API
+// server drop the watch.
 type ingressWatch struct {
 	w    watch.Interface
-	seen map[string]ingressSeen
+	seen chan ingressSeen
 }
 
 type ingressSeen struct {
-	at  time.Time
-	ips []string
+	name string
+	at   time.Time
+	ips  []string
 }
 
 func (e *env) watchIngress(ctx context.Context, namespace string) (*ingressWatch, error) {
@@ -59,36 +62,39 @@ func (e *env) watchIngress(ctx context.Context, namespace string) (*ingressWatch
 	if err != nil {
 		return nil, err
 	}
-	return &ingressWatch{w: w, seen: map[string]ingressSeen{}}, nil
-}
-
-// next waits for the next Service that gets its IPs and returns its name.
-func (iw *ingressWatch) next(ctx context.Context) (string, ingressSeen, error) {
-	for {
-		select {
-		case <-ctx.Done():
-			return "", ingressSeen{}, ctx.Err()
-		case ev, ok := <-iw.w.ResultChan():
-			if !ok {
-				return "", ingressSeen{}, fmt.Errorf("the Service watch ended")
-			}
+	iw := &ingressWatch{w: w, seen: make(chan ingressSeen, 20000)}
+	go func() {
+		defer close(iw.seen)
+		done := map[string]bool{}
+		for ev := range w.ResultChan() {
 			now := time.Now()
 			svc, isSvc := ev.Object.(*corev1.Service)
-			if !isSvc || ev.Type == watch.Deleted {
-				continue
-			}
-			if _, done := iw.seen[svc.Name]; done {
+			if !isSvc || ev.Type == watch.Deleted || done[svc.Name] {
 				continue
 			}
 			if ips := k8s.IngressIPs(svc.Status.LoadBalancer); len(ips) > 0 {
-				s := ingressSeen{at: now}
+				done[svc.Name] = true
+				s := ingressSeen{name: svc.Name, at: now}
 				for _, ip := range ips {
 					s.ips = append(s.ips, ip.String())
 				}
-				iw.seen[svc.Name] = s
-				return svc.Name, s, nil
+				iw.seen <- s
 			}
 		}
+	}()
+	return iw, nil
+}
+
+// next waits for the next Service that gets its IPs.
+func (iw *ingressWatch) next(ctx context.Context) (ingressSeen, error) {
+	select {
+	case <-ctx.Done():
+		return ingressSeen{}, ctx.Err()
+	case s, ok := <-iw.seen:
+		if !ok {
+			return ingressSeen{}, fmt.Errorf("the Service watch ended")
+		}
+		return s, nil
 	}
 }
 
@@ -139,7 +145,7 @@ func TestMeasureIPToRouteAtFRR(t *testing.T) {
 		if _, err := e.Kube.CoreV1().Services(ns).Create(ctx, bareService(ns, name, poolBGP, corev1.IPv4Protocol), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		_, seen, err := iw.next(ctx)
+		seen, err := iw.next(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -74,10 +74,10 @@ func TestMeasureManyServices(t *testing.T) {
 	}
 	created := time.Since(start)
 	var lastIP time.Time
-	for range n {
-		_, seen, err := iw.next(ctx)
+	for i := range n {
+		seen, err := iw.next(ctx)
 		if err != nil {
-			t.Fatalf("waiting for IPs: %v (%d of %d have one)", err, len(iw.seen), n)
+			t.Fatalf("waiting for IPs: %v (%d of %d have one)", err, i, n)
 		}
 		lastIP = seen.at
 	}
