@@ -7,6 +7,15 @@
 //
 // The measurements of docs/benchmarks-bgp.md run with HERALD_MEASURE=1;
 // without it the same paths are checked once against loose bounds.
+//
+// eBGP multihop is not covered here: the lab's only router chain is a node
+// reaching BIRD's external address through FRR, and neither router can be
+// its far end next to the nodes' LAN sessions (FRR keys neighbors by the
+// node's address, which its LAN session already uses; BIRD 2.0.12 keeps a
+// dynamic multihop protocol Idle, and an explicit one per node also claims
+// the node's LAN session). speaker/bgp's TestEBGPMultihop covers it: FRR
+// two hops away through a Linux router, no session with TTL 1, up with
+// EBGPMultiHop, the route via the node's far address in FRR's kernel.
 package bgp
 
 import (
