@@ -11,9 +11,10 @@
 // eBGP multihop is not covered here: the lab's only router chain is a node
 // reaching BIRD's external address through FRR, and neither router can be
 // its far end next to the nodes' LAN sessions (FRR keys neighbors by the
-// node's address, which its LAN session already uses; BIRD 2.0.12 keeps a
-// dynamic multihop protocol Idle, and an explicit one per node also claims
-// the node's LAN session). speaker/bgp's TestEBGPMultihop covers it: FRR
+// node's address, which its LAN session already uses; BIRD 2.0.12 kept a
+// dynamic multihop protocol Idle, and with an explicit one per node the
+// node's LAN session to BIRD stayed Idle). speaker/bgp's TestEBGPMultihop
+// covers it: FRR
 // two hops away through a Linux router, no session with TTL 1, up with
 // EBGPMultiHop, the route via the node's far address in FRR's kernel.
 package bgp
