@@ -183,7 +183,7 @@ func scaleRun(t *testing.T, n int) scaleResult {
 	})
 	r.bare = time.Since(begin)
 
-	// Loose bounds only; the figures are for docs/benchmarks-controller.md.
+	// Loose bounds only; the figures are for docs/benchmarks.md (controller).
 	// Start-up (about a second) dominates small runs, hence the constant.
 	if r.assign > 5*r.bare+10*time.Second {
 		t.Errorf("controller took %s to assign %d Services, a bare client %s to write their statuses", r.assign, n, r.bare)

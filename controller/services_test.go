@@ -215,8 +215,8 @@ func TestServices(t *testing.T) {
 			Spec: v1beta1.L2AdvertisementSpec{PoolSelection: v1beta1.PoolSelection{IPPools: []string{"lan", "missing"}}}})
 		h.waitConfigCondition(t, &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "overlap"}}, metav1.ConditionFalse, v1beta1.ReasonConflict)
 		h.waitEvent(t, "default", "overlap", v1beta1.ReasonConflict, "lan")
-		h.waitConfigCondition(t, &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "l2"}}, metav1.ConditionTrue, v1beta1.ReasonMissing)
-		h.waitEvent(t, "default", "l2", v1beta1.ReasonMissing, "missing")
+		h.waitConfigCondition(t, &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "l2"}}, metav1.ConditionTrue, v1beta1.ReasonPartiallyApplied)
+		h.waitEvent(t, "default", "l2", v1beta1.ReasonPartiallyApplied, "missing")
 		h.waitConfigCondition(t, &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "lan"}}, metav1.ConditionTrue, v1beta1.ReasonValid)
 
 		update(t, h, &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "overlap"}}, func(p *v1beta1.IPPool) {

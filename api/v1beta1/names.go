@@ -38,6 +38,9 @@ const (
 	ReasonInvalid  = "Invalid"
 	ReasonConflict = "Conflict"
 	ReasonMissing  = "MissingReference"
+	// ReasonPartiallyApplied: the object is in use for everything it can
+	// resolve; the message says what is left out and why.
+	ReasonPartiallyApplied = "PartiallyApplied"
 )
 
 // FieldManager is the name Herald's components write with.

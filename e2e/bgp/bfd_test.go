@@ -15,7 +15,7 @@ import (
 	"github.com/heraldlb/herald/e2e/routers"
 )
 
-// Loose bounds for CI; docs/benchmarks-bgp.md has the measured figures.
+// Loose bounds for CI; docs/benchmarks.md (BGP) has the measured figures.
 const (
 	bfdDropBound     = 3 * time.Second // BFD 100 ms x 3
 	sigtermDropBound = time.Second

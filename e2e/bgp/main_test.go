@@ -5,7 +5,7 @@
 // reads (SpeakerStatus, Events, conditions), and traffic goes from the
 // external client through the routers and kube-proxy to echo pods.
 //
-// The measurements of docs/benchmarks-bgp.md run with HERALD_MEASURE=1;
+// The measurements of docs/benchmarks.md (BGP) run with HERALD_MEASURE=1;
 // without it the same paths are checked once against loose bounds.
 //
 // eBGP multihop is not covered here: the lab's only router chain is a node

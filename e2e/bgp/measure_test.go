@@ -18,7 +18,7 @@ import (
 	"github.com/heraldlb/herald/internal/k8s"
 )
 
-// The measurements of docs/benchmarks-bgp.md. Each runs once against a
+// The measurements of docs/benchmarks.md (BGP). Each runs once against a
 // loose bound by default (CI catches regressions without flakes) and
 // repeats with HERALD_MEASURE=1, reporting the median:
 //

@@ -254,7 +254,7 @@ func family(ip string) string {
 
 // TestMeasureFailover measures HERALD_MEASURE_TRIALS (default 10) trials
 // of each fault (HERALD_MEASURE_FAULTS=kill,term,cut,stop picks some) for
-// docs/benchmarks-l2.md. It runs only with HERALD_MEASURE=1:
+// docs/benchmarks.md (Layer 2 failover). It runs only with HERALD_MEASURE=1:
 //
 //	HERALD_MEASURE=1 go test ./e2e/l2 -run TestMeasureFailover -v -timeout 30m
 func TestMeasureFailover(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 
 // TestMeasureIdleSpeaker measures what an idle speaker costs (CPU over 30 s
 // and resident memory) with one dual-stack Service, for
-// docs/benchmarks-l2.md. It runs only with HERALD_MEASURE=1:
+// docs/benchmarks.md (Layer 2 failover). It runs only with HERALD_MEASURE=1:
 //
 //	HERALD_MEASURE=1 go test ./e2e/l2 -run TestMeasureIdleSpeaker -v
 func TestMeasureIdleSpeaker(t *testing.T) {

@@ -1,7 +1,7 @@
 // Package l2 holds the Layer 2 end-to-end tests: Herald's controller and a
 // speaker per node in the network lab, real ARP and NDP from a LAN client,
 // real kube-proxy, failover under faults, and (gated by HERALD_MEASURE=1)
-// the failover measurements of docs/benchmarks-l2.md.
+// the failover measurements of docs/benchmarks.md (Layer 2 failover).
 package l2
 
 import (

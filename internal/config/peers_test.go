@@ -61,7 +61,7 @@ func TestPeers(t *testing.T) {
 			name:      "BFD profile missing: the session runs without BFD",
 			in:        Input{Peers: []v1beta1.BGPPeer{peer("p", 0, "10.0.0.1", func(s *v1beta1.BGPPeerSpec) { s.BFDProfile = "fast" })}},
 			wantPeers: []string{"p"},
-			problem:   &Problem{Object: Ref{KindBGPPeer, "p"}, Effect: Degraded, Reason: v1beta1.ReasonMissing, Message: `BFDProfile "fast" does not exist`},
+			problem:   &Problem{Object: Ref{KindBGPPeer, "p"}, Effect: Degraded, Reason: v1beta1.ReasonPartiallyApplied, Message: `BFDProfile "fast" does not exist`},
 		},
 		{
 			name: "keepalive not below hold",

@@ -54,7 +54,10 @@ type Condition struct {
 }
 
 // ConditionFor summarises the problems of one object into its Ready
-// condition. An object with no problem is Ready with reason Valid.
+// condition. An object with no problem is Ready with reason Valid; one used
+// for only part of what it asks is Ready with reason PartiallyApplied; one
+// not used (or used in its last valid version) is not Ready, with the
+// reason of its first problem.
 func (m *Model) ConditionFor(ref Ref) Condition {
 	var probs []Problem
 	for _, p := range m.Problems {
@@ -76,9 +79,11 @@ func (m *Model) ConditionFor(ref Ref) Condition {
 		c.Message += p.Message
 	}
 	switch {
-	case !c.Ready && probs[0].Effect == KeptLastValid:
+	case c.Ready:
+		c.Reason = v1beta1.ReasonPartiallyApplied
+	case probs[0].Effect == KeptLastValid:
 		c.Message += " (its last valid version is still in use)"
-	case !c.Ready:
+	default:
 		c.Message += " (not in use)"
 	}
 	return c
