@@ -19,6 +19,7 @@ import (
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/controller/allocator"
 	"github.com/heraldlb/herald/internal/config"
+	"github.com/heraldlb/herald/internal/k8s"
 )
 
 // configKey is the one request of the config controller: every change to
@@ -90,51 +91,20 @@ func (r *ConfigReconciler) Rebuild(ctx context.Context) error {
 
 // input reads everything config.Build needs, and the refs of all objects.
 func (r *ConfigReconciler) input(ctx context.Context) (config.Input, []config.Ref, error) {
-	var in config.Input
-	var refs []config.Ref
-	var pools v1beta1.IPPoolList
-	var l2 v1beta1.L2AdvertisementList
-	var bgp v1beta1.BGPAdvertisementList
-	var peers v1beta1.BGPPeerList
-	var bfd v1beta1.BFDProfileList
-	var secrets corev1.SecretList
+	in, err := k8s.ReadConfig(ctx, r.Client)
+	if err != nil {
+		return in, nil, err
+	}
 	nodes := &metav1.PartialObjectMetadataList{}
 	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
-	for _, l := range []struct {
-		list client.ObjectList
-		opts []client.ListOption
-	}{
-		{&pools, nil}, {&l2, nil}, {&bgp, nil}, {&peers, nil}, {&bfd, nil},
-		{&secrets, []client.ListOption{client.InNamespace(v1beta1.Namespace)}},
-		{nodes, nil},
-	} {
-		if err := r.Client.List(ctx, l.list, l.opts...); err != nil {
-			return in, nil, fmt.Errorf("list %T: %w", l.list, err)
-		}
+	if err := r.Client.List(ctx, nodes); err != nil {
+		return in, nil, fmt.Errorf("list nodes: %w", err)
 	}
-	in.Pools, in.L2Advertisements, in.BGPAdvertisements = pools.Items, l2.Items, bgp.Items
-	in.Peers, in.BFDProfiles, in.Secrets = peers.Items, bfd.Items, secrets.Items
 	in.Nodes = make(map[string]map[string]string, len(nodes.Items))
 	for _, n := range nodes.Items {
 		in.Nodes[n.Name] = n.Labels
 	}
-	add := func(kind string, name string) { refs = append(refs, config.Ref{Kind: kind, Name: name}) }
-	for _, o := range pools.Items {
-		add(config.KindIPPool, o.Name)
-	}
-	for _, o := range l2.Items {
-		add(config.KindL2Advertisement, o.Name)
-	}
-	for _, o := range bgp.Items {
-		add(config.KindBGPAdvertisement, o.Name)
-	}
-	for _, o := range peers.Items {
-		add(config.KindBGPPeer, o.Name)
-	}
-	for _, o := range bfd.Items {
-		add(config.KindBFDProfile, o.Name)
-	}
-	return in, refs, nil
+	return in, in.Refs(), nil
 }
 
 // poolDefs maps the model's valid pools onto the allocator's, sorted by name.

@@ -114,3 +114,25 @@ func reasonOf(err error) string {
 	}
 	return v1beta1.ReasonInvalid
 }
+
+// Refs names every config object of the input, so a caller can write the
+// status of each one, including those the model skipped.
+func (in Input) Refs() []Ref {
+	var refs []Ref
+	for _, o := range in.Pools {
+		refs = append(refs, Ref{KindIPPool, o.Name})
+	}
+	for _, o := range in.L2Advertisements {
+		refs = append(refs, Ref{KindL2Advertisement, o.Name})
+	}
+	for _, o := range in.BGPAdvertisements {
+		refs = append(refs, Ref{KindBGPAdvertisement, o.Name})
+	}
+	for _, o := range in.Peers {
+		refs = append(refs, Ref{KindBGPPeer, o.Name})
+	}
+	for _, o := range in.BFDProfiles {
+		refs = append(refs, Ref{KindBFDProfile, o.Name})
+	}
+	return refs
+}

@@ -84,6 +84,13 @@ func (r *Registry) Add(ctx context.Context, short string) (*NS, error) {
 	if err := os.MkdirAll(filepath.Join(r.StateDir(), "pids"), 0o755); err != nil {
 		return nil, fmt.Errorf("netns: state dir: %w", err)
 	}
+	// Every run names its owner, so that `herald-lab down` can tell a
+	// crashed run (of a lab, a test, anything) from a live one.
+	if _, err := os.Stat(filepath.Join(r.StateDir(), ownerFile)); errors.Is(err, os.ErrNotExist) {
+		if err := r.WriteOwner(); err != nil {
+			return nil, fmt.Errorf("netns: owner record: %w", err)
+		}
+	}
 	ns := &NS{Name: r.prefix + "-" + short, reg: r}
 	if _, err := run(ctx, "ip", "netns", "add", ns.Name); err != nil {
 		return nil, err

@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/internal/config"
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/speaker/advertise"
@@ -135,32 +134,16 @@ func (s *Speaker) applyNodes(nodes map[string]nodeInfo) {
 // rebuildModel builds the configuration model from the cache, keeping the
 // previous model for objects that turned invalid.
 func (s *Speaker) rebuildModel(ctx context.Context) error {
-	var in config.Input
-	var pools v1beta1.IPPoolList
-	var l2 v1beta1.L2AdvertisementList
-	var bgpAdv v1beta1.BGPAdvertisementList
-	var peers v1beta1.BGPPeerList
-	var bfd v1beta1.BFDProfileList
-	var secrets corev1.SecretList
-	for _, l := range []struct {
-		list client.ObjectList
-		opts []client.ListOption
-	}{
-		{&pools, nil}, {&l2, nil}, {&bgpAdv, nil}, {&peers, nil}, {&bfd, nil},
-		{&secrets, []client.ListOption{client.InNamespace(v1beta1.Namespace)}},
-	} {
-		if err := s.opts.Cache.List(ctx, l.list, l.opts...); err != nil {
-			return fmt.Errorf("list %T: %w", l.list, err)
-		}
+	in, err := k8s.ReadConfig(ctx, s.opts.Cache)
+	if err != nil {
+		return err
 	}
-	in.Pools, in.L2Advertisements, in.BGPAdvertisements = pools.Items, l2.Items, bgpAdv.Items
-	in.Peers, in.BFDProfiles, in.Secrets = peers.Items, bfd.Items, secrets.Items
 	in.Nodes = make(map[string]map[string]string, len(s.nodes))
 	for name, n := range s.nodes {
 		in.Nodes[name] = n.labels
 	}
-	s.peerUIDs = make(map[string]string, len(peers.Items))
-	for _, p := range peers.Items {
+	s.peerUIDs = make(map[string]string, len(in.Peers))
+	for _, p := range in.Peers {
 		s.peerUIDs[p.Name] = string(p.UID)
 	}
 	s.model = config.Build(in, s.model)
