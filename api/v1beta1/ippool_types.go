@@ -144,5 +144,5 @@ type IPPoolList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&IPPool{}, &IPPoolList{})
+	register(&IPPool{}, &IPPoolList{})
 }

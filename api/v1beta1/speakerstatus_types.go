@@ -131,5 +131,5 @@ type SpeakerStatusList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&SpeakerStatus{}, &SpeakerStatusList{})
+	register(&SpeakerStatus{}, &SpeakerStatusList{})
 }
