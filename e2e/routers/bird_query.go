@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // BIRDProtocol is one protocol of "show protocols all".
@@ -22,6 +23,29 @@ type BIRDProtocol struct {
 	LastError       string
 	// Channels maps "ipv4"/"ipv6" to the channel's route counts.
 	Channels map[string]BIRDChannel
+}
+
+// birdSinceJitter bounds how far BIRD's printed state-change time of one
+// unchanged session moves between queries: BIRD keeps it on its monotonic
+// clock and converts it to wall-clock time at each query (a millisecond
+// seen). A reset moves it much further: gobgp and BIRD wait at least a
+// second before they reconnect.
+const birdSinceJitter = 10 * time.Millisecond
+
+// SameSession reports whether q shows the same established session as p:
+// both established, and the state-change time the same up to BIRD's
+// rounding.
+func (p BIRDProtocol) SameSession(q BIRDProtocol) bool {
+	if !p.Established() || !q.Established() {
+		return false
+	}
+	const layout = "2006-01-02 15:04:05.000"
+	a, errA := time.Parse(layout, p.Since)
+	b, errB := time.Parse(layout, q.Since)
+	if errA != nil || errB != nil {
+		return p.Since == q.Since
+	}
+	return b.Sub(a).Abs() <= birdSinceJitter
 }
 
 // BIRDChannel is one channel of a protocol.

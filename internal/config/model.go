@@ -134,7 +134,7 @@ type Peer struct {
 	Name            string
 	MyASN           uint32
 	PeerASN         uint32 // 0 with DynamicASN
-	DynamicASN      string // "", "internal" or "external"
+	DynamicASN      string // "" or "internal"
 	Address         netip.Addr
 	Port            uint16
 	SourceAddress   netip.Addr // invalid when unset

@@ -55,8 +55,9 @@ var unicastFamilies = []*api.Family{
 
 // apiPeer is the gobgp neighbor for p, bound to the peer's own VRF so that
 // it is sent exactly the paths of that VRF. It is active only: gobgp does
-// not listen, so the node always dials the router.
-func apiPeer(p Peer, vrf string) *api.Peer {
+// not listen, so the node always dials the router. With bfd, it carries
+// p's BFD settings (see bfdgate.go for when they are given).
+func apiPeer(p Peer, vrf string, bfd bool) *api.Peer {
 	hold := orDefault(p.HoldTime, defaultHoldTime)
 	keepalive := orDefault(p.KeepaliveTime, hold/3)
 	connect := orDefault(p.ConnectTime, defaultConnectTime)
@@ -97,7 +98,7 @@ func apiPeer(p Peer, vrf string) *api.Peer {
 		}
 		peer.AfiSafis = append(peer.AfiSafis, af)
 	}
-	if b := p.BFD; b != nil {
+	if b := p.BFD; b != nil && bfd {
 		mult := b.DetectMultiplier
 		if mult == 0 {
 			mult = defaultBFDMult

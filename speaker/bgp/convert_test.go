@@ -18,7 +18,10 @@ func TestAPIPeer(t *testing.T) {
 		EBGPMultiHop: true, Password: "pw", GracefulRestart: true,
 		BFD: &BFD{ReceiveInterval: 100 * time.Millisecond},
 	}
-	a := apiPeer(p, "herald-1")
+	if apiPeer(p, "herald-1", false).GetBfd() != nil {
+		t.Error("BFD settings given while BFD is held back")
+	}
+	a := apiPeer(p, "herald-1", true)
 	c, tm := a.GetConf(), a.GetTimers().GetConfig()
 	switch {
 	case c.NeighborAddress != "10.0.0.1" || c.PeerAsn != 64512 || c.LocalAsn != 64513 || c.AuthPassword != "pw" || c.Vrf != "herald-1":

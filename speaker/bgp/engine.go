@@ -31,6 +31,9 @@ type engine struct {
 	s      *server.BgpServer
 	stopW  context.CancelFunc // ends the peer-event watch
 	events chan peerEvent
+	// bfdDue wakes Run when a session's BFD is due to start (bfdgate.go).
+	bfdDue   chan struct{}
+	bfdTimer *time.Timer
 
 	routerID netip.Addr
 	// paths are the desired paths by peer name, running or not: the latest
@@ -64,6 +67,10 @@ type peerState struct {
 	crossDirty bool
 	// lastUpdates is gobgp's UPDATE counter at the last refresh.
 	lastUpdates uint64
+	// bfdOn says gobgp runs BFD for the neighbor; bfdAt is when it is due
+	// to start (zero: not scheduled). See bfdgate.go.
+	bfdOn bool
+	bfdAt time.Time
 }
 
 type peerEvent struct {
@@ -79,6 +86,7 @@ func newEngine(r *Router) *engine {
 		r:        r,
 		log:      r.log,
 		events:   make(chan peerEvent, 1024),
+		bfdDue:   make(chan struct{}, 1),
 		peers:    map[string]*peerState{},
 		byAddr:   map[netip.Addr]string{},
 		status:   map[string]PeerStatus{},
@@ -312,7 +320,7 @@ func (e *engine) addPeer(ctx context.Context, p Peer) {
 		err = e.s.AddVrf(ctx, &api.AddVrfRequest{Vrf: vrf})
 	}
 	if err == nil {
-		err = e.s.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, ps.vrf)})
+		err = e.s.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, ps.vrf, false)})
 		if err != nil {
 			_ = e.s.DeleteVrf(ctx, &api.DeleteVrfRequest{Name: ps.vrf})
 		}
@@ -358,14 +366,20 @@ func (e *engine) recreatePeer(ctx context.Context, p Peer) {
 	if err := e.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: ps.cfg.Address.String()}); err != nil {
 		e.log.Error("BGP peer not deleted", "peer", p.Name, "err", err)
 	}
+	// The old session's own state change is dropped (the status is reset
+	// below before Run sees it), so its end is reported here.
+	if e.status[p.Name].Established() {
+		e.report(Event{Peer: p.Name, Address: ps.cfg.Address, State: StateIdle, Reason: "peer settings changed: session re-created", Time: time.Now()})
+	}
 	delete(e.byAddr, ps.cfg.Address)
 	ps.cfg = p
 	ps.local, ps.crossNH, ps.crossErr = netip.Addr{}, netip.Addr{}, nil
 	ps.lastUpdates = 0
+	ps.bfdOn, ps.bfdAt = false, time.Time{} // BFD went with the old neighbor
 	e.resolveCrossNextHop(ps)
 	st := e.status[p.Name]
 	st.Address, st.State, st.Since, st.BFD, st.LastError = p.Address, StateIdle, time.Now(), bfdLabel(p), ""
-	if err := e.s.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, ps.vrf)}); err != nil {
+	if err := e.s.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, ps.vrf, false)}); err != nil {
 		st.LastError = err.Error()
 		e.log.Error("BGP peer not re-created", "peer", p.Name, "err", err)
 	}

@@ -157,6 +157,7 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	e := newEngine(r)
 	defer e.stopServer(true)
+	defer e.stopBFDTimer()
 	tick := time.NewTicker(r.opts.StatusInterval)
 	defer tick.Stop()
 	for {
@@ -175,6 +176,8 @@ func (r *Router) Run(ctx context.Context) error {
 			}
 		case ev := <-e.events:
 			e.onPeerEvent(ev)
+		case <-e.bfdDue:
+			e.startDueBFD()
 		case <-tick.C:
 			e.refresh()
 		}

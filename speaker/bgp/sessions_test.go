@@ -91,6 +91,30 @@ func TestChangedPeerRecreatesOnlyThatPeer(t *testing.T) {
 	})
 	delete(before, nodeV4)
 	assertNoReset(t, frr, before)
+	// The user is told: a's session went down because its settings
+	// changed, and came back; b's only came up.
+	waitFor(t, 5*time.Second, "events: a up, down (re-created), up; b up", func() error {
+		evs, err := sp.events()
+		if err != nil {
+			return err
+		}
+		var a, b []string
+		for _, ev := range evs {
+			s := "up"
+			if !ev.Up {
+				s = "down: " + ev.Reason
+			}
+			if ev.Peer == "a" {
+				a = append(a, s)
+			} else {
+				b = append(b, s)
+			}
+		}
+		if len(a) != 3 || a[0] != "up" || !strings.Contains(a[1], "re-created") || a[2] != "up" || len(b) != 1 || b[0] != "up" {
+			return fmt.Errorf("a: %q, b: %q", a, b)
+		}
+		return nil
+	})
 }
 
 // TestBFDDropsHungSpeaker: BFD at 100 ms x 3 comes up with FRR's bfdd;

@@ -96,16 +96,26 @@ func (e *engine) onPeerEvent(ev peerEvent) {
 	}
 	e.status[name] = st
 	up, down := ev.state == StateEstablished, was == StateEstablished
+	if up {
+		e.bfdSessionUp(ps)
+	} else {
+		e.bfdSessionDown(ps)
+	}
 	if !up && !down {
 		return
 	}
-	if up {
-		e.log.Info("BGP session up", "peer", name, "address", ev.addr, "local", ps.local)
+	e.report(Event{Peer: name, Address: ev.addr.Unmap(), Up: up, State: ev.state, Reason: ev.reason, Time: ev.time})
+}
+
+// report logs a session that went up or down and passes it to OnEvent.
+func (e *engine) report(ev Event) {
+	if ev.Up {
+		e.log.Info("BGP session up", "peer", ev.Peer, "address", ev.Address, "local", e.peers[ev.Peer].local)
 	} else {
-		e.log.Warn("BGP session down", "peer", name, "address", ev.addr, "reason", ev.reason)
+		e.log.Warn("BGP session down", "peer", ev.Peer, "address", ev.Address, "reason", ev.Reason)
 	}
 	if e.r.opts.OnEvent != nil {
-		e.r.opts.OnEvent(Event{Peer: name, Address: ev.addr.Unmap(), Up: up, State: ev.state, Reason: ev.reason, Time: ev.time})
+		e.r.opts.OnEvent(ev)
 	}
 }
 
