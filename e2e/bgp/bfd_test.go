@@ -12,6 +12,7 @@ import (
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
 )
 
@@ -25,7 +26,7 @@ const (
 // FRR via every node.
 func (e *env) failureWorkload(t *testing.T, name string) *lab.Workload {
 	t.Helper()
-	w := e.deploy(t, lab.WorkloadSpec{Name: name, Nodes: e.nodeNames(), Family: "IPv4", Annotations: inPool(poolBGP)})
+	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: name, Nodes: e.NodeNames(), Family: "IPv4", Pool: poolBGP})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := e.steady(ctx, hostPrefix(w.IPs[0])); err != nil {
@@ -42,20 +43,20 @@ func TestBFDDropsAFailedNodeQuickly(t *testing.T) {
 	w := e.failureWorkload(t, "bfd")
 	prefix := hostPrefix(w.IPs[0])
 	victim := e.Nodes[2].Name
-	for _, f := range []nodeFault{faultKill, faultStop, faultCut} {
+	for _, f := range []lab.NodeFault{lab.FaultKill, lab.FaultStop, lab.FaultCut} {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		took, err := e.nextHopDrop(ctx, prefix, victim, f, bfdDropBound)
 		if err != nil {
 			cancel()
 			t.Fatal(err)
 		}
-		t.Logf("%s of %s: next hop gone from FRR's kernel after %v", f.name, victim, took.Round(time.Millisecond))
-		if err := e.frrHops(ctx, prefix, slices.DeleteFunc(e.addrs(false), func(a netip.Addr) bool { return a == e.Node(victim).IPv4 })); err != nil {
+		t.Logf("%s on %s: next hop gone from FRR's kernel after %v", f.What, victim, took.Round(time.Millisecond))
+		if err := e.frrHops(ctx, prefix, slices.DeleteFunc(e.NodeAddrs(false), func(a netip.Addr) bool { return a == e.Node(victim).IPv4 })); err != nil {
 			t.Error(err)
 		}
 		if err := e.recover(ctx, prefix, victim, f); err != nil {
 			cancel()
-			t.Fatalf("after %s: %v", f.name, err)
+			t.Fatalf("after %s: %v", f.What, err)
 		}
 		cancel()
 	}
@@ -73,10 +74,10 @@ func TestWithoutBFDTheHoldTimerDecides(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()
-	if err := faultStop.do(ctx, e, victim); err != nil {
+	if err := lab.FaultStop.Inject(ctx, e.Lab, victim); err != nil {
 		t.Fatal(err)
 	}
-	holds(t, 2*time.Second, "FRR keeps the hung node's next hop within 2 s", func() error {
+	labtest.Holds(t, 2*time.Second, "FRR keeps the hung node's next hop within 2 s", func() error {
 		if st := e.w.Route(prefix); len(st.Gateways) != len(e.Nodes) {
 			return fmt.Errorf("next hops %v after %v", st.Gateways, time.Since(start))
 		}
@@ -91,7 +92,7 @@ func TestWithoutBFDTheHoldTimerDecides(t *testing.T) {
 	if took < 6*time.Second {
 		t.Errorf("next hop dropped after %v, before the hold timer could expire", took)
 	}
-	if err := e.recover(ctx, prefix, victim, faultStop); err != nil {
+	if err := e.recover(ctx, prefix, victim, lab.FaultStop); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -102,13 +103,13 @@ func (e *env) withoutBFD(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	peer := &v1beta1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: peerFRR4}}
-	if err := update(ctx, e, peer, func(p *v1beta1.BGPPeer) { p.Spec.BFDProfile = "" }); err != nil {
+	if err := lab.Update(ctx, e.API, peer, func(p *v1beta1.BGPPeer) { p.Spec.BFDProfile = "" }); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = update(context.Background(), e, peer, func(p *v1beta1.BGPPeer) { p.Spec.BFDProfile = bfdFast })
+		_ = lab.Update(context.Background(), e.API, peer, func(p *v1beta1.BGPPeer) { p.Spec.BFDProfile = bfdFast })
 	})
-	within(t, 30*time.Second, "sessions re-created without BFD", func() error {
+	labtest.Within(t, 30*time.Second, "sessions re-created without BFD", func() error {
 		s, err := e.session(ctx, e.Nodes[0].Name, peerFRR4)
 		if err != nil {
 			return err
@@ -130,28 +131,28 @@ func TestSIGTERMWithdrawsAndGracefulRestartKeepsForwarding(t *testing.T) {
 	victim := e.Nodes[2].Name
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	took, err := e.nextHopDrop(ctx, prefix, victim, faultTerm, sigtermDropBound)
+	took, err := e.nextHopDrop(ctx, prefix, victim, lab.FaultTerm, sigtermDropBound)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("SIGTERM of %s's speaker: next hop gone from FRR's kernel after %v", victim, took.Round(time.Millisecond))
-	if err := e.recover(ctx, prefix, victim, faultTerm); err != nil {
+	if err := e.recover(ctx, prefix, victim, lab.FaultTerm); err != nil {
 		t.Fatal(err)
 	}
 
 	peer := &v1beta1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: peerFRR4}}
-	if err := update(ctx, e, peer, func(p *v1beta1.BGPPeer) { p.Spec.GracefulRestart = true }); err != nil {
+	if err := lab.Update(ctx, e.API, peer, func(p *v1beta1.BGPPeer) { p.Spec.GracefulRestart = true }); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = update(context.Background(), e, peer, func(p *v1beta1.BGPPeer) { p.Spec.GracefulRestart = false })
+		_ = lab.Update(context.Background(), e.API, peer, func(p *v1beta1.BGPPeer) { p.Spec.GracefulRestart = false })
 	})
-	within(t, 30*time.Second, "FRR sees graceful restart on every node's session", func() error {
+	labtest.Within(t, 30*time.Second, "FRR sees graceful restart on every node's session", func() error {
 		fn, err := e.frrNeighbors(ctx)
 		if err != nil {
 			return err
 		}
-		for _, a := range e.addrs(false) {
+		for _, a := range e.NodeAddrs(false) {
 			if n := fn[a]; !n.Established() || n.GracefulRestart.RemoteMode != "Restart" {
 				return fmt.Errorf("%v: %s, graceful restart %+v", a, n.State, n.GracefulRestart)
 			}
@@ -160,10 +161,10 @@ func TestSIGTERMWithdrawsAndGracefulRestartKeepsForwarding(t *testing.T) {
 	})
 	before := e.w.Route(prefix)
 	probe := e.Ext.StartProbe(lab.URL(w.IPs[0], 80), lab.ProbeOptions{Interval: 20 * time.Millisecond})
-	if err := e.speaker(victim).Terminate(10 * time.Second); err != nil {
+	if err := e.Speaker(victim).Terminate(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	within(t, 10*time.Second, "FRR holds the stopped node's path as stale", func() error {
+	labtest.Within(t, 10*time.Second, "FRR holds the stopped node's path as stale", func() error {
 		rt, err := e.FRR.FRR.BGPRoute(ctx, prefix)
 		if err != nil {
 			return err
@@ -175,9 +176,9 @@ func TestSIGTERMWithdrawsAndGracefulRestartKeepsForwarding(t *testing.T) {
 		}
 		return fmt.Errorf("no stale path from %s: %+v", victim, rt.Paths)
 	})
-	holds(t, 2*time.Second, "FRR keeps forwarding via every node while the speaker is down", func() error {
+	labtest.Holds(t, 2*time.Second, "FRR keeps forwarding via every node while the speaker is down", func() error {
 		hops, err := kernelHops(ctx, e.FRR.NS, prefix)
-		if err == nil && !slices.Equal(hops, e.addrs(false)) {
+		if err == nil && !slices.Equal(hops, e.NodeAddrs(false)) {
 			rt, _ := e.FRR.FRR.BGPRoute(ctx, prefix)
 			err = fmt.Errorf("FRR's kernel routes %v via %v; BGP table: %+v", prefix, hops, rt.Paths)
 		}
@@ -186,10 +187,10 @@ func TestSIGTERMWithdrawsAndGracefulRestartKeepsForwarding(t *testing.T) {
 	if rt, err := e.FRR.FRR.BGPRoute(ctx, prefix); err == nil {
 		t.Logf("FRR's BGP table during the restart: %+v", rt.Paths)
 	}
-	if err := e.speaker(victim).Start(); err != nil {
+	if err := e.Speaker(victim).Start(); err != nil {
 		t.Fatal(err)
 	}
-	within(t, 30*time.Second, "session back and the path fresh", func() error {
+	labtest.Within(t, 30*time.Second, "session back and the path fresh", func() error {
 		rt, err := e.FRR.FRR.BGPRoute(ctx, prefix)
 		if err != nil {
 			return err

@@ -20,38 +20,14 @@
 package bgp
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
 )
 
-// bin holds the binaries TestMain builds from this checkout.
-var bin lab.Binaries
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "herald-bgp-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	bin, err = lab.BuildHerald(ctx, dir)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bgp:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	// HERALD_KEEP_LAB_DIR=1 keeps the lab's logs (speakers, routers) after the run.
-	code := labtest.Main(m, lab.Options{KeepDir: os.Getenv("HERALD_KEEP_LAB_DIR") == "1"})
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// measuring reports whether the long measurements run (HERALD_MEASURE=1).
-func measuring() bool { return os.Getenv("HERALD_MEASURE") == "1" }
+// One lab serves every test; Herald is built and started in it on first
+// use (herald). HERALD_KEEP_LAB_DIR=1 keeps the lab's logs (speakers,
+// routers) after the run.
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m, lab.Options{})) }

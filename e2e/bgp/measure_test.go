@@ -13,7 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
+	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/k8s"
 )
@@ -26,7 +28,7 @@ import (
 
 // runs is how many times a measurement repeats: n when measuring, else 1.
 func runs(n int) int {
-	if measuring() {
+	if labtest.Measuring() {
 		return n
 	}
 	return 1
@@ -102,7 +104,7 @@ func (iw *ingressWatch) next(ctx context.Context) (ingressSeen, error) {
 // single-stack in family, from pool.
 func bareService(namespace, name, pool string, family corev1.IPFamily) *corev1.Service {
 	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Annotations: inPool(pool)},
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Annotations: map[string]string{v1beta1.AnnotationIPPool: pool}},
 		Spec: corev1.ServiceSpec{
 			Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: ptr.To(false),
 			IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicySingleStack), IPFamilies: []corev1.IPFamily{family},
@@ -178,7 +180,7 @@ func TestMeasureIPToRouteAtFRR(t *testing.T) {
 func TestMeasureSIGTERMToWithdrawal(t *testing.T) {
 	e := herald(t)
 	w := e.failureWorkload(t, "term")
-	e.measureDrops(t, hostPrefix(w.IPs[0]), faultTerm, runs(10), sigtermDropBound)
+	e.measureDrops(t, hostPrefix(w.IPs[0]), lab.FaultTerm, runs(10), sigtermDropBound)
 }
 
 // SIGKILL, SIGSTOP and link cut of a node with BFD 100 ms x 3 -> its next
@@ -187,7 +189,7 @@ func TestMeasureSIGTERMToWithdrawal(t *testing.T) {
 func TestMeasureBFDDrops(t *testing.T) {
 	e := herald(t)
 	w := e.failureWorkload(t, "bfdm")
-	for _, f := range []nodeFault{faultKill, faultStop, faultCut} {
+	for _, f := range []lab.NodeFault{lab.FaultKill, lab.FaultStop, lab.FaultCut} {
 		e.measureDrops(t, hostPrefix(w.IPs[0]), f, runs(10), bfdDropBound)
 	}
 }
@@ -197,20 +199,20 @@ func TestMeasureBFDDrops(t *testing.T) {
 // Measured only with HERALD_MEASURE=1 (TestWithoutBFDTheHoldTimerDecides
 // checks the bound); 5 runs each.
 func TestMeasureDropsWithoutBFD(t *testing.T) {
-	if !measuring() {
+	if !labtest.Measuring() {
 		t.Skip("HERALD_MEASURE=1 runs this measurement (about 3 minutes)")
 	}
 	e := herald(t)
 	e.withoutBFD(t)
 	w := e.failureWorkload(t, "nobfdm")
-	for _, f := range []nodeFault{faultKill, faultStop, faultCut} {
+	for _, f := range []lab.NodeFault{lab.FaultKill, lab.FaultStop, lab.FaultCut} {
 		e.measureDrops(t, hostPrefix(w.IPs[0]), f, 5, 15*time.Second)
 	}
 }
 
 // measureDrops applies f to each node in turn, n times in all, and logs
 // how long FRR kept the failed node as a next hop.
-func (e *env) measureDrops(t *testing.T, prefix netip.Prefix, f nodeFault, n int, bound time.Duration) {
+func (e *env) measureDrops(t *testing.T, prefix netip.Prefix, f lab.NodeFault, n int, bound time.Duration) {
 	t.Helper()
 	var took []time.Duration
 	for i := range n {
@@ -226,5 +228,5 @@ func (e *env) measureDrops(t *testing.T, prefix netip.Prefix, f nodeFault, n int
 			t.Fatalf("run %d: %v", i+1, err)
 		}
 	}
-	t.Logf("%s of a node -> its next hop gone from FRR's kernel: %s", f.name, summary(took))
+	t.Logf("%s on a node -> its next hop gone from FRR's kernel: %s", f.What, summary(took))
 }

@@ -12,40 +12,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
 )
-
-// deploy runs a workload for the test and removes it afterwards.
-func (e *env) deploy(t *testing.T, s lab.WorkloadSpec) *lab.Workload {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	w, err := e.Deploy(ctx, s)
-	if w != nil {
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			_ = e.Delete(ctx, w)
-		})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return w
-}
-
-func inPool(p string) map[string]string { return map[string]string{v1beta1.AnnotationIPPool: p} }
-
-func (e *env) nodeNames() []string {
-	var out []string
-	for _, n := range e.Nodes {
-		out = append(out, n.Name)
-	}
-	return out
-}
 
 // A dual-stack Service gets one route per family from every node: at FRR
 // (BGP table, zebra's FIB, kernel) with three ECMP next hops, and at BIRD;
@@ -62,11 +35,11 @@ func TestDualStackServiceIsRoutedByEveryNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := e.deploy(t, lab.WorkloadSpec{Name: "web", Nodes: e.nodeNames(), Annotations: inPool(poolBGP)})
+	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "web", Nodes: e.NodeNames(), Pool: poolBGP})
 	for _, ip := range w.IPs {
 		prefix := hostPrefix(ip)
-		want := e.addrs(prefix.Addr().Is6())
-		within(t, 20*time.Second, fmt.Sprintf("%v at FRR and BIRD via every node", prefix), func() error {
+		want := e.NodeAddrs(prefix.Addr().Is6())
+		labtest.Within(t, 20*time.Second, fmt.Sprintf("%v at FRR and BIRD via every node", prefix), func() error {
 			if err := e.frrHops(ctx, prefix, want); err != nil {
 				return err
 			}
@@ -79,12 +52,12 @@ func TestDualStackServiceIsRoutedByEveryNode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("GET %s from the external client: %v", ip, err)
 		}
-		if len(seen) < 2 {
+		if len(seen.nodes) < 2 {
 			t.Errorf("30 requests to %s through FRR reached pods on %v only", ip, seen)
 		}
 		t.Logf("%v: next hops %v at FRR and BIRD; 30 requests from ext answered on %v", prefix, want, seen)
 	}
-	st, err := e.statuses(ctx)
+	st, err := e.SpeakerStatuses(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,22 +71,22 @@ func TestDualStackServiceIsRoutedByEveryNode(t *testing.T) {
 
 	// An advertisement change: one more community, at both routers.
 	adv := &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: poolBGP}}
-	if err := update(ctx, e, adv, func(a *v1beta1.BGPAdvertisement) { a.Spec.Communities = append(a.Spec.Communities, "64500:300") }); err != nil {
+	if err := lab.Update(ctx, e.API, adv, func(a *v1beta1.BGPAdvertisement) { a.Spec.Communities = append(a.Spec.Communities, "64500:300") }); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = update(context.Background(), e, adv, func(a *v1beta1.BGPAdvertisement) {
+		_ = lab.Update(context.Background(), e.API, adv, func(a *v1beta1.BGPAdvertisement) {
 			a.Spec.Communities = slices.DeleteFunc(a.Spec.Communities, func(c v1beta1.Community) bool { return c == "64500:300" })
 		})
 	})
 	for _, ip := range w.IPs {
-		within(t, 10*time.Second, "the new community at FRR and BIRD", func() error {
+		labtest.Within(t, 10*time.Second, "the new community at FRR and BIRD", func() error {
 			return e.attributesAt(ctx, hostPrefix(ip), append(slices.Clone(bgpCommunities), "64500:300"))
 		})
 	}
 	// A Service change that keeps its IPs.
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: w.Name}}
-	if err := update(ctx, e, svc, func(s *corev1.Service) {
+	if err := lab.Update(ctx, e.API, svc, func(s *corev1.Service) {
 		s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: "alt", Port: 8081})
 	}); err != nil {
 		t.Fatal(err)
@@ -126,7 +99,7 @@ func TestDualStackServiceIsRoutedByEveryNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ip := range w.IPs {
-		within(t, 20*time.Second, "withdrawn at FRR and BIRD", func() error {
+		labtest.Within(t, 20*time.Second, "withdrawn at FRR and BIRD", func() error {
 			if err := e.frrHops(ctx, hostPrefix(ip), nil); err != nil {
 				return err
 			}
@@ -184,10 +157,10 @@ func TestLocalPrefGoesToIBGPPeersOnly(t *testing.T) {
 	e := herald(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	w := e.deploy(t, lab.WorkloadSpec{Name: "lp", Nodes: e.nodeNames()[:1], Family: "IPv4", Annotations: inPool(poolIBGP)})
+	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "lp", Nodes: e.NodeNames()[:1], Family: "IPv4", Pool: poolIBGP})
 	prefix := hostPrefix(w.IPs[0])
-	want := e.addrs(false)
-	within(t, 20*time.Second, "route at FRR (iBGP) and BIRD (eBGP) via every node", func() error {
+	want := e.NodeAddrs(false)
+	labtest.Within(t, 20*time.Second, "route at FRR (iBGP) and BIRD (eBGP) via every node", func() error {
 		if err := e.frrHops(ctx, prefix, want); err != nil {
 			return err
 		}
@@ -210,8 +183,8 @@ func TestLocalPrefGoesToIBGPPeersOnly(t *testing.T) {
 		t.Errorf("BIRD discarded a LOCAL_PREF from an eBGP session:\n%s", e.BIRD.BIRD.Logs())
 	}
 	var adv v1beta1.BGPAdvertisement
-	within(t, 10*time.Second, "the advertisement's status explains localPref", func() error {
-		if err := e.c.Get(ctx, clientKey(poolIBGP), &adv); err != nil {
+	labtest.Within(t, 10*time.Second, "the advertisement's status explains localPref", func() error {
+		if err := e.API.Get(ctx, client.ObjectKey{Name: poolIBGP}, &adv); err != nil {
 			return err
 		}
 		for _, c := range adv.Status.Conditions {
@@ -230,15 +203,15 @@ func TestAggregationAdvertisesTheCoveringPrefix(t *testing.T) {
 	e := herald(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	w := e.deploy(t, lab.WorkloadSpec{Name: "agg", Nodes: e.nodeNames(), Annotations: inPool(poolAgg)})
+	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "agg", Nodes: e.NodeNames(), Pool: poolAgg})
 	for _, ip := range w.IPs {
 		a := netip.MustParseAddr(ip)
 		agg := netip.MustParsePrefix("203.0.113.128/25")
 		if a.Is6() {
 			agg = netip.MustParsePrefix("2001:db8:200::100/120")
 		}
-		want := e.addrs(a.Is6())
-		within(t, 20*time.Second, fmt.Sprintf("%v at FRR and BIRD", agg), func() error {
+		want := e.NodeAddrs(a.Is6())
+		labtest.Within(t, 20*time.Second, fmt.Sprintf("%v at FRR and BIRD", agg), func() error {
 			if err := e.frrHops(ctx, agg, want); err != nil {
 				return err
 			}
@@ -266,12 +239,12 @@ func TestLocalTrafficAdvertisedOnlyFromNodesWithReadyEndpoints(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	n1, n2, n3 := e.Nodes[0].Name, e.Nodes[1].Name, e.Nodes[2].Name
-	w := e.deploy(t, lab.WorkloadSpec{Name: "local", Local: true, Nodes: []string{n1, n2}, Family: "IPv4", Annotations: inPool(poolBGP)})
+	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "local", Local: true, Nodes: []string{n1, n2}, Family: "IPv4", Pool: poolBGP})
 	prefix := hostPrefix(w.IPs[0])
 	expect := func(what string, nodes ...string) {
 		t.Helper()
-		want := e.addrs(false, nodes...)
-		took := within(t, 20*time.Second, what, func() error {
+		want := e.NodeAddrs(false, nodes...)
+		took := labtest.Within(t, 20*time.Second, what, func() error {
 			if err := e.frrHops(ctx, prefix, want); err != nil {
 				return err
 			}
@@ -300,7 +273,7 @@ func TestLocalTrafficAdvertisedOnlyFromNodesWithReadyEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for node := range seen {
+	for node := range seen.nodes {
 		if node != n1 && node != n3 {
 			t.Errorf("Local traffic answered on %s; want only %s and %s (%v)", node, n1, n3, seen)
 		}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
 )
 
@@ -33,14 +33,14 @@ var scalePool = netip.MustParsePrefix("2001:db8:200::1:0/114")
 // HERALD_MEASURE=1, which runs 10,000 (target 10 s).
 func TestMeasureManyServices(t *testing.T) {
 	n := 1000
-	if measuring() {
+	if labtest.Measuring() {
 		n = 10000
 	}
 	e := herald(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	if err := e.createAll(ctx,
-		pool("scale", v1beta1.AddressRange(scalePool.String())),
+	if err := e.Create(ctx,
+		lab.ManualPool("scale", v1beta1.AddressRange(scalePool.String())),
 		&v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "scale"}, Spec: v1beta1.BGPAdvertisementSpec{
 			PoolSelection: v1beta1.PoolSelection{IPPools: []string{"scale"}}, Peers: []string{peerFRR6}}},
 	); err != nil {
@@ -48,8 +48,8 @@ func TestMeasureManyServices(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		ctx := context.Background()
-		_ = e.c.Delete(ctx, &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "scale"}})
-		_ = e.c.Delete(ctx, &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "scale"}})
+		_ = e.API.Delete(ctx, &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "scale"}})
+		_ = e.API.Delete(ctx, &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "scale"}})
 	})
 	for _, node := range e.Nodes {
 		if err := node.KubeProxy.Terminate(5 * time.Second); err != nil {
@@ -83,7 +83,7 @@ func TestMeasureManyServices(t *testing.T) {
 	}
 	fromEveryNode := func(st routers.RouteState) bool { return len(st.Gateways) == len(e.Nodes) }
 	var lastRoute time.Time
-	err = poll(ctx, 50*time.Millisecond, func() error {
+	err = lab.Poll(ctx, 50*time.Millisecond, func() error {
 		c, last, lost := e.w.Count(scalePool, fromEveryNode)
 		if lost {
 			return fmt.Errorf("route watcher lost events")
@@ -118,7 +118,7 @@ func TestMeasureManyServices(t *testing.T) {
 	if err := e.Kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	err = poll(ctx, 100*time.Millisecond, func() error {
+	err = lab.Poll(ctx, 100*time.Millisecond, func() error {
 		if c, _, _ := e.w.Count(scalePool, nil); c > 0 {
 			return fmt.Errorf("%d routes left in FRR's kernel", c)
 		}
@@ -162,7 +162,7 @@ func (e *env) watchBGPCount(ctx context.Context, n int) <-chan time.Time {
 		for ctx.Err() == nil {
 			fn, err := e.frrNeighbors(ctx)
 			all := err == nil
-			for _, a := range e.addrs(true) {
+			for _, a := range e.NodeAddrs(true) {
 				all = all && fn[a].Accepted("ipv6Unicast") >= n
 			}
 			if all {
@@ -180,24 +180,11 @@ func (e *env) speakerMemory(t *testing.T) string {
 	t.Helper()
 	var parts []string
 	for _, n := range e.Nodes {
-		p := e.Component("speaker-" + n.Name).Proc()
-		rss, hwm := procStatusKiB(p.PID, "VmRSS"), procStatusKiB(p.PID, "VmHWM")
-		parts = append(parts, fmt.Sprintf("%s RSS %.1f MiB (peak %.1f MiB)", n.Name, float64(rss)/1024, float64(hwm)/1024))
+		u, err := e.Speaker(n.Name).Usage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, fmt.Sprintf("%s RSS %.1f MiB (peak %.1f MiB)", n.Name, float64(u.RSS)/(1<<20), float64(u.PeakRSS)/(1<<20)))
 	}
 	return strings.Join(parts, ", ")
-}
-
-// procStatusKiB reads one "kB" field of /proc/<pid>/status.
-func procStatusKiB(pid int, field string) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == field+":" {
-			v, _ := strconv.Atoi(f[1])
-			return v
-		}
-	}
-	return 0
 }

@@ -13,6 +13,7 @@ import (
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/e2e/labtest"
 )
 
 // Every node opens every session: eBGP to FRR over IPv4 (with TCP MD5 and
@@ -54,7 +55,7 @@ func TestSessionsEstablishFromEveryNode(t *testing.T) {
 		}
 	}
 
-	st, err := e.statuses(ctx)
+	st, err := e.SpeakerStatuses(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestSessionsEstablishFromEveryNode(t *testing.T) {
 	}
 
 	for _, peer := range allPeers {
-		err := poll(ctx, 200*time.Millisecond, func() error {
+		err := lab.Poll(ctx, 200*time.Millisecond, func() error {
 			evs, err := e.peerEvents(ctx, peer, "BGPSessionUp")
 			if err != nil {
 				return err
@@ -137,14 +138,14 @@ func TestWrongMD5PasswordKeepsSessionDownUntilSecretIsFixed(t *testing.T) {
 	}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: v1beta1.Namespace, Name: md5Secret}}
 	setPassword := func(ctx context.Context, pw string) error {
-		return update(ctx, e, secret, func(s *corev1.Secret) { s.Data = map[string][]byte{"password": []byte(pw)} })
+		return lab.Update(ctx, e.API, secret, func(s *corev1.Secret) { s.Data = map[string][]byte{"password": []byte(pw)} })
 	}
 	if err := setPassword(ctx, "not-the-routers-password"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = setPassword(context.Background(), md5Password) })
 
-	v4 := e.addrs(false)
+	v4 := e.NodeAddrs(false)
 	frrDown := func() error {
 		fn, err := e.frrNeighbors(ctx)
 		if err != nil {
@@ -157,8 +158,8 @@ func TestWrongMD5PasswordKeepsSessionDownUntilSecretIsFixed(t *testing.T) {
 		}
 		return nil
 	}
-	within(t, 20*time.Second, "sessions to FRR down after the password change", frrDown)
-	within(t, 30*time.Second, "SpeakerStatus says why", func() error {
+	labtest.Within(t, 20*time.Second, "sessions to FRR down after the password change", frrDown)
+	labtest.Within(t, 30*time.Second, "SpeakerStatus says why", func() error {
 		for _, n := range e.Nodes {
 			s, err := e.session(ctx, n.Name, peerFRR4)
 			if err != nil {
@@ -170,7 +171,7 @@ func TestWrongMD5PasswordKeepsSessionDownUntilSecretIsFixed(t *testing.T) {
 		}
 		return nil
 	})
-	holds(t, 4*time.Second, "sessions stay down with the wrong password", frrDown)
+	labtest.Holds(t, 4*time.Second, "sessions stay down with the wrong password", frrDown)
 	s, _ := e.session(ctx, e.Nodes[0].Name, peerFRR4)
 	t.Logf("%s's session %s: state %s, message %q", e.Nodes[0].Name, peerFRR4, s.State, s.Message)
 	out, err := e.Kubectl(ctx, "get", "speakerstatus")
@@ -202,5 +203,5 @@ func TestWrongMD5PasswordKeepsSessionDownUntilSecretIsFixed(t *testing.T) {
 	if err := setPassword(ctx, md5Password); err != nil {
 		t.Fatal(err)
 	}
-	within(t, 30*time.Second, "sessions up again with the right password", func() error { return e.sessionsUp(ctx) })
+	labtest.Within(t, 30*time.Second, "sessions up again with the right password", func() error { return e.sessionsUp(ctx) })
 }

@@ -21,23 +21,6 @@ import (
 
 // What the routers and the API say, as a user would read it.
 
-// addrs returns the nodes' addresses of one family (all nodes when none named).
-func (e *env) addrs(v6 bool, names ...string) []netip.Addr {
-	var out []netip.Addr
-	for _, n := range e.Nodes {
-		if len(names) > 0 && !slices.Contains(names, n.Name) {
-			continue
-		}
-		if v6 {
-			out = append(out, n.IPv6)
-		} else {
-			out = append(out, n.IPv4)
-		}
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return out
-}
-
 // hostPrefix is the /32 or /128 of ip.
 func hostPrefix(ip string) netip.Prefix {
 	a := netip.MustParseAddr(ip)
@@ -188,7 +171,7 @@ func (e *env) birdSessions(ctx context.Context) (map[netip.Addr]routers.BIRDProt
 // waitSessions waits until every session is up at both ends: FRR's and
 // BIRD's view, and every node's SpeakerStatus.
 func (e *env) waitSessions(ctx context.Context) error {
-	return poll(ctx, 100*time.Millisecond, func() error { return e.sessionsUp(ctx) })
+	return lab.Poll(ctx, 100*time.Millisecond, func() error { return e.sessionsUp(ctx) })
 }
 
 func (e *env) sessionsUp(ctx context.Context) error {
@@ -210,7 +193,7 @@ func (e *env) sessionsUp(ctx context.Context) error {
 			}
 		}
 	}
-	st, err := e.statuses(ctx)
+	st, err := e.SpeakerStatuses(ctx)
 	if err != nil {
 		return err
 	}
@@ -227,11 +210,11 @@ func (e *env) sessionsUp(ctx context.Context) error {
 // state-change times.
 type resets struct {
 	frr  map[netip.Addr][2]int64
-	bird map[netip.Addr]string
+	bird map[netip.Addr]routers.BIRDProtocol
 }
 
 func (e *env) resetCounters(ctx context.Context) (resets, error) {
-	r := resets{frr: map[netip.Addr][2]int64{}, bird: map[netip.Addr]string{}}
+	r := resets{frr: map[netip.Addr][2]int64{}, bird: map[netip.Addr]routers.BIRDProtocol{}}
 	fn, err := e.frrNeighbors(ctx)
 	if err != nil {
 		return r, err
@@ -244,7 +227,7 @@ func (e *env) resetCounters(ctx context.Context) (resets, error) {
 		return r, err
 	}
 	for a, p := range bs {
-		r.bird[a] = p.Name + " " + p.Since
+		r.bird[a] = p
 	}
 	return r, nil
 }
@@ -262,8 +245,8 @@ func (e *env) noResetSince(ctx context.Context, before resets) error {
 		}
 	}
 	for a, v := range before.bird {
-		if now.bird[a] != v {
-			reset = append(reset, fmt.Sprintf("BIRD %v %q -> %q", a, v, now.bird[a]))
+		if p := now.bird[a]; p.Name != v.Name || !v.SameSession(p) {
+			reset = append(reset, fmt.Sprintf("BIRD %v %s since %s -> %s %s since %s", a, v.Name, v.Since, p.Name, p.BGPState, p.Since))
 		}
 	}
 	if len(reset) > 0 {
@@ -272,22 +255,9 @@ func (e *env) noResetSince(ctx context.Context, before resets) error {
 	return nil
 }
 
-// statuses reads every node's SpeakerStatus.
-func (e *env) statuses(ctx context.Context) (map[string]v1beta1.SpeakerStatusStatus, error) {
-	var list v1beta1.SpeakerStatusList
-	if err := e.c.List(ctx, &list); err != nil {
-		return nil, err
-	}
-	out := map[string]v1beta1.SpeakerStatusStatus{}
-	for _, s := range list.Items {
-		out[s.Name] = s.Status
-	}
-	return out, nil
-}
-
 // session returns one session of a node's SpeakerStatus.
 func (e *env) session(ctx context.Context, node, peer string) (v1beta1.BGPSession, error) {
-	st, err := e.statuses(ctx)
+	st, err := e.SpeakerStatuses(ctx)
 	if err != nil {
 		return v1beta1.BGPSession{}, err
 	}
@@ -309,25 +279,42 @@ func (e *env) peerEvents(ctx context.Context, peer, reason string) ([]corev1.Eve
 	return list.Items, nil
 }
 
-// getFromExt sends n requests from the external client to ip and returns
-// how many each node answered (replies name the pod's node). A failed
-// request is retried for a few seconds: kube-proxy programs a new
-// Service or endpoint up to a second or so after Herald routes it.
-func (e *env) getFromExt(ctx context.Context, ip string, n int) (map[string]int, error) {
-	nodes := map[string]int{}
+// extAnswers is what n requests from the external client saw: how many
+// each node's pods answered (replies name the pod's node), and the
+// attempts that failed and were retried.
+type extAnswers struct {
+	nodes  map[string]int
+	failed []string
+}
+
+func (a extAnswers) String() string {
+	if len(a.failed) == 0 {
+		return fmt.Sprint(a.nodes)
+	}
+	return fmt.Sprintf("%v after %d failed attempts (last: %s)", a.nodes, len(a.failed), a.failed[len(a.failed)-1])
+}
+
+// getFromExt sends n requests from the external client to ip. Each
+// request is retried for up to 10 s while kube-proxy catches up.
+func (e *env) getFromExt(ctx context.Context, ip string, n int) (extAnswers, error) {
+	a := extAnswers{nodes: map[string]int{}}
 	for range n {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := poll(rctx, 200*time.Millisecond, func() error {
-			rep, err := e.Ext.Get(rctx, lab.URL(ip, 80))
-			if err == nil {
-				nodes[rep.Node]++
+		err := lab.Poll(rctx, 100*time.Millisecond, func() error {
+			gctx, cancel := context.WithTimeout(rctx, 2*time.Second)
+			defer cancel()
+			rep, err := e.Ext.Get(gctx, lab.URL(ip, 80))
+			if err != nil {
+				a.failed = append(a.failed, err.Error())
+				return err
 			}
-			return err
+			a.nodes[rep.Node]++
+			return nil
 		})
 		cancel()
 		if err != nil {
-			return nodes, err
+			return a, fmt.Errorf("GET %s from ext: %w", ip, err)
 		}
 	}
-	return nodes, nil
+	return a, nil
 }

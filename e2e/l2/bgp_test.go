@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/e2e/labtest"
 )
 
 // Smoke test of the BGP wiring: with a BGPPeer for the lab's FRR router and
@@ -19,33 +21,25 @@ import (
 // reaches the Service through FRR. (The BGP end-to-end tests live elsewhere.)
 func TestBGPRouteAppearsAtFRR(t *testing.T) {
 	e := herald(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	asn := int64(64512)
-	objs := []*v1beta1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "frr"}, Spec: v1beta1.BGPPeerSpec{
-		MyASN: 64500, PeerASN: &asn, PeerAddress: e.FRR.IPv4.String(), HoldTime: &metav1.Duration{Duration: 9 * time.Second},
-		KeepaliveTime: &metav1.Duration{Duration: 3 * time.Second}, ConnectTime: &metav1.Duration{Duration: time.Second},
-	}}}
-	pool := &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "routed"}, Spec: v1beta1.IPPoolSpec{Addresses: []v1beta1.AddressRange{"203.0.113.0/24"}, AutoAssign: new(bool)}}
+	ctx := labtest.Context(t, 2*time.Minute)
+	peer := lab.BGPPeer("frr", e.FRR.IPv4, lab.NodeASN, lab.FRRASN)
+	pool := lab.ManualPool("routed", "203.0.113.0/24")
 	adv := &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "routed"}, Spec: v1beta1.BGPAdvertisementSpec{
 		PoolSelection: v1beta1.PoolSelection{IPPools: []string{"routed"}}, Communities: []v1beta1.Community{"64500:100"}}}
-	if err := e.createAll(ctx, objs[0], pool, adv); err != nil {
+	if err := e.Create(ctx, peer, pool, adv); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx := context.Background()
-		_ = e.c.Delete(ctx, adv)
-		_ = e.c.Delete(ctx, objs[0])
-		_ = e.c.Delete(ctx, pool)
+		_ = e.API.Delete(ctx, adv)
+		_ = e.API.Delete(ctx, peer)
+		_ = e.API.Delete(ctx, pool)
 	})
-	w := e.deploy(t, workloadSpec{name: "bgp", replicas: 3, pool: "routed", family: "IPv4"})
-	prefix := netip.PrefixFrom(addrOf(w.ips[0]), 32)
+	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "bgp", Replicas: 3, Pool: "routed", Family: "IPv4"})
+	prefix := netip.PrefixFrom(netip.MustParseAddr(w.IPs[0]), 32)
 
-	var want []netip.Addr
-	for _, n := range e.Nodes {
-		want = append(want, n.IPv4)
-	}
-	err := poll(ctx, 200*time.Millisecond, func() error {
+	want := e.NodeAddrs(false)
+	err := lab.Poll(ctx, 200*time.Millisecond, func() error {
 		r, err := e.FRR.FRR.BGPRoute(ctx, prefix)
 		if err != nil {
 			return err
@@ -68,8 +62,8 @@ func TestBGPRouteAppearsAtFRR(t *testing.T) {
 	if err != nil {
 		t.Fatalf("route %s at FRR: %v", prefix, err)
 	}
-	err = poll(ctx, 200*time.Millisecond, func() error {
-		st, err := e.statuses(ctx)
+	err = lab.Poll(ctx, 200*time.Millisecond, func() error {
+		st, err := e.SpeakerStatuses(ctx)
 		if err != nil {
 			return err
 		}
@@ -84,8 +78,8 @@ func TestBGPRouteAppearsAtFRR(t *testing.T) {
 	if err != nil {
 		t.Error(err)
 	}
-	if rep, err := e.Ext.Get(ctx, "http://"+w.ips[0]+"/"); err != nil {
-		t.Fatalf("GET %s from the external client through FRR: %v", w.ips[0], err)
+	if rep, err := e.Ext.Get(ctx, lab.URL(w.IPs[0], 80)); err != nil {
+		t.Fatalf("GET %s from the external client through FRR: %v", w.IPs[0], err)
 	} else {
 		t.Logf("%s: 3 next hops at FRR, answered by %s on %s", prefix, rep.Pod, rep.Node)
 	}

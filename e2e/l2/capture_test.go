@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/internal/netns"
 )
 
@@ -34,7 +35,7 @@ func (e *env) startCapture(ctx context.Context) (*capture, error) {
 		return nil, err
 	}
 	c := &capture{proc: p, path: path}
-	err = poll(ctx, 20*time.Millisecond, func() error {
+	err = lab.Poll(ctx, 20*time.Millisecond, func() error {
 		b, _ := os.ReadFile(path)
 		if strings.Contains(string(b), "listening on") {
 			return nil

@@ -12,44 +12,21 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/e2e/labtest"
 )
 
-// fault is a way to take an address's owner out, and to bring it back.
-type fault struct {
-	name, what       string
-	inject, restore  func(e *env, owner string) error
-	clientOutageOnly bool // the old node stops forwarding too (link cut)
-}
-
-var faults = []fault{
-	{name: "kill", what: "SIGKILL of the owner's speaker",
-		inject:  func(e *env, o string) error { return e.Component(speakerN + o).Kill() },
-		restore: func(e *env, o string) error { return e.Component(speakerN + o).Start() }},
-	{name: "term", what: "SIGTERM of the owner's speaker (hand-over)",
-		inject:  func(e *env, o string) error { return e.Component(speakerN + o).Terminate(10 * time.Second) },
-		restore: func(e *env, o string) error { return e.Component(speakerN + o).Start() }},
-	{name: "cut", what: "the owner node's LAN link cut", clientOutageOnly: true,
-		inject:  func(e *env, o string) error { return e.CutLink(context.Background(), o) },
-		restore: func(e *env, o string) error { return e.RestoreLink(context.Background(), o) }},
-	{name: "stop", what: "SIGSTOP of the owner's speaker (hung)",
-		inject:  func(e *env, o string) error { return e.Component(speakerN + o).Pause() },
-		restore: func(e *env, o string) error { return e.Component(speakerN + o).Resume() }},
-}
+// faults take an address's owner out, and bring it back.
+var faults = []lab.NodeFault{lab.FaultKill, lab.FaultTerm, lab.FaultCut, lab.FaultStop}
 
 // partition separates the owner from the other nodes at the switch while the
 // client still reaches both sides: the owner keeps answering (it cannot tell
 // it is the one cut off), the others take the address over with a burst.
-var partition = fault{name: "partition", what: "the owner partitioned from the other nodes (the client sees both)",
-	inject: func(e *env, o string) error {
-		var others []string
-		for _, n := range e.Nodes {
-			if n.Name != o {
-				others = append(others, n.Name)
-			}
-		}
-		return e.Partition(context.Background(), []string{o}, others)
+var partition = lab.NodeFault{Name: "partition", What: "the owner partitioned from the other nodes (the client sees both)",
+	Inject: func(ctx context.Context, l *lab.Lab, owner string) error {
+		others := slices.DeleteFunc(l.NodeNames(), func(n string) bool { return n == owner })
+		return l.Partition(ctx, []string{owner}, others)
 	},
-	restore: func(e *env, _ string) error { return e.Heal(context.Background()) }}
+	Restore: func(ctx context.Context, l *lab.Lab, _ string) error { return l.Heal(ctx) }}
 
 // trial is what one failover looked like from the LAN client.
 type trial struct {
@@ -91,26 +68,22 @@ var probeOpts = lab.ProbeOptions{Interval: 10 * time.Millisecond, Timeout: 500 *
 // failoverWorkload pins one echo pod to every node behind a dual-stack
 // Service with externalTrafficPolicy Local, so the node that answers a
 // request is the node the client sent it to: the owner.
-func (e *env) failoverWorkload(t *testing.T) workload {
-	var nodes []string
-	for _, n := range e.Nodes {
-		nodes = append(nodes, n.Name)
-	}
-	return e.deploy(t, workloadSpec{name: "failover", local: true, nodes: nodes})
+func (e *env) failoverWorkload(t *testing.T) *lab.Workload {
+	return labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "failover", Local: true, Nodes: e.NodeNames()})
 }
 
 // runTrial takes ip's owner out with f while the client probes, restores
 // it, and watches the address settle.
-func (e *env) runTrial(ctx context.Context, ip string, f fault) (trial, error) {
-	tr := trial{fault: f.name, ip: ip, garp: -1, moved: -1}
+func (e *env) runTrial(ctx context.Context, ip string, f lab.NodeFault) (trial, error) {
+	tr := trial{fault: f.Name, ip: ip, garp: -1, moved: -1}
 	owner, err := e.waitOwner(ctx, ip)
 	if err != nil {
 		return tr, err
 	}
 	tr.owner = owner
 	// The client must be sending to the owner before the fault.
-	if err := poll(ctx, 50*time.Millisecond, func() error {
-		node, _, err := e.get(ctx, ip)
+	if err := lab.Poll(ctx, 50*time.Millisecond, func() error {
+		node, err := e.get(ctx, ip)
 		if err == nil && node != owner {
 			err = fmt.Errorf("answered through %s, owner is %s", node, owner)
 		}
@@ -125,12 +98,12 @@ func (e *env) runTrial(ctx context.Context, ip string, f fault) (trial, error) {
 	p := e.Client.StartProbe(lab.URL(ip, 80), probeOpts)
 	time.Sleep(300 * time.Millisecond)
 	t0 := time.Now()
-	if err := f.inject(e, owner); err != nil {
+	if err := f.Inject(ctx, e.Lab, owner); err != nil {
 		p.Stop()
 		_, _ = capt.stop()
 		return tr, err
 	}
-	err = poll(ctx, 20*time.Millisecond, func() error {
+	err = lab.Poll(ctx, 20*time.Millisecond, func() error {
 		for _, s := range p.Samples() {
 			if s.OK() && s.Sent.After(t0) && s.Node != owner {
 				tr.successor, tr.moved = s.Node, s.Sent.Sub(t0)
@@ -143,7 +116,7 @@ func (e *env) runTrial(ctx context.Context, ip string, f fault) (trial, error) {
 	samples := p.Stop()
 	if err != nil {
 		_, _ = capt.stop()
-		return tr, fmt.Errorf("after %s: %w (probe log %s)", f.what, err, p.LogPath)
+		return tr, fmt.Errorf("after %s: %w (probe log %s)", f.What, err, p.LogPath)
 	}
 	var after []lab.Sample
 	for _, s := range samples {
@@ -158,7 +131,7 @@ func (e *env) runTrial(ctx context.Context, ip string, f fault) (trial, error) {
 	// address returns to the node that ranks first), and it stays.
 	p = e.Client.StartProbe(lab.URL(ip, 80), probeOpts)
 	t1 := time.Now()
-	if err := f.restore(e, owner); err != nil {
+	if err := f.Restore(ctx, e.Lab, owner); err != nil {
 		p.Stop()
 		return tr, err
 	}
@@ -214,13 +187,13 @@ func (e *env) steady(ctx context.Context, tr trial) error {
 func TestFailover(t *testing.T) {
 	e := herald(t)
 	w := e.failoverWorkload(t)
-	v4, v6 := w.ips[0], w.ips[1]
+	v4, v6 := w.IPs[0], w.IPs[1]
 	cases := []struct {
-		f  fault
+		f  lab.NodeFault
 		ip string
 	}{{faults[0], v4}, {faults[1], v4}, {faults[2], v4}, {faults[3], v4}, {faults[0], v6}, {partition, v4}}
 	for _, c := range cases {
-		t.Run(c.f.name+"/"+family(c.ip), func(t *testing.T) {
+		t.Run(c.f.Name+"/"+family(c.ip), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			tr, err := e.runTrial(ctx, c.ip, c.f)
@@ -229,14 +202,14 @@ func TestFailover(t *testing.T) {
 				t.Fatal(err)
 			}
 			bound := 3 * time.Second
-			if c.f.name == "term" {
+			if c.f.Name == lab.FaultTerm.Name {
 				bound = time.Second
 			}
 			if tr.outage > bound || tr.moved > bound+time.Second {
-				t.Errorf("%s: outage %v, moved after %v; want the outage under %v", c.f.what, tr.outage, tr.moved, bound)
+				t.Errorf("%s: outage %v, moved after %v; want the outage under %v", c.f.What, tr.outage, tr.moved, bound)
 			}
-			if c.f.name != "term" && (tr.garp < 0 || tr.garp > bound) {
-				t.Errorf("%s: the new owner announced after %v, want under %v", c.f.what, tr.garp, bound)
+			if c.f.Name != lab.FaultTerm.Name && (tr.garp < 0 || tr.garp > bound) {
+				t.Errorf("%s: the new owner announced after %v, want under %v", c.f.What, tr.garp, bound)
 			}
 			if err := e.steady(ctx, tr); err != nil {
 				t.Error(err)
@@ -258,7 +231,7 @@ func family(ip string) string {
 //
 //	HERALD_MEASURE=1 go test ./e2e/l2 -run TestMeasureFailover -v -timeout 30m
 func TestMeasureFailover(t *testing.T) {
-	if os.Getenv("HERALD_MEASURE") != "1" {
+	if !labtest.Measuring() {
 		t.Skip("measurement: set HERALD_MEASURE=1")
 	}
 	n := 10
@@ -267,12 +240,12 @@ func TestMeasureFailover(t *testing.T) {
 	}
 	e := herald(t)
 	w := e.failoverWorkload(t)
-	ip := w.ips[0]
+	ip := w.IPs[0]
 	var report strings.Builder
 	fmt.Fprintf(&report, "| fault | trials | client outage median | worst | moved median | worst | announcement median | worst | failed requests (median, worst) | settled after restore (worst) | moves after restore (worst) |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	only := os.Getenv("HERALD_MEASURE_FAULTS") // e.g. "cut,stop"; empty: all
 	for _, f := range faults {
-		if only != "" && !slices.Contains(strings.Split(only, ","), f.name) {
+		if only != "" && !slices.Contains(strings.Split(only, ","), f.Name) {
 			continue
 		}
 		var trials []trial
@@ -285,7 +258,7 @@ func TestMeasureFailover(t *testing.T) {
 			cancel()
 			t.Logf("trial %d: %v", i+1, tr)
 			if err != nil {
-				t.Fatalf("trial %d of %s: %v", i+1, f.name, err)
+				t.Fatalf("trial %d of %s: %v", i+1, f.Name, err)
 			}
 			trials = append(trials, tr)
 		}
@@ -303,7 +276,7 @@ func TestMeasureFailover(t *testing.T) {
 		fm, fw := pick(func(tr trial) time.Duration { return time.Duration(tr.failed) })
 		_, sw := pick(func(tr trial) time.Duration { return tr.settled })
 		_, cw := pick(func(tr trial) time.Duration { return time.Duration(tr.changes) })
-		fmt.Fprintf(&report, "| %s | %d | %s | %s | %s | %s | %s | %s | %d, %d | %s | %d |\n", f.what, n, ms(om), ms(ow), ms(mm), ms(mw), ms(gm), ms(gw), fm, fw, ms(sw), cw)
+		fmt.Fprintf(&report, "| %s | %d | %s | %s | %s | %s | %s | %s | %d, %d | %s | %d |\n", f.What, n, ms(om), ms(ow), ms(mm), ms(mw), ms(gm), ms(gw), fm, fw, ms(sw), cw)
 	}
 	t.Logf("failover of %s, %d trials each:\n%s", ip, n, report.String())
 	if out := os.Getenv("HERALD_MEASURE_OUT"); out != "" {

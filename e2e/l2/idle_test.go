@@ -1,12 +1,11 @@
 package l2
 
 import (
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/e2e/labtest"
 )
 
 // TestMeasureIdleSpeaker measures what an idle speaker costs (CPU over 30 s
@@ -15,46 +14,30 @@ import (
 //
 //	HERALD_MEASURE=1 go test ./e2e/l2 -run TestMeasureIdleSpeaker -v
 func TestMeasureIdleSpeaker(t *testing.T) {
-	if os.Getenv("HERALD_MEASURE") != "1" {
+	if !labtest.Measuring() {
 		t.Skip("measurement: set HERALD_MEASURE=1")
 	}
 	e := herald(t)
-	e.deploy(t, workloadSpec{name: "idle", replicas: 3})
-	time.Sleep(5 * time.Second)
+	labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "idle", Replicas: 3})
+	time.Sleep(5 * time.Second) // let the Service's announcements settle
 	const window = 30 * time.Second
-	before := map[string]float64{}
+	before := map[string]lab.Usage{}
 	for _, n := range e.Nodes {
-		before[n.Name] = cpuSeconds(t, e.Component(speakerN+n.Name).Proc().PID)
+		before[n.Name] = usage(t, e.Speaker(n.Name))
 	}
 	time.Sleep(window)
 	for _, n := range e.Nodes {
-		pid := e.Component(speakerN + n.Name).Proc().PID
-		used := cpuSeconds(t, pid) - before[n.Name]
-		t.Logf("%s: %.2f%% of one core over %v, RSS %s", n.Name, 100*used/window.Seconds(), window, rss(t, pid))
+		u := usage(t, e.Speaker(n.Name))
+		used := u.CPU - before[n.Name].CPU
+		t.Logf("%s: %.2f%% of one core over %v, RSS %.1f MiB", n.Name, 100*used.Seconds()/window.Seconds(), window, float64(u.RSS)/(1<<20))
 	}
 }
 
-// cpuSeconds reads a process's user plus system CPU time.
-func cpuSeconds(t *testing.T, pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+func usage(t *testing.T, c *lab.Component) lab.Usage {
+	t.Helper()
+	u, err := c.Usage()
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ
-}
-
-func rss(t *testing.T, pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
+	return u
 }

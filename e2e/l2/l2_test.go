@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/e2e/labtest"
 )
 
 // A dual-stack Service's two addresses each answer HTTP from the LAN
@@ -18,17 +19,17 @@ import (
 // ARP (IPv4) or NDP (IPv6) for it.
 func TestServiceAnswersThroughItsOwnerOverIPv4AndIPv6(t *testing.T) {
 	e := herald(t)
-	w := e.deploy(t, workloadSpec{name: "web", replicas: 3})
+	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "web", Replicas: 3})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for _, ip := range w.ips {
+	for _, ip := range w.IPs {
 		owner, err := e.waitOwner(ctx, ip)
 		if err != nil {
 			t.Fatalf("%s: %v", ip, err)
 		}
-		node, pod, err := e.get(ctx, ip)
+		rep, err := e.Client.GetEventually(ctx, lab.URL(ip, 80))
 		if err != nil {
-			t.Fatalf("GET %s from the LAN client: %v", ip, err)
+			t.Fatal(err)
 		}
 		ans, err := e.answerers(ctx, ip)
 		if err != nil {
@@ -42,14 +43,14 @@ func TestServiceAnswersThroughItsOwnerOverIPv4AndIPv6(t *testing.T) {
 		if err != nil || mac == nil || e.macs[mac.String()] != owner {
 			t.Errorf("%s: the client's neighbour entry is %v (%v), want %s's MAC", ip, mac, err, owner)
 		}
-		t.Logf("%s: owner %s, answered by pod %s on %s", ip, owner, pod, node)
+		t.Logf("%s: owner %s, answered by pod %s on %s", ip, owner, rep.Pod, rep.Node)
 	}
 	// SpeakerStatus: each address announced once, skipped by the others.
-	st, err := e.statuses(ctx)
+	st, err := e.SpeakerStatuses(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ip := range w.ips {
+	for _, ip := range w.IPs {
 		var announced, skipped int
 		for _, s := range st {
 			for _, a := range s.L2Announcements {
@@ -72,11 +73,11 @@ func TestServiceAnswersThroughItsOwnerOverIPv4AndIPv6(t *testing.T) {
 	}
 	// The owner of the IPv4 address says so in its metrics, and answered
 	// the client's ARP requests.
-	owner, err := e.waitOwner(ctx, w.ips[0])
+	owner, err := e.waitOwner(ctx, w.IPs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = poll(ctx, 200*time.Millisecond, func() error {
+	err = lab.Poll(ctx, 200*time.Millisecond, func() error {
 		m, err := e.metrics(ctx, owner)
 		if err != nil {
 			return err

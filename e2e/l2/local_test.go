@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/e2e/labtest"
 )
 
 // externalTrafficPolicy Local: an address is announced only from a node
@@ -17,7 +17,7 @@ import (
 func TestLocalTrafficIsAnnouncedFromANodeWithAReadyEndpoint(t *testing.T) {
 	e := herald(t)
 	withPods := []string{e.Nodes[0].Name, e.Nodes[1].Name}
-	w := e.deploy(t, workloadSpec{name: "local", local: true, nodes: withPods})
+	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "local", Local: true, Nodes: withPods})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -26,7 +26,7 @@ func TestLocalTrafficIsAnnouncedFromANodeWithAReadyEndpoint(t *testing.T) {
 	check := func(ip string, allowed []string) string {
 		t.Helper()
 		var owner string
-		err := poll(ctx, 100*time.Millisecond, func() error {
+		err := lab.Poll(ctx, 100*time.Millisecond, func() error {
 			o, err := e.owners(ctx, ip)
 			if err != nil {
 				return err
@@ -41,7 +41,7 @@ func TestLocalTrafficIsAnnouncedFromANodeWithAReadyEndpoint(t *testing.T) {
 			if !slices.Equal(ans, o) {
 				return fmt.Errorf("%s answered by %v, want %v", ip, ans, o)
 			}
-			node, _, err := e.get(ctx, ip)
+			node, err := e.get(ctx, ip)
 			if err != nil {
 				return err
 			}
@@ -56,48 +56,46 @@ func TestLocalTrafficIsAnnouncedFromANodeWithAReadyEndpoint(t *testing.T) {
 		}
 		return owner
 	}
-	for _, ip := range w.ips {
+	for _, ip := range w.IPs {
 		owner := check(ip, withPods)
 		other := withPods[0]
 		if other == owner {
 			other = withPods[1]
 		}
 		// The owner's pod fails its readiness probe: the address moves.
-		pod := w.name + "-" + owner
-		if err := e.SetPodReady(ctx, w.ns, pod, false); err != nil {
+		pod := w.Name + "-" + owner
+		if err := e.SetPodReady(ctx, w.Namespace, pod, false); err != nil {
 			t.Fatal(err)
 		}
 		check(ip, []string{other})
-		if err := e.SetPodReady(ctx, w.ns, pod, true); err != nil {
+		if err := e.SetPodReady(ctx, w.Namespace, pod, true); err != nil {
 			t.Fatal(err)
 		}
 		// Deleting the pod on the current owner moves it as well.
 		cur := check(ip, withPods)
-		gone := w.name + "-" + cur
-		if err := e.c.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: gone}}); err != nil {
+		gone := lab.EchoPod(w, cur)
+		if err := e.API.Delete(ctx, gone.DeepCopy()); err != nil {
 			t.Fatal(err)
 		}
 		rest := slices.DeleteFunc(slices.Clone(withPods), func(n string) bool { return n == cur })
 		check(ip, rest)
 		t.Logf("%s: owner %s, moved to %s when its pod turned unready, and from %s when its pod was deleted", ip, owner, other, cur)
-		// Put the deleted pod back for the next address.
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: gone, Labels: map[string]string{"app": w.name}},
-			Spec: corev1.PodSpec{NodeName: cur, Containers: []corev1.Container{{Name: "echo", Image: "registry.k8s.io/e2e-test-images/agnhost:2.53",
-				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}}}
-		if err := poll(ctx, 200*time.Millisecond, func() error { return e.c.Create(ctx, p) }); err != nil {
+		// Put the deleted pod back for the next address (once the old one
+		// is gone: the name is the same).
+		if err := lab.Poll(ctx, 200*time.Millisecond, func() error { return e.API.Create(ctx, gone.DeepCopy()) }); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.WaitReadyPods(ctx, w.ns, "app="+w.name, 2); err != nil {
+		if _, err := e.WaitReadyPods(ctx, w.Namespace, "app="+w.Name, 2); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The node without a pod never announced and says why.
-	st, err := e.statuses(ctx)
+	st, err := e.SpeakerStatuses(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range st[e.Nodes[2].Name].L2Skipped {
-		if slices.Contains(w.ips, k.IP) && k.Reason != "NoLocalEndpoint" {
+		if slices.Contains(w.IPs, k.IP) && k.Reason != "NoLocalEndpoint" {
 			t.Errorf("%s skips %s for %s, want NoLocalEndpoint", e.Nodes[2].Name, k.IP, k.Reason)
 		}
 	}

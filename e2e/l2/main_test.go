@@ -5,49 +5,14 @@
 package l2
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
-	"github.com/heraldlb/herald/internal/testenv"
 )
 
-// bin holds the binaries TestMain builds from this checkout.
-var bin struct{ controller, speaker string }
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "herald-l2-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin.controller, bin.speaker = filepath.Join(dir, "herald-controller"), filepath.Join(dir, "herald-speaker")
-	if err := build(map[string]string{bin.controller: "./controller", bin.speaker: "./speaker"}); err != nil {
-		fmt.Fprintln(os.Stderr, "l2:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	// HERALD_KEEP_LAB_DIR=1 keeps the lab's logs (the speakers', the probes') after the run.
-	code := labtest.Main(m, lab.Options{KeepDir: os.Getenv("HERALD_KEEP_LAB_DIR") == "1"})
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func build(outs map[string]string) error {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		return err
-	}
-	for out, pkg := range outs {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
-		}
-	}
-	return nil
-}
+// One lab serves every test; Herald is built and started in it on first
+// use (herald). HERALD_KEEP_LAB_DIR=1 keeps the lab's logs (the speakers',
+// the probes', the captures') after the run.
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m, lab.Options{})) }

@@ -45,6 +45,24 @@ func (h *Host) Get(ctx context.Context, url string) (echo.Reply, error) {
 	return rep, nil
 }
 
+// GetEventually sends a GET to url every 100 ms, each given 2 s, until one
+// is answered or ctx ends: kube-proxy programs a new Service or endpoint up
+// to a second or so after Herald announces or routes its IP.
+func (h *Host) GetEventually(ctx context.Context, url string) (echo.Reply, error) {
+	var rep echo.Reply
+	err := Poll(ctx, 100*time.Millisecond, func() error {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		var err error
+		rep, err = h.Get(rctx, url)
+		return err
+	})
+	if err != nil {
+		return rep, fmt.Errorf("GET %s from %s: %w", url, h.Name, err)
+	}
+	return rep, nil
+}
+
 // URL returns http://ip:port/ with IPv6 bracketed (and no :80).
 func URL(ip string, port int) string {
 	if port == 80 {

@@ -3,8 +3,41 @@ package lab
 import (
 	"fmt"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/internal/netns"
 )
+
+// Herald is Herald running in the lab: the controller, a speaker per node
+// (from Bin) and a client for Herald's objects and Kubernetes'.
+type Herald struct {
+	*Lab
+	// API reads and writes objects with Herald's scheme.
+	API client.Client
+	// Bin are the binaries it runs; tests start extra speakers from them.
+	Bin Binaries
+}
+
+// StartHerald runs the controller and a speaker per node from bin, with
+// the flags of Binaries.ControllerSpec and SpeakerSpec.
+func (l *Lab) StartHerald(bin Binaries) (*Herald, error) {
+	scheme, err := k8s.Scheme()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(l.Env.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("lab: client: %w", err)
+	}
+	if _, err := l.StartController(bin.ControllerSpec()); err != nil {
+		return nil, err
+	}
+	if _, err := l.StartSpeakers(bin.SpeakerSpec()); err != nil {
+		return nil, err
+	}
+	return &Herald{Lab: l, API: c, Bin: bin}, nil
+}
 
 // StartController runs Herald's controller (or any program) in the host
 // namespace, where it reaches the API server on loopback. KUBECONFIG is set
@@ -42,6 +75,31 @@ func (l *Lab) StartSpeakers(spec ComponentSpec) ([]*Component, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// Speaker returns node's speaker as StartSpeaker named it ("speaker-<node>"), or nil.
+func (l *Lab) Speaker(node string) *Component { return l.Component("speaker-" + node) }
+
+// ReviveSpeakers continues every node's paused speaker and starts the ones
+// that exited, so a test starts with all of them running whatever the one
+// before it did to them.
+func (l *Lab) ReviveSpeakers() error {
+	for _, n := range l.Nodes {
+		c := l.Speaker(n.Name)
+		if c == nil {
+			return fmt.Errorf("lab: no speaker on %s", n.Name)
+		}
+		if c.Running() {
+			if err := c.Resume(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := c.Start(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Component returns the Herald component called name ("controller",

@@ -22,9 +22,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -250,6 +252,33 @@ func (l *Lab) Node(name string) *Node {
 		}
 	}
 	return nil
+}
+
+// NodeNames lists the nodes' names in order.
+func (l *Lab) NodeNames() []string {
+	var out []string
+	for _, n := range l.Nodes {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+// NodeAddrs returns the nodes' LAN addresses of one family, sorted: of
+// the nodes named, or of all. Routers see them as next hops.
+func (l *Lab) NodeAddrs(v6 bool, names ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, n := range l.Nodes {
+		if len(names) > 0 && !slices.Contains(names, n.Name) {
+			continue
+		}
+		if v6 {
+			out = append(out, n.IPv6)
+		} else {
+			out = append(out, n.IPv4)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
 }
 
 // Close ends every process and removes every namespace of the lab, and the

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,23 +24,27 @@ func (l *Lab) SetPodReady(ctx context.Context, namespace, name string, ready boo
 		return fmt.Errorf("lab: pod %s is not running on a lab node", key)
 	}
 	l.kubelet.setUnready(key, !ready)
-	return poll(ctx, 20*time.Millisecond, func() (bool, error) {
+	err := Poll(ctx, 20*time.Millisecond, func() error {
 		p, err := l.Kube.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
+		if err == nil && podReady(p) != ready {
+			err = fmt.Errorf("Ready=%v", !ready)
 		}
-		return podReady(p) == ready, nil
-	}, func() string { return fmt.Sprintf("pod %s Ready=%v", key, ready) })
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("lab: waiting for pod %s Ready=%v: %w", key, ready, err)
+	}
+	return nil
 }
 
 // WaitReadyPods waits until n pods matching selector in namespace are Ready
 // and returns them.
 func (l *Lab) WaitReadyPods(ctx context.Context, namespace, selector string, n int) ([]corev1.Pod, error) {
 	var ready []corev1.Pod
-	err := poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err := Poll(ctx, 50*time.Millisecond, func() error {
 		list, err := l.Kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
 		if err != nil {
-			return false, err
+			return err
 		}
 		ready = ready[:0]
 		for _, p := range list.Items {
@@ -47,11 +52,15 @@ func (l *Lab) WaitReadyPods(ctx context.Context, namespace, selector string, n i
 				ready = append(ready, p)
 			}
 		}
-		return len(ready) >= n, nil
-	}, func() string {
-		return fmt.Sprintf("%d ready pods %q in %s (have %d)", n, selector, namespace, len(ready))
+		if len(ready) < n {
+			return fmt.Errorf("%d ready", len(ready))
+		}
+		return nil
 	})
-	return ready, err
+	if err != nil {
+		return ready, fmt.Errorf("lab: waiting for %d ready pods %q in %s: %w", n, selector, namespace, err)
+	}
+	return ready, nil
 }
 
 // SetIngressIP writes status.loadBalancer.ingress of a Service by hand (with
@@ -73,10 +82,10 @@ func (l *Lab) SetIngressIP(ctx context.Context, namespace, name string, ips ...s
 // WaitIngressIPs waits until the Service has at least one ingress IP and returns them.
 func (l *Lab) WaitIngressIPs(ctx context.Context, namespace, name string) ([]string, error) {
 	var ips []string
-	err := poll(ctx, 50*time.Millisecond, func() (bool, error) {
+	err := Poll(ctx, 50*time.Millisecond, func() error {
 		svc, err := l.Kube.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return false, err
+			return err
 		}
 		ips = ips[:0]
 		for _, in := range svc.Status.LoadBalancer.Ingress {
@@ -84,31 +93,13 @@ func (l *Lab) WaitIngressIPs(ctx context.Context, namespace, name string) ([]str
 				ips = append(ips, in.IP)
 			}
 		}
-		return len(ips) > 0, nil
-	}, func() string { return fmt.Sprintf("an ingress IP on Service %s/%s", namespace, name) })
-	return ips, err
-}
-
-// poll checks cond every interval until it holds or ctx ends; the timeout
-// error says what was awaited (describe runs then, so it can show the last state).
-func poll(ctx context.Context, interval time.Duration, cond func() (bool, error), describe func() string) error {
-	var last error
-	for {
-		ok, err := cond()
-		if ok {
-			return nil
+		if len(ips) == 0 {
+			return errors.New("no ingress IP")
 		}
-		if err != nil {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			msg := "lab: waiting for " + describe()
-			if last != nil {
-				return fmt.Errorf("%s: %w (last error: %v)", msg, ctx.Err(), last)
-			}
-			return fmt.Errorf("%s: %w", msg, ctx.Err())
-		case <-time.After(interval):
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lab: waiting for an ingress IP on Service %s/%s: %w", namespace, name, err)
 	}
+	return ips, nil
 }

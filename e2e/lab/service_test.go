@@ -2,6 +2,7 @@ package lab_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/heraldlb/herald/e2e/lab"
-	"github.com/heraldlb/herald/e2e/lab/echo"
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/internal/testenv"
 )
@@ -54,7 +54,10 @@ func TestServiceIngressIPReachesPodsThroughRouterAndKubeProxy(t *testing.T) {
 
 	for _, vip := range []string{vip4, vip6} {
 		url := lab.URL(vip, 80)
-		rep := getEventually(ctx, t, l.Ext, url)
+		rep, err := l.Ext.GetEventually(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if want, ok := nodeOf[rep.Pod]; !ok || rep.Node != want {
 			t.Fatalf("GET %s from ext answered by pod %q on node %q; want one of the demo pods %v on its own node", url, rep.Pod, rep.Node, nodeOf)
 		}
@@ -178,23 +181,6 @@ func TestPodsRunAsNamespacesAndFollowReadiness(t *testing.T) {
 	}
 }
 
-func getEventually(ctx context.Context, t *testing.T, h *lab.Host, url string) echo.Reply {
-	t.Helper()
-	var (
-		rep  echo.Reply
-		last error
-	)
-	if err := waitFor(ctx, func() bool {
-		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		rep, last = h.Get(rctx, url)
-		return last == nil
-	}); err != nil {
-		t.Fatalf("GET %s from %s never answered: %v", url, h.Name, last)
-	}
-	return rep
-}
-
 func waitEndpoint(ctx context.Context, l *lab.Lab, namespace, service, ip string, ready bool) error {
 	var seen []string
 	err := waitFor(ctx, func() bool {
@@ -234,12 +220,10 @@ func (e *endpointError) Error() string {
 
 // waitFor polls cond every 50 ms until it holds or ctx ends.
 func waitFor(ctx context.Context, cond func() bool) error {
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+	return lab.Poll(ctx, 50*time.Millisecond, func() error {
+		if cond() {
+			return nil
 		}
-	}
-	return nil
+		return errors.New("condition not met")
+	})
 }

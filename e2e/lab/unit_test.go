@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -67,5 +68,18 @@ func TestSummarizeFindsTheLongestOutage(t *testing.T) {
 	}
 	if s.LongestOutage != 30*time.Millisecond {
 		t.Errorf("longest outage %v, want 30ms (last answer at 10ms, next at 40ms)", s.LongestOutage)
+	}
+}
+
+func TestProcUsageReadsCPUAndMemory(t *testing.T) {
+	// Burn some CPU so the count moves off zero (USER_HZ is 100).
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+	}
+	u, err := procUsage(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.CPU <= 0 || u.RSS <= 0 || u.PeakRSS < u.RSS {
+		t.Errorf("usage of this test process: %+v", u)
 	}
 }

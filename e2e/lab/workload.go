@@ -2,7 +2,9 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -11,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 )
 
 // WorkloadSpec describes echo pods behind one LoadBalancer Service (port
@@ -25,7 +29,10 @@ type WorkloadSpec struct {
 	Local bool
 	// Family is "IPv4", "IPv6" or "" for dual-stack.
 	Family string
-	// Annotations of the Service (a pool, requested IPs).
+	// Pool names the IPPool (annotation herald.dev/ip-pool); empty: any
+	// pool that assigns automatically.
+	Pool string
+	// Annotations of the Service (requested IPs, sharing, ...).
 	Annotations map[string]string
 }
 
@@ -51,9 +58,14 @@ func EchoPod(w *Workload, node string) *corev1.Pod {
 }
 
 // Deploy creates the workload and waits until its pods are ready and its
-// Service has an IP of each requested family. Delete removes it.
+// Service has an IP of each requested family. Delete removes it. A
+// namespace of the same name still going away (the same test run again
+// with -count) is waited for first.
 func (l *Lab) Deploy(ctx context.Context, s WorkloadSpec) (*Workload, error) {
 	w := &Workload{Namespace: "t-" + s.Name, Name: s.Name}
+	if err := l.Delete(ctx, w); err != nil {
+		return nil, err
+	}
 	labels := map[string]string{"app": s.Name}
 	core := l.Kube.CoreV1()
 	if _, err := core.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.Namespace}}, metav1.CreateOptions{}); err != nil {
@@ -61,7 +73,7 @@ func (l *Lab) Deploy(ctx context.Context, s WorkloadSpec) (*Workload, error) {
 	}
 	for _, n := range s.Nodes {
 		if _, err := core.Pods(w.Namespace).Create(ctx, EchoPod(w, n), metav1.CreateOptions{}); err != nil {
-			return nil, fmt.Errorf("lab: pod on %s: %w", n, err)
+			return w, fmt.Errorf("lab: pod on %s: %w", n, err)
 		}
 	}
 	if len(s.Nodes) == 0 {
@@ -73,30 +85,12 @@ func (l *Lab) Deploy(ctx context.Context, s WorkloadSpec) (*Workload, error) {
 			},
 		}
 		if _, err := l.Kube.AppsV1().Deployments(w.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-			return nil, fmt.Errorf("lab: deployment %s: %w", s.Name, err)
+			return w, fmt.Errorf("lab: deployment %s: %w", s.Name, err)
 		}
 	}
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: s.Name, Annotations: s.Annotations},
-		Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeLoadBalancer, Selector: labels,
-			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}},
-		},
-	}
-	if s.Local {
-		svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
-	}
-	wantIPs := 1
-	if s.Family == "" {
-		svc.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
-		svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
-		wantIPs = 2
-	} else {
-		svc.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicySingleStack)
-		svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPFamily(s.Family)}
-	}
+	svc := service(w, s)
 	if _, err := core.Services(w.Namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-		return nil, fmt.Errorf("lab: service %s: %w", s.Name, err)
+		return w, fmt.Errorf("lab: service %s: %w", s.Name, err)
 	}
 	n := int(s.Replicas)
 	if len(s.Nodes) > 0 {
@@ -105,14 +99,55 @@ func (l *Lab) Deploy(ctx context.Context, s WorkloadSpec) (*Workload, error) {
 	if _, err := l.WaitReadyPods(ctx, w.Namespace, "app="+s.Name, n); err != nil {
 		return w, err
 	}
-	err := poll(ctx, 50*time.Millisecond, func() (bool, error) {
-		ips, err := l.WaitIngressIPs(ctx, w.Namespace, w.Name)
-		w.IPs = ips
-		return len(ips) >= wantIPs, err
-	}, func() string {
-		return fmt.Sprintf("%d ingress IPs on Service %s/%s (have %v)", wantIPs, w.Namespace, w.Name, w.IPs)
+	err := Poll(ctx, 50*time.Millisecond, func() error {
+		cur, err := core.Services(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		w.IPs = w.IPs[:0]
+		for _, in := range cur.Status.LoadBalancer.Ingress {
+			if in.IP != "" {
+				w.IPs = append(w.IPs, in.IP)
+			}
+		}
+		if len(w.IPs) < len(svc.Spec.IPFamilies) {
+			return fmt.Errorf("ingress IPs %v", w.IPs)
+		}
+		return nil
 	})
-	return w, err
+	if err != nil {
+		return w, fmt.Errorf("lab: waiting for %d ingress IPs on Service %s/%s: %w", len(svc.Spec.IPFamilies), w.Namespace, w.Name, err)
+	}
+	return w, nil
+}
+
+// service is the workload's LoadBalancer Service: port 80 to the pods'
+// named port, in the spec's pool and families.
+func service(w *Workload, s WorkloadSpec) *corev1.Service {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: s.Name, Annotations: maps.Clone(s.Annotations)},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": s.Name},
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}},
+		},
+	}
+	if s.Pool != "" {
+		if svc.Annotations == nil {
+			svc.Annotations = map[string]string{}
+		}
+		svc.Annotations[v1beta1.AnnotationIPPool] = s.Pool
+	}
+	if s.Local {
+		svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	}
+	if s.Family == "" {
+		svc.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
+		svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+	} else {
+		svc.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicySingleStack)
+		svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPFamily(s.Family)}
+	}
+	return svc
 }
 
 // Delete removes the workload's namespace and waits until it is gone, so
@@ -120,13 +155,20 @@ func (l *Lab) Deploy(ctx context.Context, s WorkloadSpec) (*Workload, error) {
 func (l *Lab) Delete(ctx context.Context, w *Workload) error {
 	ns := l.Kube.CoreV1().Namespaces()
 	if err := ns.Delete(ctx, w.Namespace, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return err
+		return fmt.Errorf("lab: delete namespace %s: %w", w.Namespace, err)
 	}
-	return poll(ctx, 100*time.Millisecond, func() (bool, error) {
+	err := Poll(ctx, 100*time.Millisecond, func() error {
 		_, err := ns.Get(ctx, w.Namespace, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return true, nil
+			return nil
 		}
-		return false, err
-	}, func() string { return "namespace " + w.Namespace + " deleted" })
+		if err == nil {
+			err = errors.New("still there")
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("lab: waiting for namespace %s to go: %w", w.Namespace, err)
+	}
+	return nil
 }

@@ -11,6 +11,13 @@
 // The lab starts only when a test asks for it, so `go test -run Unit` costs
 // nothing. It is closed after m.Run, on SIGINT/SIGTERM, and shortly before
 // the -timeout deadline (whose panic would otherwise leave it behind).
+// HERALD_KEEP_LAB_DIR=1 keeps the lab's folder (logs of the components,
+// probes, routers) after the run.
+//
+// The rest are conveniences for suites that run Herald in the lab: its
+// binaries built once (Binaries, StartHerald), something started once per
+// package (Shared), workloads removed after the test (Deploy), waiting
+// (Context, Within, Holds) and the measurement switch (Measuring).
 package labtest
 
 import (
@@ -42,6 +49,9 @@ func Main(m *testing.M, o lab.Options) int {
 	if !flag.Parsed() {
 		flag.Parse()
 	}
+	if os.Getenv("HERALD_KEEP_LAB_DIR") == "1" {
+		o.KeepDir = true
+	}
 	mu.Lock()
 	opts = o
 	mu.Unlock()
@@ -55,6 +65,7 @@ func Main(m *testing.M, o lab.Options) int {
 		if s, ok := <-sig; ok {
 			fmt.Fprintf(os.Stderr, "labtest: %v: closing the lab\n", s)
 			closeShared()
+			removeBinaries()
 			os.Exit(130)
 		}
 	}()
@@ -68,6 +79,7 @@ func Main(m *testing.M, o lab.Options) int {
 	}
 	code := m.Run()
 	closeShared()
+	removeBinaries()
 	return code
 }
 
