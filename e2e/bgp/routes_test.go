@@ -48,13 +48,21 @@ func TestDualStackServiceIsRoutedByEveryNode(t *testing.T) {
 		if err := e.attributesAt(ctx, prefix, bgpCommunities); err != nil {
 			t.Error(err)
 		}
-		seen, err := e.getFromExt(ctx, ip, 30)
-		if err != nil {
-			t.Fatalf("GET %s from the external client: %v", ip, err)
-		}
-		if len(seen.nodes) < 2 {
-			t.Errorf("30 requests to %s through FRR reached pods on %v only", ip, seen)
-		}
+		// kube-proxy applies a Service's endpoints up to its minimum sync
+		// period (1 s) after the EndpointSlices list them, and may have
+		// programmed the first ready pod alone: rounds of 30 requests until
+		// one is spread.
+		var seen extAnswers
+		labtest.Within(t, 15*time.Second, fmt.Sprintf("30 requests to %s through FRR reach pods on several nodes", ip), func() error {
+			var err error
+			if seen, err = e.getFromExt(ctx, ip, 30); err != nil {
+				return err
+			}
+			if len(seen.nodes) < 2 {
+				return fmt.Errorf("pods on %v only", seen)
+			}
+			return nil
+		})
 		t.Logf("%v: next hops %v at FRR and BIRD; 30 requests from ext answered on %v", prefix, want, seen)
 	}
 	st, err := e.SpeakerStatuses(ctx)

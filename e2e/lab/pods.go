@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -102,4 +103,34 @@ func (l *Lab) WaitIngressIPs(ctx context.Context, namespace, name string) ([]str
 		return nil, fmt.Errorf("lab: waiting for an ingress IP on Service %s/%s: %w", namespace, name, err)
 	}
 	return ips, nil
+}
+
+// WaitReadyEndpoints waits until the Service's EndpointSlices list n ready
+// endpoints of each family.
+func (l *Lab) WaitReadyEndpoints(ctx context.Context, namespace, service string, families []corev1.IPFamily, n int) error {
+	ready := map[corev1.IPFamily]int{}
+	err := Poll(ctx, 50*time.Millisecond, func() error {
+		list, err := l.Kube.DiscoveryV1().EndpointSlices(namespace).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + service})
+		if err != nil {
+			return err
+		}
+		clear(ready)
+		for _, s := range list.Items {
+			for _, ep := range s.Endpoints {
+				if ep.Conditions.Ready != nil && *ep.Conditions.Ready {
+					ready[corev1.IPFamily(s.AddressType)]++
+				}
+			}
+		}
+		for _, f := range families {
+			if ready[f] < n {
+				return fmt.Errorf("ready endpoints %v", ready)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("lab: waiting for %d ready endpoints of each of %v in Service %s/%s: %w", n, families, namespace, service, err)
+	}
+	return nil
 }

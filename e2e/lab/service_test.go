@@ -35,6 +35,10 @@ func TestServiceIngressIPReachesPodsThroughRouterAndKubeProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// kube-proxy picks up the ingress IP with the endpoints it knows then.
+	if err := l.WaitReadyEndpoints(ctx, "demo", "web", []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}, 3); err != nil {
+		t.Fatal(err)
+	}
 	nodeOf := map[string]string{}
 	for _, p := range pods {
 		nodeOf[p.Name] = p.Spec.NodeName

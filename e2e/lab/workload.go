@@ -99,6 +99,11 @@ func (l *Lab) Deploy(ctx context.Context, s WorkloadSpec) (*Workload, error) {
 	if _, err := l.WaitReadyPods(ctx, w.Namespace, "app="+s.Name, n); err != nil {
 		return w, err
 	}
+	// kube-proxy forwards only to what the EndpointSlices list, and they
+	// follow the pods' readiness a little later, per family.
+	if err := l.WaitReadyEndpoints(ctx, w.Namespace, w.Name, svc.Spec.IPFamilies, n); err != nil {
+		return w, err
+	}
 	err := Poll(ctx, 50*time.Millisecond, func() error {
 		cur, err := core.Services(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
 		if err != nil {
