@@ -35,10 +35,7 @@ type Options struct {
 	LBClass string
 	// MetricsBindAddress: host:port of /metrics, "0" disables it.
 	MetricsBindAddress string
-	Kubeconfig         string
-	LogLevel           string
-	KubeAPIQPS         float64
-	KubeAPIBurst       int
+	k8s.ClientFlags
 }
 
 // Defaults returns the settings used when no flag is given.
@@ -55,9 +52,7 @@ func Defaults() Options {
 		SuspicionMult:      t.SuspicionMult,
 		QuorumMemory:       30 * time.Second,
 		MetricsBindAddress: ":7473",
-		LogLevel:           "info",
-		KubeAPIQPS:         50,
-		KubeAPIBurst:       100,
+		ClientFlags:        k8s.ClientFlags{LogLevel: "info", KubeAPIQPS: 50, KubeAPIBurst: 100},
 	}
 }
 
@@ -75,22 +70,14 @@ func (o *Options) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.QuorumMemory, "quorum-memory", o.QuorumMemory, "how long a failed speaker still counts toward the majority a node must see to take over addresses")
 	fs.StringVar(&o.LBClass, "lb-class", o.LBClass, "serve Services of this spec.loadBalancerClass; empty: Services without a class")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
-	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
-	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
-	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "requests per second to the API server")
-	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "request burst to the API server")
+	o.ClientFlags.Bind(fs)
 }
 
 // Parse returns the settings from command-line arguments (without the program name).
 func Parse(args []string) (Options, error) {
 	o := Defaults()
-	fs := flag.NewFlagSet("herald-speaker", flag.ContinueOnError)
-	o.Bind(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := k8s.ParseFlags("herald-speaker", args, o.Bind); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	return o, o.Validate()
 }
@@ -121,12 +108,7 @@ func (o Options) Validate() error {
 	if o.QuorumMemory <= 0 {
 		errs = append(errs, errors.New("--quorum-memory must be positive"))
 	}
-	if _, err := k8s.ParseLevel(o.LogLevel); err != nil {
-		errs = append(errs, err)
-	}
-	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
-		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must be positive"))
-	}
+	errs = append(errs, o.ClientFlags.Validate())
 	return errors.Join(errs...)
 }
 

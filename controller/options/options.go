@@ -12,9 +12,6 @@ import (
 
 // Options are all of herald-controller's settings.
 type Options struct {
-	// Kubeconfig is a kubeconfig file; "" means $KUBECONFIG, ~/.kube/config
-	// or the in-cluster config.
-	Kubeconfig string
 	// LBClass is the spec.loadBalancerClass served; "" serves Services
 	// without a class.
 	LBClass string
@@ -25,12 +22,9 @@ type Options struct {
 	// MetricsBindAddress and HealthProbeBindAddress: host:port, "0" disables.
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
-	LogLevel               string
 	// Workers write Service statuses in parallel (allocation itself is serialized).
 	Workers int
-	// KubeAPIQPS and KubeAPIBurst limit the client's request rate.
-	KubeAPIQPS   float64
-	KubeAPIBurst int
+	k8s.ClientFlags
 }
 
 // Defaults returns the settings used when no flag is given.
@@ -41,16 +35,13 @@ func Defaults() Options {
 		RetryPeriod:            2 * time.Second,
 		MetricsBindAddress:     ":7472",
 		HealthProbeBindAddress: ":8081",
-		LogLevel:               "info",
 		Workers:                8,
-		KubeAPIQPS:             500,
-		KubeAPIBurst:           1000,
+		ClientFlags:            k8s.ClientFlags{LogLevel: "info", KubeAPIQPS: 500, KubeAPIBurst: 1000},
 	}
 }
 
 // Bind registers the flags on fs, with o's values as defaults.
 func (o *Options) Bind(fs *flag.FlagSet) {
-	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
 	fs.StringVar(&o.LBClass, "lb-class", o.LBClass, "serve Services of this spec.loadBalancerClass; empty: Services without a class")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "work only while holding the Lease herald-controller in herald-system")
 	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", o.LeaseDuration, "how long a standby waits before taking over a Lease that is not renewed")
@@ -58,37 +49,24 @@ func (o *Options) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", o.RetryPeriod, "how often candidates try to acquire or renew the Lease")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz; 0 disables them")
-	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "Services whose status is written in parallel")
-	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "requests per second to the API server")
-	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "request burst to the API server")
+	o.ClientFlags.Bind(fs)
 }
 
 // Parse returns the settings from command-line arguments (without the program name).
 func Parse(args []string) (Options, error) {
 	o := Defaults()
-	fs := flag.NewFlagSet("herald-controller", flag.ContinueOnError)
-	o.Bind(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := k8s.ParseFlags("herald-controller", args, o.Bind); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	return o, o.Validate()
 }
 
 // Validate checks the settings.
 func (o Options) Validate() error {
-	var errs []error
-	if _, err := k8s.ParseLevel(o.LogLevel); err != nil {
-		errs = append(errs, err)
-	}
+	errs := []error{o.ClientFlags.Validate()}
 	if o.Workers < 1 {
 		errs = append(errs, fmt.Errorf("--workers must be at least 1, not %d", o.Workers))
-	}
-	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
-		errs = append(errs, errors.New("--kube-api-qps and --kube-api-burst must be positive"))
 	}
 	if o.LeaderElect && !(o.RetryPeriod > 0 && o.RetryPeriod < o.RenewDeadline && o.RenewDeadline < o.LeaseDuration) {
 		errs = append(errs, fmt.Errorf("leader election needs 0 < retry period (%s) < renew deadline (%s) < lease duration (%s)", o.RetryPeriod, o.RenewDeadline, o.LeaseDuration))
