@@ -169,5 +169,3 @@ func RenewTime(l *coordinationv1.Lease) time.Time {
 	}
 	return l.Spec.RenewTime.Time
 }
-
-
