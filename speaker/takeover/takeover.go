@@ -162,6 +162,7 @@ type Guard struct {
 
 	settling    bool
 	settleSince time.Time
+	settleSlack time.Duration        // how much older than settleSince a release may be
 	heard       map[string]time.Time // release senders and when
 }
 
@@ -222,18 +223,18 @@ func (g *Guard) Observe(in Input) Decision {
 			why = "sees a majority of the speakers again"
 		}
 		note(false, "%s (%d of %d): settling before taking anything over", why, q.Seen, q.Expected)
-		g.beginSettle(now)
+		g.beginSettle(now, heardSlack)
 	case !q.OK && (g.quorum || g.why != q.Why):
 		note(true, "takes over no address: %s", q.Why)
 	}
 	g.quorum, g.why = q.OK, q.Why
 	if in.Stalled {
 		note(true, "this speaker was stalled: settling again before taking anything over")
-		g.beginSettle(now)
+		g.beginSettle(now, 0)
 	}
 	if in.Regained {
 		note(false, "can announce addresses again: settling before taking them back")
-		g.beginSettle(now)
+		g.beginSettle(now, 0)
 	}
 	if ended := g.checkSettle(now, d.Live); ended != "" {
 		note(false, "settled (%s): taking over the addresses it owns", ended)
@@ -319,8 +320,12 @@ func names(ns []string) string {
 	return fmt.Sprintf("%s and %d more", strings.Join(ns[:show], ", "), len(ns)-show)
 }
 
-func (g *Guard) beginSettle(now time.Time) {
-	g.settling, g.settleSince = true, now
+// beginSettle starts settling at now. slack: releases that much older
+// count (when joining, the others may see this node first and release
+// before its own view changes; after a stall or a data-path change the
+// releases that matter are sent afterwards).
+func (g *Guard) beginSettle(now time.Time, slack time.Duration) {
+	g.settling, g.settleSince, g.settleSlack = true, now, slack
 }
 
 // checkSettle ends settling once every live member but this one has sent a
@@ -335,7 +340,7 @@ func (g *Guard) checkSettle(now time.Time, live []string) string {
 			continue
 		}
 		others++
-		if at, ok := g.heard[n]; !ok || at.Before(g.settleSince.Add(-heardSlack)) {
+		if at, ok := g.heard[n]; !ok || at.Before(g.settleSince.Add(-g.settleSlack)) {
 			all = false
 		}
 	}

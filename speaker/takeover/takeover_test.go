@@ -127,6 +127,7 @@ func TestGuard(t *testing.T) {
 		}},
 		{"data path back: settle until released; others greet a member whose data path grew", []step{
 			{at: 0, alive: abc, present: abc, releases: append(rel("b"), rel("c")...), takeOver: true, greet: []string{"b", "c"}},
+			{at: 500 * time.Millisecond, alive: abc, present: abc, regained: true, settling: true},
 			{at: 5 * time.Second, alive: abc, present: abc, regained: true, grown: []string{"c"}, settling: true, greet: []string{"c"}},
 			{at: 5100 * time.Millisecond, alive: abc, present: abc, releases: append(rel("b", "198.51.100.3"), rel("c")...), takeOver: true, given: []string{"198.51.100.3"}},
 		}},
