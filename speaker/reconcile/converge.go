@@ -15,14 +15,15 @@ import (
 // received, asks the takeover guard what this node may do, elects, and
 // drives the announcer. The caller holds s.mu.
 func (s *Speaker) converge(now time.Time, stalled bool, msgs inboxBatch) {
-	regained := s.publishBlocked(msgs.links)
-	grown := s.readBlocked()
+	regained := s.checkDataPath(msgs.links)
+	ready, grown := s.readPublished()
 	m := s.opts.Members
 	d := s.guard.Observe(takeover.Input{
-		Now: now, Alive: m.Alive(), Suspects: m.Suspects(), Present: s.present(),
+		Now: now, Alive: m.Alive(), Suspects: m.Suspects(), Present: s.present(), Ready: ready,
 		KeyMismatch: m.LastKeyMismatch(), Stalled: stalled, Regained: regained, Grown: grown,
 		Handovers: msgs.handovers, Releases: msgs.releases,
 	})
+	s.publish(takeover.Published{Quorum: d.Quorum.OK, Blocked: s.blockedSelf})
 	for _, n := range d.Notes {
 		if n.Warning {
 			s.log.Warn(n.Message, "seen", d.Quorum.Seen, "expected", d.Quorum.Expected, "unseen", d.Quorum.Unseen)
@@ -98,12 +99,11 @@ func (s *Speaker) present() []string {
 	return slices.DeleteFunc(s.tracker.Present(), func(n string) bool { _, ok := s.nodes[n]; return !ok })
 }
 
-// publishBlocked works out which addresses this node cannot announce now
-// (no interface would qualify) and publishes that to the other speakers
-// when it changed. It runs when links or routes changed or the addresses
-// did. It reports whether the node can now announce addresses it could not
-// (it must then settle as a returning node). The caller holds s.mu.
-func (s *Speaker) publishBlocked(linksChanged bool) (regained bool) {
+// checkDataPath works out which addresses this node cannot announce now
+// (no interface would qualify). It runs when links or routes changed or the
+// addresses did. It reports whether the node can now announce addresses it
+// could not (it must then settle as a returning node). The caller holds s.mu.
+func (s *Speaker) checkDataPath(linksChanged bool) (regained bool) {
 	if s.blockedSet && !linksChanged && s.engine.IPVersion() == s.blockedAt {
 		return false
 	}
@@ -131,55 +131,71 @@ func (s *Speaker) publishBlocked(linksChanged bool) (regained bool) {
 		s.log.Warn("this node cannot announce some Layer 2 addresses (no usable interface): the next nodes announce them", "examples", examples, "all", b.All)
 	}
 	s.blockedSelf = b
-	data, err := b.MarshalBinary()
+	return regained
+}
+
+// publish tells the other speakers, through memberlist metadata, whether
+// this node sees a majority and what it cannot announce, when that
+// changed. The caller holds s.mu.
+func (s *Speaker) publish(p takeover.Published) {
+	if s.publishedSet && p.Equal(s.published) {
+		return
+	}
+	data, err := p.MarshalBinary()
 	if err == nil {
 		err = s.opts.Members.SetMeta(data)
 	}
 	if err != nil {
-		s.log.Error("cannot publish the addresses this node cannot announce", "err", err)
+		s.retryLater("publish this node's state to the other speakers", err)
+		return
 	}
-	return regained
+	s.published, s.publishedSet = p, true
 }
 
-// readBlocked reads what the other members published they cannot announce
-// and hands every member's set to the engine. It returns the members that
+// readPublished reads what the other members published: those that say
+// they see a majority, and the addresses each cannot announce, which it
+// hands to the engine with this node's own. It returns the members that
 // can now announce addresses they could not (they may rank first again).
 // The caller holds s.mu.
-func (s *Speaker) readBlocked() (grown []string) {
+func (s *Speaker) readPublished() (ready, grown []string) {
 	metas := s.opts.Members.Metas()
-	next := make(map[string]takeover.Blocked, len(metas)+1)
+	next := make(map[string]takeover.Published, len(metas))
 	for n, raw := range metas {
 		if n == s.opts.Node {
 			continue
 		}
-		b, known := s.blocked[n]
+		p, known := s.others[n]
 		if !known || !bytes.Equal(raw, s.metaRaw[n]) {
-			parsed, err := takeover.ParseBlocked(raw)
+			parsed, err := takeover.ParsePublished(raw)
 			if err != nil {
-				s.retryLater("read "+n+"'s published data path", fmt.Errorf("%w (treated as blocking nothing)", err))
+				s.retryLater("read "+n+"'s published state", fmt.Errorf("%w (treated as not ready, blocking nothing)", err))
 			}
-			if known && !parsed.Covers(b) {
+			if known && !parsed.Blocked.Covers(p.Blocked) {
 				grown = append(grown, n)
 			}
-			b = parsed
+			p = parsed
 			s.metaRaw[n] = raw
 		}
-		next[n] = b
+		next[n] = p
+		if p.Quorum {
+			ready = append(ready, n)
+		}
 	}
 	for n := range s.metaRaw {
 		if _, ok := metas[n]; !ok {
 			delete(s.metaRaw, n)
 		}
 	}
-	s.blocked = next
-	all := make(map[string]takeover.Blocked, len(next)+1)
-	for n, b := range next {
-		all[n] = b
+	s.others = next
+	blocked := make(map[string]takeover.Blocked, len(next)+1)
+	for n, p := range next {
+		blocked[n] = p.Blocked
 	}
-	all[s.opts.Node] = s.blockedSelf
-	s.engine.SetBlocked(all)
+	blocked[s.opts.Node] = s.blockedSelf
+	s.engine.SetBlocked(blocked)
+	slices.Sort(ready)
 	slices.Sort(grown)
-	return grown
+	return ready, grown
 }
 
 // sendRelease sends a release message without blocking the loop.

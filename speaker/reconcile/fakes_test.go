@@ -11,6 +11,7 @@ import (
 	"github.com/heraldlb/herald/speaker/announce"
 	"github.com/heraldlb/herald/speaker/bgp"
 	"github.com/heraldlb/herald/speaker/members"
+	"github.com/heraldlb/herald/speaker/takeover"
 )
 
 // fakeMembers is memberlist as a test sets it.
@@ -60,12 +61,19 @@ func (f *fakeMembers) SetMeta(b []byte) error {
 	f.metas["n1"] = slices.Clone(b)
 	return nil
 }
+// Metas gives each alive member what it published; the others, unless a
+// test set theirs, say they see a majority and block nothing.
 func (f *fakeMembers) Metas() map[string][]byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	ready, _ := takeover.Published{Quorum: true}.MarshalBinary()
 	out := map[string][]byte{}
 	for _, n := range f.alive {
-		out[n] = f.metas[n]
+		m, ok := f.metas[n]
+		if !ok && n != "n1" {
+			m = ready
+		}
+		out[n] = m
 	}
 	return out
 }

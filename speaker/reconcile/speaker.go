@@ -125,14 +125,16 @@ type Speaker struct {
 	guard    *takeover.Guard
 	tracker  *presence.Tracker
 	decision takeover.Decision // the last one
-	// blockedSelf is what this node published it cannot announce, as of
-	// the engine's IPVersion blockedAt; blocked holds every member's, read
-	// from metaRaw.
-	blockedSelf takeover.Blocked
-	blockedAt   uint64
-	blockedSet  bool
-	metaRaw     map[string][]byte
-	blocked     map[string]takeover.Blocked
+	// blockedSelf is what this node cannot announce, as of the engine's
+	// IPVersion blockedAt; published is what it last told the others;
+	// others is what the others published, read from metaRaw.
+	blockedSelf  takeover.Blocked
+	blockedAt    uint64
+	blockedSet   bool
+	published    takeover.Published
+	publishedSet bool
+	metaRaw      map[string][]byte
+	others       map[string]takeover.Published
 	takeovers   bool // the last TakeOver the engine was told
 	model       *config.Model
 	nodes       map[string]nodeInfo
@@ -198,7 +200,7 @@ func New(o Options) (*Speaker, error) {
 		nodes:     map[string]nodeInfo{},
 		peerUIDs:  map[string]string{},
 		metaRaw:   map[string][]byte{},
-		blocked:   map[string]takeover.Blocked{},
+		others:    map[string]takeover.Published{},
 		retryLogs: map[string]retryLog{},
 		sends:     make(chan struct{}, 16),
 	}

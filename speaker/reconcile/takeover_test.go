@@ -147,9 +147,9 @@ func TestSpeakerFollowsTheDataPath(t *testing.T) {
 		if got := h.l2.announced(); got != "[]" {
 			return fmt.Errorf("still announcing %s", got)
 		}
-		b, err := takeover.ParseBlocked(h.members.Metas()["n1"])
-		if err != nil || !b.Has(mine) {
-			return fmt.Errorf("published %+v (%v), want %s blocked", b, err, mine)
+		p, err := takeover.ParsePublished(h.members.Metas()["n1"])
+		if err != nil || !p.Blocked.Has(mine) || !p.Quorum {
+			return fmt.Errorf("published %+v (%v), want %s blocked and quorum", p, err, mine)
 		}
 		if got := h.members.releasesTo("n2"); len(got) == 0 || got[len(got)-1] != fmt.Sprint([]netip.Addr{mine}) {
 			return fmt.Errorf("releases to n2: %v", got)
@@ -172,8 +172,8 @@ func TestSpeakerFollowsTheDataPath(t *testing.T) {
 	// eth0 back: n1 is a candidate again but waits for n2's release.
 	h.l2.setEth0(true)
 	h.eventually("published again: nothing blocked", func() error {
-		if b, err := takeover.ParseBlocked(h.members.Metas()["n1"]); err != nil || !b.Empty() {
-			return fmt.Errorf("published %+v, %v", b, err)
+		if p, err := takeover.ParsePublished(h.members.Metas()["n1"]); err != nil || !p.Blocked.Empty() {
+			return fmt.Errorf("published %+v, %v", p, err)
 		}
 		return nil
 	})
@@ -189,11 +189,51 @@ func TestSpeakerFollowsTheDataPath(t *testing.T) {
 	})
 
 	// n2 publishes it cannot announce anything: n1, next for n2's address, takes it.
-	all2, _ := takeover.Blocked{All: true}.MarshalBinary()
+	all2, _ := takeover.Published{Quorum: true, Blocked: takeover.Blocked{All: true}}.MarshalBinary()
 	h.members.setMeta("n2", all2)
 	h.eventually("n1 takes n2's address over", func() error {
 		if got := h.l2.announced(); !strings.Contains(got, theirs.String()) {
 			return fmt.Errorf("announced %s, want %s among them", got, theirs)
+		}
+		return nil
+	})
+
+	// n3 re-joins without seeing a majority itself (its memberlist port
+	// blocked one way): it is no candidate, so n1 keeps n3's address.
+	third := rankedIP(all, "n3", "n1")
+	h.service("third", false, third)
+	h.eventually("n1 does not announce n3's address", func() error {
+		st, err := h.speakerStatus()
+		if err != nil {
+			return err
+		}
+		for _, k := range st.L2Skipped {
+			if k.IP == third.String() && k.Owner == "n3" {
+				return nil
+			}
+		}
+		return fmt.Errorf("skipped %+v", st.L2Skipped)
+	})
+	h.members.setAlive("n1", "n2")
+	h.eventually("n1 takes n3's address when n3 is gone", func() error {
+		if got := h.l2.announced(); !strings.Contains(got, third.String()) {
+			return fmt.Errorf("announced %s", got)
+		}
+		return nil
+	})
+	notReady, _ := takeover.Published{}.MarshalBinary()
+	h.members.setMeta("n3", notReady)
+	h.members.setAlive("n1", "n2", "n3")
+	h.eventually("n1 has seen n3 back (expects it) but does not count it as a candidate", func() error {
+		st, err := h.speakerStatus()
+		if err != nil || st.MembersExpected != 3 || st.MembersAlive != 2 {
+			return fmt.Errorf("expected %d alive %d (%v)", st.MembersExpected, st.MembersAlive, err)
+		}
+		return nil
+	})
+	testwait.Holds(t, time.Second, "n1 keeps n3's address", func() error {
+		if got := h.l2.announced(); !strings.Contains(got, third.String()) {
+			return fmt.Errorf("announced %s", got)
 		}
 		return nil
 	})

@@ -130,3 +130,46 @@ func FuzzParseBlocked(f *testing.F) {
 		}
 	})
 }
+
+// What other speakers publish arrives from the network: never panic, and
+// what parses encodes back the same.
+func FuzzParsePublished(f *testing.F) {
+	for _, p := range []Published{{}, {Quorum: true}, {Quorum: true, Blocked: Blocked{All: true}}, {Blocked: BlockedOf(addrs("198.51.100.1", "2001:db8::1"), []bool{true, true}, 1)}} {
+		data, _ := p.MarshalBinary()
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := ParsePublished(data)
+		if err != nil {
+			return
+		}
+		again, err := p.MarshalBinary()
+		if err != nil {
+			t.Fatalf("parsed %x but cannot encode it: %v", data, err)
+		}
+		back, err := ParsePublished(again)
+		if err != nil || !back.Equal(p) {
+			t.Fatalf("re-encoding %x changed it: %v", data, err)
+		}
+	})
+}
+
+func TestPublishedRoundTrip(t *testing.T) {
+	p := Published{Quorum: true, Blocked: BlockedOf(addrs("198.51.100.1", "198.51.100.2"), []bool{true, false}, 12)}
+	data, err := p.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParsePublished(data)
+	if err != nil || !back.Equal(p) || !back.Blocked.Has(netip.MustParseAddr("198.51.100.1")) {
+		t.Fatalf("round trip %+v, %v", back, err)
+	}
+	if z, err := ParsePublished(nil); err != nil || z.Quorum || !z.Blocked.Empty() {
+		t.Fatalf("nothing published: %+v, %v", z, err)
+	}
+	for _, bad := range [][]byte{{2, 0}, {1}, {1, 4}, {1, 1, 9}} {
+		if _, err := ParsePublished(bad); err == nil {
+			t.Errorf("ParsePublished(%v) accepted", bad)
+		}
+	}
+}

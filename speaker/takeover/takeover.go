@@ -27,7 +27,13 @@
 //     to it, until every live member has sent it a release message (each
 //     sends one when it sees the node (re)appear) or the settle timeout
 //     passed. An address therefore moves back once, when both sides agree.
-//  3. Messages. A stopping node hands its addresses to their successors
+//  3. Confirmation. A member that (re)appears becomes a candidate for
+//     addresses only once it has published that it sees a majority itself
+//     (see Published). A node whose memberlist port is blocked one way keeps
+//     re-joining and being declared dead; without this rule the others would
+//     hand it addresses at every re-join and nobody would answer for them
+//     until they declared it dead again.
+//  4. Messages. A stopping node hands its addresses to their successors
 //     (hand-over); an incumbent releases addresses to the member that now
 //     ranks first (release). Both may be taken at once, quorum or not: the
 //     only other claimant just let go.
@@ -87,6 +93,9 @@ type Input struct {
 	Suspects []string
 	// Present are the speakers the API server shows running (a fresh Lease).
 	Present []string
+	// Ready are the members whose published state says they see a
+	// majority (Published.Quorum).
+	Ready []string
 	// KeyMismatch is when gossip this node could not decrypt last arrived
 	// (zero if never).
 	KeyMismatch time.Time
@@ -117,7 +126,9 @@ type Quorum struct {
 // Decision is what the caller must do.
 type Decision struct {
 	// Live are the members that may own addresses: memberlist's live
-	// members minus those that handed their addresses over.
+	// members that have confirmed they see a majority since they appeared,
+	// minus those that handed their addresses over. This node is always
+	// among them while it is a member.
 	Live []string
 	// TakeOver: the node may start announcing addresses it ranks first for.
 	TakeOver bool
@@ -157,6 +168,9 @@ type Guard struct {
 	// value turns true once memberlist showed them gone; a member seen
 	// alive after that is a restarted speaker and counts again.
 	gone map[string]bool
+	// confirmed: members that published they see a majority since they
+	// last appeared in memberlist.
+	confirmed map[string]bool
 	// released: addresses released to this node, until when they count.
 	released map[netip.Addr]time.Time
 
@@ -174,7 +188,7 @@ func New(c Config) *Guard {
 	if c.ReleaseHold <= 0 {
 		c.ReleaseHold = DefaultReleaseHold
 	}
-	return &Guard{cfg: c, gone: map[string]bool{}, released: map[netip.Addr]time.Time{}, heard: map[string]time.Time{}}
+	return &Guard{cfg: c, gone: map[string]bool{}, confirmed: map[string]bool{}, released: map[netip.Addr]time.Time{}, heard: map[string]time.Time{}}
 }
 
 // Observe takes one observation and decides.
@@ -209,9 +223,10 @@ func (g *Guard) Observe(in Input) Decision {
 		d.Given[ip] = true
 	}
 
-	d.Live = g.live(in.Alive)
-	d.Quorum = g.check(in, d.Live)
+	seen := g.live(in.Alive)
+	d.Quorum = g.check(in, seen)
 	q := d.Quorum
+	d.Live = g.confirm(seen, in.Ready)
 
 	// Whenever the view turns trustworthy, the others may not have seen
 	// this node yet: settle. Also after a stall and when the data path
@@ -272,6 +287,26 @@ func (g *Guard) live(alive []string) []string {
 	out := slices.DeleteFunc(slices.Clone(alive), func(n string) bool { _, g := g.gone[n]; return g })
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// confirm keeps, of the live members, this node and those that have
+// published, since they last appeared, that they see a majority.
+func (g *Guard) confirm(live, ready []string) []string {
+	for n := range g.confirmed {
+		if !slices.Contains(live, n) {
+			delete(g.confirmed, n)
+		}
+	}
+	out := make([]string, 0, len(live))
+	for _, n := range live {
+		if n == g.cfg.Self || slices.Contains(ready, n) {
+			g.confirmed[n] = true
+		}
+		if g.confirmed[n] {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // check is the quorum rule.

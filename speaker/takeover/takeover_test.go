@@ -33,6 +33,7 @@ type step struct {
 	grown     []string
 	handovers []Message
 	releases  []Message
+	notReady  []string // alive members that have not published they see a majority
 
 	takeOver bool
 	settling bool
@@ -113,6 +114,16 @@ func TestGuard(t *testing.T) {
 			// b restarts: memberlist shows it again, it counts again
 			{at: 5 * time.Second, alive: []string{"a", "b"}, present: []string{"a", "b"}, takeOver: true, greet: []string{"b"}, live: []string{"a", "b"}},
 		}},
+		{"a member whose memberlist port is blocked one way keeps re-joining: never a candidate, never greeted", []step{
+			{at: 0, alive: []string{"a", "b"}, present: abc, releases: rel("b"), takeOver: true, greet: []string{"b"}},
+			{at: time.Second, alive: abc, present: abc, notReady: []string{"c"}, takeOver: true, live: []string{"a", "b"}},
+			{at: 2 * time.Second, alive: []string{"a", "b"}, present: abc, takeOver: true, live: []string{"a", "b"}},
+			{at: 4 * time.Second, alive: abc, present: abc, notReady: []string{"c"}, takeOver: true, live: []string{"a", "b"}},
+			// c's port opens: it sees a majority, says so, becomes a candidate
+			{at: 10 * time.Second, alive: abc, present: abc, takeOver: true, greet: []string{"c"}, live: abc},
+			// it keeps being one when it loses sight for a moment
+			{at: 11 * time.Second, alive: abc, present: abc, notReady: []string{"c"}, takeOver: true, live: abc},
+		}},
 		{"a hand-over is taken even without quorum", []step{
 			{at: 0, alive: []string{"a", "b"}, present: abc, handovers: rel("b", "198.51.100.9"), given: []string{"198.51.100.9"}, why: "sees 1 of the 2"},
 		}},
@@ -141,7 +152,13 @@ func TestGuard(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := New(Config{Self: "a"})
 			for i, s := range tc.steps {
-				in := Input{Now: at(s.at), Alive: s.alive, Suspects: s.suspects, Present: s.present,
+				var ready []string
+				for _, n := range s.alive {
+					if !slices.Contains(s.notReady, n) {
+						ready = append(ready, n)
+					}
+				}
+				in := Input{Now: at(s.at), Alive: s.alive, Suspects: s.suspects, Present: s.present, Ready: ready,
 					Stalled: s.stalled, Regained: s.regained, Grown: s.grown, Handovers: s.handovers, Releases: s.releases}
 				if s.mismatch != nil {
 					in.KeyMismatch = at(*s.mismatch)
