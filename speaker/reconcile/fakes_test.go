@@ -61,6 +61,7 @@ func (f *fakeMembers) SetMeta(b []byte) error {
 	f.metas["n1"] = slices.Clone(b)
 	return nil
 }
+
 // Metas gives each alive member what it published; the others, unless a
 // test set theirs, say they see a majority and block nothing.
 func (f *fakeMembers) Metas() map[string][]byte {

@@ -135,13 +135,13 @@ type Speaker struct {
 	publishedSet bool
 	metaRaw      map[string][]byte
 	others       map[string]takeover.Published
-	takeovers   bool // the last TakeOver the engine was told
-	model       *config.Model
-	nodes       map[string]nodeInfo
-	peerUIDs    map[string]string
-	live        []string
-	keyProblem  string // why the Secret's key is not used, "" if it is
-	conditions  []metav1.Condition
+	takeovers    bool // the last TakeOver the engine was told
+	model        *config.Model
+	nodes        map[string]nodeInfo
+	peerUIDs     map[string]string
+	live         []string
+	keyProblem   string // why the Secret's key is not used, "" if it is
+	conditions   []metav1.Condition
 	// What the speaker told the user about itself (Events on its Node).
 	isolatedSince    time.Time
 	isolatedReported bool
