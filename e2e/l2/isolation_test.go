@@ -76,21 +76,6 @@ func (e *env) ownedEverywhere(t *testing.T, name string, from, to int) []string 
 	return ips
 }
 
-// oneAnswerEach checks that every address is answered by exactly one node
-// (all of ARP and NDP's answers counted), and not by except.
-func (e *env) oneAnswerEach(ctx context.Context, ips []string, except string) error {
-	for _, ip := range ips {
-		ans, err := e.answerers(ctx, ip)
-		if err != nil {
-			return err
-		}
-		if len(ans) != 1 || ans[0] == except {
-			return fmt.Errorf("%s answered by %v, want exactly one node other than %s", ip, ans, except)
-		}
-	}
-	return nil
-}
-
 // readyz asks a node's speaker for its readiness (it listens on :7474 in
 // the node's namespace) and returns the answer's status and body.
 func (e *env) readyz(ctx context.Context, node string) (int, string, error) {
@@ -120,7 +105,7 @@ func TestABlockedMemberlistPortTakesNothingOver(t *testing.T) {
 	ctx := labtest.Context(t, 5*time.Minute)
 	odd := e.Nodes[2].Name
 	for _, ip := range ips {
-		if _, err := e.waitOwner(ctx, ip); err != nil {
+		if _, err := e.WaitOwner(ctx, ip); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -158,7 +143,7 @@ func TestABlockedMemberlistPortTakesNothingOver(t *testing.T) {
 	rounds := 0
 	testwait.Holds(t, 30*time.Second, "one answer per address while the port is blocked", func() error {
 		rounds++
-		return e.oneAnswerEach(ctx, ips, odd)
+		return e.OneAnswerEach(ctx, ips, odd)
 	})
 	t.Logf("checked every address %d times in %v", rounds, time.Since(start).Round(time.Second))
 	if err := e.Event(ctx, "", odd, "SpeakerIsolated", "memberlist port"); err != nil {
@@ -167,7 +152,7 @@ func TestABlockedMemberlistPortTakesNothingOver(t *testing.T) {
 
 	// The port opens: the node joins, settles, and gets its own addresses
 	// back, each in one move.
-	capt, err := e.startCapture(ctx)
+	capt, err := e.Client.StartCapture(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,40 +160,33 @@ func TestABlockedMemberlistPortTakesNothingOver(t *testing.T) {
 	if err := e.UnblockPorts(ctx, odd); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.waitMembers(ctx, 3); err != nil {
+	if err := e.WaitMembers(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
 	testwait.For(t, 30*time.Second, odd+" announces its own addresses again", func() error {
 		for node, pair := range e.rankedAddrs(t, 120, 139) {
 			for _, ip := range pair {
-				if o, err := e.owners(ctx, ip); err != nil || !slices.Equal(o, []string{node}) {
+				if o, err := e.Owners(ctx, ip); err != nil || !slices.Equal(o, []string{node}) {
 					return fmt.Errorf("%s owned by %v (%v), want %s", ip, o, err, node)
 				}
 			}
 		}
 		return nil
 	})
-	if err := e.oneAnswerEach(ctx, ips, ""); err != nil {
+	if err := e.OneAnswerEach(ctx, ips); err != nil {
 		t.Error(err)
 	}
-	anns, err := capt.stop()
+	msgs, err := capt.Stop()
 	if err != nil {
 		t.Fatal(err)
 	}
-	moves := map[string][]string{}
-	for _, a := range anns {
-		if a.at.After(opened) && slices.Contains(ips, a.ip) {
-			if l := moves[a.ip]; len(l) == 0 || l[len(l)-1] != e.macs[a.mac] {
-				moves[a.ip] = append(l, e.macs[a.mac])
-			}
+	holders := e.Holders(msgs, opened)
+	for _, ip := range ips {
+		if len(holders[ip]) > 1 {
+			t.Errorf("%s held by %v in turn after the port opened, want one move at most", ip, holders[ip])
 		}
 	}
-	for ip, seq := range moves {
-		if len(seq) > 1 {
-			t.Errorf("%s announced by %v after the port opened, want one node", ip, seq)
-		}
-	}
-	t.Logf("announcements after the port opened: %v", moves)
+	t.Logf("holders after the port opened: %v", holders)
 }
 
 // A speaker whose memberlist port is taken (a previous speaker still holds
@@ -251,7 +229,7 @@ func TestATakenMemberlistPortIsReported(t *testing.T) {
 		}
 		return nil
 	})
-	if err := e.waitMembers(ctx, len(e.Nodes)); err != nil {
+	if err := e.WaitMembers(ctx, len(e.Nodes)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -83,6 +83,9 @@ type Lab struct {
 	wg      sync.WaitGroup
 	kubelet *kubelet
 	faults  faults
+	// macs names the node of each LAN MAC (NodeOfMAC).
+	macsOnce sync.Once
+	macs     map[string]string
 
 	mu         sync.Mutex
 	components []*Component
