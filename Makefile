@@ -13,7 +13,14 @@ export HERALD_KUBE_BIN ?= $(CURDIR)/.cache/kube/$(KUBE_VERSION)/bin
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/e2e')
 E2E_PKGS = $(shell $(GO) list ./e2e/...)
 
-.PHONY: all build generate verify test test-unit test-e2e lab lab-down bench deps kube root fmt vet clean
+# Images: names and tag come from charts/herald (values.yaml, appVersion);
+# TAG and REGISTRY override them.
+TAG ?=
+REGISTRY ?=
+PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE_FLAGS = $(if $(TAG),--tag $(TAG)) $(if $(REGISTRY),--registry $(REGISTRY))
+
+.PHONY: all build generate verify test test-unit test-e2e lab lab-real lab-down bench deps kube root fmt vet clean images push manifest
 
 all: build
 
@@ -23,10 +30,24 @@ build:
 	$(GO) build -o $(BIN)/herald-speaker ./speaker
 	$(GO) build -o $(BIN)/herald-lab ./cmd/herald-lab
 
-## generate: deepcopy code and CRD manifests from api/ (controller-gen, pinned in go.mod)
+## generate: deepcopy code and CRD manifests from api/ (controller-gen, pinned in go.mod), also into the chart
 generate:
 	$(GO) tool controller-gen object paths=./api/...
 	$(GO) tool controller-gen crd paths=./api/... output:crd:artifacts:config=config/crd
+	rm -f charts/herald/crds/*.yaml && cp config/crd/herald.dev_*.yaml charts/herald/crds/
+
+## images: herald-controller and herald-speaker as OCI archives in dist/images (no Docker; TAG, REGISTRY, PLATFORMS)
+images:
+	$(GO) run ./cmd/herald-dist images --dir dist/images --platforms $(PLATFORMS) $(IMAGE_FLAGS)
+
+## push: push the images to REGISTRY (make push REGISTRY=registry.example.com/herald [TAG=...])
+push:
+	@if [ -z "$(REGISTRY)" ]; then echo "usage: make push REGISTRY=registry.example.com/herald [TAG=v...]" >&2; exit 1; fi
+	$(GO) run ./cmd/herald-dist push --dir dist/images $(IMAGE_FLAGS)
+
+## manifest: the single manifest dist/herald.yaml (config/default rendered) for kubectl apply -f
+manifest:
+	$(GO) run ./cmd/herald-dist manifest -o dist/herald.yaml
 
 ## verify: generated files are current, gofmt and go vet are clean
 verify:
@@ -34,7 +55,7 @@ verify:
 	  $(GO) tool controller-gen crd paths=./api/... output:crd:artifacts:config=$$tmp/crd && \
 	  cp api/v1beta1/zz_generated.deepcopy.go $$tmp/deepcopy.go && \
 	  $(GO) tool controller-gen object paths=./api/... && \
-	  if ! diff -r -x kustomization.yaml $$tmp/crd config/crd >/dev/null || ! diff -q $$tmp/deepcopy.go api/v1beta1/zz_generated.deepcopy.go >/dev/null; then \
+	  if ! diff -r -x kustomization.yaml $$tmp/crd config/crd >/dev/null || ! diff -r $$tmp/crd charts/herald/crds >/dev/null || ! diff -q $$tmp/deepcopy.go api/v1beta1/zz_generated.deepcopy.go >/dev/null; then \
 	    cp $$tmp/deepcopy.go api/v1beta1/zz_generated.deepcopy.go; \
 	    echo "generated files are stale: run make generate" >&2; exit 1; fi
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:" >&2; echo "$$out" >&2; exit 1; fi
@@ -76,4 +97,4 @@ root:
 	@if [ "$$(id -u)" != 0 ]; then echo "this target needs root (network namespaces, raw sockets, routers): run it as root" >&2; exit 1; fi
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
