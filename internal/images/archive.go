@@ -2,8 +2,6 @@ package images
 
 import (
 	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -15,24 +13,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
-
-func gzipBytes(b []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := zw.Write(b); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
 
 // Archive is an image read back from a file Build wrote.
 type Archive struct {
@@ -147,4 +133,45 @@ func Push(ctx context.Context, path, ref string, insecure bool) (v1.Hash, error)
 		return v1.Hash{}, fmt.Errorf("images: push %s: %w", ref, err)
 	}
 	return a.Index.Digest()
+}
+
+// Relabel writes the image in the archive at src as a new image named ref
+// into dst, with labels added to every platform's config: a new image (new
+// digests) from the same binaries, for a rolling update.
+func Relabel(src, dst, ref string, labels map[string]string) (v1.Hash, error) {
+	a, err := ReadArchive(src)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	defer a.Close()
+	im, err := a.Index.IndexManifest()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, d := range im.Manifests {
+		img, err := a.Index.Image(d.Digest)
+		if err != nil {
+			return v1.Hash{}, err
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return v1.Hash{}, err
+		}
+		cf = cf.DeepCopy()
+		if cf.Config.Labels == nil {
+			cf.Config.Labels = map[string]string{}
+		}
+		for k, v := range labels {
+			cf.Config.Labels[k] = v
+		}
+		if img, err = mutate.ConfigFile(img, cf); err != nil {
+			return v1.Hash{}, err
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: d.Platform}})
+	}
+	if err := WriteArchive(dst, ref, idx); err != nil {
+		return v1.Hash{}, err
+	}
+	return idx.Digest()
 }

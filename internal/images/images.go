@@ -11,6 +11,7 @@ package images
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -26,7 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -237,13 +238,11 @@ func binaryLayer(path, bin string) (v1.Layer, error) {
 	return compressed(buf.Bytes())
 }
 
-// compressed gzips an uncompressed tar into an OCI layer.
-func compressed(tarball []byte) (v1.Layer, error) {
-	gz, err := gzipBytes(tarball)
-	if err != nil {
-		return nil, err
-	}
-	return static.NewLayer(gz, types.OCILayer), nil
+// compressed makes an OCI layer (gzip) of an uncompressed tar; the layer
+// knows both digests, the blob's and the content's (diff ID).
+func compressed(b []byte) (v1.Layer, error) {
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil },
+		tarball.WithMediaType(types.OCILayer), tarball.WithCompressionLevel(gzip.BestCompression))
 }
 
 // Annotations naming an image in an OCI layout: containerd's import reads

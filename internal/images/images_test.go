@@ -143,3 +143,28 @@ func TestParsePlatforms(t *testing.T) {
 		}
 	}
 }
+
+// The layer's diff ID is the digest of its uncompressed content, which is
+// what containerd checks when it unpacks the image.
+func TestLayerDiffIDIsTheUncompressedDigest(t *testing.T) {
+	l, err := binaryLayer("/x", "images.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff, err := l.DiffID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	h, _, err := v1.SHA256(rc)
+	if err != nil || h != diff {
+		t.Fatalf("diff ID %s, uncompressed content %s (%v)", diff, h, err)
+	}
+	if dig, _ := l.Digest(); dig == diff {
+		t.Errorf("layer digest equals its diff ID: the blob is not compressed")
+	}
+}
