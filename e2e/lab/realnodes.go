@@ -72,7 +72,9 @@ type RealNode struct {
 }
 
 // ContainerdSocket is the node's containerd API socket.
-func (r *RealNode) ContainerdSocket() string { return filepath.Join(r.Dir, "containerd", "containerd.sock") }
+func (r *RealNode) ContainerdSocket() string {
+	return filepath.Join(r.Dir, "containerd", "containerd.sock")
+}
 
 // Ctr runs containerd's ctr against the node's containerd, in its
 // namespace "k8s.io" (the kubelet's).
