@@ -32,6 +32,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -467,4 +469,30 @@ func serviceRoutes() []string {
 		lines = append(lines, "route add "+cidr+" dev eth0")
 	}
 	return lines
+}
+
+// Processes lists the PIDs of the node's containers whose program (argv[0])
+// is program, as "/herald-speaker": to read what the kernel gave a
+// container (capabilities, user) or to kill one as a crash would.
+func (r *RealNode) Processes(program string) []int {
+	var pids []int
+	root := filepath.Join(netns.CgroupRoot, "pids", r.Cgroup.Name, "kubepods")
+	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != "cgroup.procs" {
+			return nil
+		}
+		b, _ := os.ReadFile(p)
+		for _, f := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if argv0, _, _ := strings.Cut(string(cmd), "\x00"); argv0 == program && !slices.Contains(pids, pid) {
+				pids = append(pids, pid)
+			}
+		}
+		return nil
+	})
+	return pids
 }
