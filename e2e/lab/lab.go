@@ -167,7 +167,8 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	go func() {
 		topts := []testenv.Option{testenv.WithRegistry(l.Reg), testenv.WithScheduler(), testenv.WithLogger(l.log)}
 		if opts.Kubelet {
-			topts = append(topts, testenv.WithServiceAccounts())
+			// Herald's install brings its CRDs, as for a user.
+			topts = append(topts, testenv.WithServiceAccounts(), testenv.WithCRDDir(testenv.NoCRDs))
 		}
 		topts = append(topts, opts.Testenv...)
 		env, err := testenv.StartProcess(ctx, filepath.Join(l.Dir, "kube"), topts...)
