@@ -61,19 +61,25 @@ verify:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:" >&2; echo "$$out" >&2; exit 1; fi
 	$(GO) vet ./...
 
-## test: everything (unit, real API server, lab end-to-end); needs root
-test: root deps kube verify build test-unit test-e2e
+## test: everything (unit, real API server, lab end-to-end, the images installed on real kubelet nodes); needs root
+test: root deps kube verify build images test-unit test-e2e
 
 test-unit:
 	$(GO) test -count=1 -timeout 30m $(UNIT_PKGS)
 
-# End-to-end packages run one at a time: each brings up its own lab.
+# End-to-end packages run one at a time: each brings up its own lab. The
+# install suite (e2e/install) loads the images of make images.
 test-e2e:
-	$(GO) test -count=1 -p 1 -timeout 40m $(E2E_PKGS)
+	HERALD_IMAGES=$(CURDIR)/dist/images $(GO) test -count=1 -p 1 -timeout 40m $(E2E_PKGS)
 
 ## lab: build everything, bring the lab up with an example, keep it running until Ctrl-C
 lab: root deps kube build
 	$(BIN)/herald-lab up
+
+## lab-real: the same demo on real kubelet nodes (containerd, runc), Herald installed from its chart and images
+lab-real: root deps kube build
+	$(MAKE) images PLATFORMS=linux/$$($(GO) env GOARCH)
+	$(BIN)/herald-lab up --kubelet
 
 ## lab-down: remove what a crashed lab left behind
 lab-down: root
