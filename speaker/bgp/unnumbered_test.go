@@ -41,10 +41,15 @@ func linkLocalOf(t testing.TB, l *lab, ns *netns.NS) netip.Addr {
 			Local string `json:"local"`
 		} `json:"addr_info"`
 	}
-	if err := json.Unmarshal([]byte(out), &ifs); err != nil || len(ifs) != 1 || len(ifs[0].AddrInfo) != 1 {
-		t.Fatalf("link-local address of un0 in %s: %v %q", ns.Name, err, out)
+	if err := json.Unmarshal([]byte(out), &ifs); err == nil && len(ifs) == 1 {
+		for _, a := range ifs[0].AddrInfo { // ip -j lists an empty entry for filtered-out addresses
+			if a.Local != "" {
+				return netip.MustParseAddr(a.Local)
+			}
+		}
 	}
-	return netip.MustParseAddr(ifs[0].AddrInfo[0].Local)
+	t.Fatalf("link-local address of un0 in %s: %q", ns.Name, out)
+	return netip.Addr{}
 }
 
 // unnumberedPeer is the node's side of an unnumbered session on un0: no
@@ -119,37 +124,50 @@ func kernelVia(l *lab, ns *netns.NS, prefix netip.Prefix) (string, error) {
 // FRR finds the node by the node's, the session comes up with the AS from
 // FRR's OPEN, and both the IPv4 and the IPv6 route land in FRR's kernel
 // via the node's link-local address (IPv4 with an IPv6 next hop, RFC 8950).
+// Passive, the node waits on port 179 and FRR dials it.
 func TestUnnumberedAtFRR(t *testing.T) {
-	l := newLab(t)
-	nodeLL, frrLL := l.unnumberedLink(t, l.frr)
-	frr := l.startFRRWith(t, routers.FRRConfig{
-		PeerGroups: []routers.PeerGroup{{Name: "FABRIC", SessionOptions: routers.SessionOptions{
-			RemoteAS: routers.External, Keepalive: time.Second, Hold: 3 * time.Second, ConnectRetry: time.Second}}},
-		ExtraBGP: []string{"neighbor un0 interface peer-group FABRIC"},
-	})
-	sp := startSpeaker(t, l.reg, l.node, "speaker")
-	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{unnumberedPeer("fabric")},
-		Paths: map[string][]Path{"fabric": {{Prefix: vip4}, {Prefix: vip6}}}})
+	for _, passive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("passive=%v", passive), func(t *testing.T) {
+			l := newLab(t)
+			nodeLL, frrLL := l.unnumberedLink(t, l.frr)
+			frr := l.startFRRWith(t, routers.FRRConfig{
+				PeerGroups: []routers.PeerGroup{{Name: "FABRIC", SessionOptions: routers.SessionOptions{
+					RemoteAS: routers.External, Keepalive: time.Second, Hold: 3 * time.Second, ConnectRetry: time.Second}}},
+				ExtraBGP: []string{"neighbor un0 interface peer-group FABRIC"},
+			})
+			sp := startSpeaker(t, l.reg, l.node, "speaker")
+			p := unnumberedPeer("fabric")
+			d := Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"fabric": {{Prefix: vip4}, {Prefix: vip6}}}}
+			if passive {
+				d.Peers[0].Passive, d.ListenPort = true, 179
+			}
+			sp.set(t, d)
 
-	waitFor(t, 30*time.Second, "FRR's interface neighbor established with the node's AS", func() error {
-		n, err := frrNeighborOn(t, l, frr, "un0")
-		if err != nil {
-			return err
-		}
-		if n.State != "Established" || n.RemoteAS != nodeASN || n.Address != nodeLL.String() || n.Caps.ExtendedNexthop != "advertisedAndReceived" {
-			return fmt.Errorf("%+v", n)
-		}
-		return nil
-	})
-	waitFor(t, 10*time.Second, "both routes via the node's link-local address in FRR's kernel", func() error {
-		return routesViaLinkLocal(l, l.frr, nodeLL)
-	})
-	st, err := sp.status()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s := st["fabric"]; !s.Established() || s.Address != frrLL.WithZone("un0") || s.PeerASN != routerASN || s.Advertised != 2 {
-		t.Fatalf("node's status %+v, want established with %v%%un0, AS %d, 2 prefixes", s, frrLL, routerASN)
+			waitFor(t, 30*time.Second, "FRR's interface neighbor established with the node's AS", func() error {
+				n, err := frrNeighborOn(t, l, frr, "un0")
+				if err != nil {
+					return err
+				}
+				if n.State != "Established" || n.RemoteAS != nodeASN || n.Address != nodeLL.String() || n.Caps.ExtendedNexthop != "advertisedAndReceived" {
+					return fmt.Errorf("%+v", n)
+				}
+				return nil
+			})
+			waitFor(t, 10*time.Second, "both routes via the node's link-local address in FRR's kernel", func() error {
+				return routesViaLinkLocal(l, l.frr, nodeLL)
+			})
+			st, err := sp.status()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := st["fabric"]; !s.Established() || s.Address != frrLL.WithZone("un0") || s.PeerASN != routerASN || s.Advertised != 2 {
+				t.Fatalf("node's status %+v, want established with %v%%un0, AS %d, 2 prefixes", s, frrLL, routerASN)
+			}
+			accepted := slices.ContainsFunc(established(t, l, l.node), func(c tcpConn) bool { return c.local.Port() == 179 })
+			if accepted != passive {
+				t.Fatalf("session accepted on the node's port 179: %v, want %v (%v)", accepted, passive, established(t, l, l.node))
+			}
+		})
 	}
 }
 
