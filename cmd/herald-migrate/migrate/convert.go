@@ -85,7 +85,7 @@ func (c *converter) note(o Object, field, format string, args ...any) {
 // labels (advertisements select pools by them) and where it comes from.
 func meta(o Object) metav1.ObjectMeta {
 	m := metav1.ObjectMeta{Name: o.Metadata.Name, Annotations: map[string]string{
-		AnnotationMigratedFrom: fmt.Sprintf("%s %s %s/%s", o.APIVersion, o.Kind, o.Metadata.Namespace, o.Metadata.Name),
+		AnnotationMigratedFrom: fmt.Sprintf("%s %s %s/%s", Group, o.Kind, o.Metadata.Namespace, o.Metadata.Name),
 	}}
 	if len(o.Metadata.Labels) > 0 {
 		m.Labels = map[string]string{}
@@ -354,11 +354,11 @@ func (c *converter) l2Advertisement(a L2Advertisement) *v1beta1.L2Advertisement 
 			ok = false
 		}
 	}
-	if len(s.Interfaces) == 0 {
-		c.note(a.Object, "spec.interfaces", "unset: Herald answers on the interface whose subnet holds the address (else the one its route leaves by), where MetalLB answered on every interface")
-	}
 	if !ok {
 		return nil
+	}
+	if len(s.Interfaces) == 0 {
+		c.note(a.Object, "spec.interfaces", "unset: Herald answers on the interface whose subnet holds the address (else the one its route leaves by), where MetalLB answered on every interface")
 	}
 	return &v1beta1.L2Advertisement{TypeMeta: typeMeta("L2Advertisement"), ObjectMeta: meta(a.Object), Spec: v1beta1.L2AdvertisementSpec{
 		PoolSelection: v1beta1.PoolSelection{IPPools: slices.Clone(s.IPAddressPools), IPPoolSelectors: slices.Clone(s.IPAddressPoolSelectors)},

@@ -97,7 +97,7 @@ func TestRefusals(t *testing.T) {
 		{"IPAddressPool metallb-system/future", "spec", `unknown field "futureField"`},
 		{"IPAddressPool metallb-system/upside-down", "spec.addresses[0]", "starts after its end"},
 		{"IPAddressPool other/elsewhere", "", "namespace other, which MetalLB does not read"},
-		{"AddressPool metallb-system/legacy", "", "not a MetalLB configuration kind herald-migrate knows"},
+		{"AddressPool metallb-system/legacy", "", "not a kind herald-migrate reads"},
 	}
 	for _, w := range want {
 		if !slices.ContainsFunc(all, func(f Finding) bool {

@@ -157,7 +157,7 @@ func (rd *Reader) add(raw []byte) error {
 			rd.Config.Communities = append(rd.Config.Communities, o)
 		}
 	default:
-		rd.refuse(id, "", fmt.Sprintf("%s is not a MetalLB configuration kind herald-migrate knows (it reads IPAddressPool, L2Advertisement, BGPAdvertisement, BFDProfile and Community of metallb.io/v1beta1, and BGPPeer of v1beta1 and v1beta2)", d.APIVersion))
+		rd.refuse(id, "", fmt.Sprintf("%s %s is not a kind herald-migrate reads (IPAddressPool, L2Advertisement, BGPAdvertisement, BFDProfile and Community of metallb.io/v1beta1, BGPPeer of v1beta1 and v1beta2)", d.APIVersion, d.Kind))
 		return nil
 	}
 	if specErr != nil {
