@@ -63,6 +63,8 @@ func (e *Engine) L2Report(st *v1beta1.SpeakerStatusStatus, placed map[netip.Addr
 			skip(ip, s.refs(), v1beta1.L2SkipNodeNotSelected, s.owner)
 		case !slices.Contains(s.eligible, e.self):
 			skip(ip, s.refs(), v1beta1.L2SkipNoLocalEndpoint, s.owner)
+		case e.blocked[e.self].Has(ip):
+			skip(ip, s.refs(), v1beta1.L2SkipNoInterface, s.owner)
 		case s.waiting || s.owner == "" || s.owner == e.self:
 			skip(ip, s.refs(), L2SkipNoQuorum, "")
 		default:

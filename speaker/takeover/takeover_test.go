@@ -1,0 +1,228 @@
+package takeover
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Unix(1000, 0)
+
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+func addrs(s ...string) []netip.Addr {
+	out := make([]netip.Addr, len(s))
+	for i, a := range s {
+		out[i] = netip.MustParseAddr(a)
+	}
+	return out
+}
+
+// step is one observation and what must follow from it.
+type step struct {
+	at        time.Duration
+	alive     []string
+	suspects  []string
+	present   []string
+	mismatch  *time.Duration // when undecryptable gossip last arrived (nil: never)
+	stalled   bool
+	regained  bool
+	grown     []string
+	handovers []Message
+	releases  []Message
+	notReady  []string // alive members that have not published they see a majority
+
+	takeOver bool
+	settling bool
+	greet    []string
+	given    []string // addresses
+	why      string   // substring of the quorum's Why
+	live     []string // nil: not checked
+}
+
+var abc = []string{"a", "b", "c"}
+
+func rel(from string, ips ...string) []Message {
+	return []Message{{From: from, IPs: addrs(ips...)}}
+}
+
+func TestGuard(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"start alone behind a firewall: the API server shows the others, so nothing is taken over, ever", []step{
+			{at: 0, alive: []string{"a"}, present: abc, why: "sees 1 of the 3 speakers"},
+			{at: 5 * time.Second, alive: []string{"a"}, present: abc, why: "unseen: b, c"},
+			{at: 5 * time.Minute, alive: []string{"a"}, present: abc, why: "memberlist port"},
+		}},
+		{"start: not a member until memberlist has joined; then settle until everyone released", []step{
+			{at: 0, alive: nil, present: abc, why: "not a member"},
+			{at: 200 * time.Millisecond, alive: abc, present: abc, settling: true, greet: []string{"b", "c"}},
+			{at: 300 * time.Millisecond, alive: abc, present: abc, releases: rel("b"), settling: true},
+			{at: 400 * time.Millisecond, alive: abc, present: abc, releases: rel("c", "198.51.100.7"), takeOver: true, given: []string{"198.51.100.7"}},
+		}},
+		{"start: settling ends on timeout when a release never comes", []step{
+			{at: 0, alive: abc, present: abc, settling: true, greet: []string{"b", "c"}},
+			{at: 2900 * time.Millisecond, alive: abc, present: abc, releases: rel("b"), settling: true},
+			{at: 3 * time.Second, alive: abc, present: abc, takeOver: true},
+		}},
+		{"single node cluster: trusted at once", []step{
+			{at: 0, alive: []string{"a"}, present: []string{"a"}, takeOver: true},
+		}},
+		{"first speaker of a new cluster, before the others have Leases", []step{
+			{at: 0, alive: []string{"a"}, present: nil, takeOver: true},
+			{at: time.Second, alive: []string{"a"}, present: []string{"a", "b"}, why: "sees 1 of the 2"},
+			{at: 2 * time.Second, alive: []string{"a", "b"}, present: []string{"a", "b"}, settling: true, greet: []string{"b"}},
+		}},
+		{"majority side of a three-node cluster keeps taking over when one fails", []step{
+			{at: 0, alive: abc, present: abc, releases: append(rel("b"), rel("c")...), takeOver: true, greet: []string{"b", "c"}},
+			{at: time.Second, alive: []string{"a", "b"}, present: abc, takeOver: true},
+		}},
+		{"isolated node: its probes suspect the others, then declare them dead; the API server still shows them", []step{
+			{at: 0, alive: abc, present: abc, releases: append(rel("b"), rel("c")...), takeOver: true, greet: []string{"b", "c"}},
+			{at: 500 * time.Millisecond, alive: abc, suspects: []string{"b", "c"}, present: abc, why: "sees 1 of the 3"},
+			{at: time.Second, alive: []string{"a", "c"}, suspects: []string{"c"}, present: abc, why: "sees 1 of the 3"},
+			{at: 2 * time.Second, alive: []string{"a"}, present: abc, why: "sees 1 of the 3"},
+			{at: 10 * time.Minute, alive: []string{"a"}, present: abc, why: "sees 1 of the 3"},
+			// heal: a settles, the incumbents release to it
+			{at: 11 * time.Minute, alive: abc, present: abc, settling: true, greet: []string{"b", "c"}},
+			{at: 11*time.Minute + 100*time.Millisecond, alive: abc, present: abc, releases: append(rel("b", "198.51.100.5"), rel("c")...), takeOver: true, given: []string{"198.51.100.5"}},
+		}},
+		{"even split of four nodes: neither half takes over", []step{
+			{at: 0, alive: []string{"a", "b", "c", "d"}, present: []string{"a", "b", "c", "d"}, releases: append(append(rel("b"), rel("c")...), rel("d")...), takeOver: true, greet: []string{"b", "c", "d"}},
+			{at: time.Second, alive: []string{"a", "b"}, present: []string{"a", "b", "c", "d"}, why: "sees 2 of the 4"},
+			{at: time.Hour, alive: []string{"a", "b"}, present: []string{"a", "b", "c", "d"}, why: "unseen: c, d"},
+		}},
+		{"even split, and the API server lets the other half's Leases expire: this half takes over", []step{
+			{at: 0, alive: []string{"a", "b"}, present: []string{"a", "b", "c", "d"}, greet: []string{"b"}, why: "sees 2 of the 4"},
+			{at: time.Minute, alive: []string{"a", "b"}, present: []string{"a", "b"}, settling: true},
+			{at: time.Minute + time.Second, alive: []string{"a", "b"}, present: []string{"a", "b"}, releases: rel("b"), takeOver: true},
+		}},
+		{"two nodes, one crashes: no takeover until the API server stops showing it", []step{
+			{at: 0, alive: []string{"a", "b"}, present: []string{"a", "b"}, releases: rel("b"), takeOver: true, greet: []string{"b"}},
+			{at: time.Second, alive: []string{"a"}, present: []string{"a", "b"}, why: "sees 1 of the 2"},
+			{at: 40 * time.Second, alive: []string{"a"}, present: []string{"a"}, takeOver: true},
+		}},
+		{"two nodes, one stops gracefully: its hand-over is taken at once and it is not expected", []step{
+			{at: 0, alive: []string{"a", "b"}, present: []string{"a", "b"}, releases: rel("b"), takeOver: true, greet: []string{"b"}},
+			{at: time.Second, alive: []string{"a", "b"}, present: []string{"a", "b"}, handovers: rel("b", "198.51.100.9"), takeOver: true, given: []string{"198.51.100.9"}, live: []string{"a"}},
+			{at: 1100 * time.Millisecond, alive: []string{"a"}, present: []string{"a", "b"}, takeOver: true, live: []string{"a"}},
+			// b restarts: memberlist shows it again, it counts again
+			{at: 5 * time.Second, alive: []string{"a", "b"}, present: []string{"a", "b"}, takeOver: true, greet: []string{"b"}, live: []string{"a", "b"}},
+		}},
+		{"a member whose memberlist port is blocked one way keeps re-joining: never a candidate, never greeted", []step{
+			{at: 0, alive: []string{"a", "b"}, present: abc, releases: rel("b"), takeOver: true, greet: []string{"b"}},
+			{at: time.Second, alive: abc, present: abc, notReady: []string{"c"}, takeOver: true, live: []string{"a", "b"}},
+			{at: 2 * time.Second, alive: []string{"a", "b"}, present: abc, takeOver: true, live: []string{"a", "b"}},
+			{at: 4 * time.Second, alive: abc, present: abc, notReady: []string{"c"}, takeOver: true, live: []string{"a", "b"}},
+			// c's port opens: it sees a majority, says so, becomes a candidate
+			{at: 10 * time.Second, alive: abc, present: abc, takeOver: true, greet: []string{"c"}, live: abc},
+			// it keeps being one when it loses sight for a moment
+			{at: 11 * time.Second, alive: abc, present: abc, notReady: []string{"c"}, takeOver: true, live: abc},
+		}},
+		{"a hand-over is taken even without quorum", []step{
+			{at: 0, alive: []string{"a", "b"}, present: abc, handovers: rel("b", "198.51.100.9"), given: []string{"198.51.100.9"}, why: "sees 1 of the 2"},
+		}},
+		{"different memberlist key: sees only itself, the reason says so", []step{
+			{at: 0, alive: []string{"a"}, present: abc, mismatch: new(time.Duration(0)), why: "different memberlist key"},
+			{at: 5 * time.Minute, alive: []string{"a"}, present: abc, mismatch: new(time.Duration(0)), why: "sees 1 of the 3"},
+		}},
+		{"stalled process settles again", []step{
+			{at: 0, alive: abc, present: abc, releases: append(rel("b"), rel("c")...), takeOver: true, greet: []string{"b", "c"}},
+			{at: 5 * time.Second, alive: abc, present: abc, stalled: true, settling: true},
+			{at: 5*time.Second + 100*time.Millisecond, alive: abc, present: abc, releases: append(rel("b"), rel("c")...), takeOver: true},
+		}},
+		{"data path back: settle until released; others greet a member whose data path grew", []step{
+			{at: 0, alive: abc, present: abc, releases: append(rel("b"), rel("c")...), takeOver: true, greet: []string{"b", "c"}},
+			{at: 500 * time.Millisecond, alive: abc, present: abc, regained: true, settling: true},
+			{at: 5 * time.Second, alive: abc, present: abc, regained: true, grown: []string{"c"}, settling: true, greet: []string{"c"}},
+			{at: 5100 * time.Millisecond, alive: abc, present: abc, releases: append(rel("b", "198.51.100.3"), rel("c")...), takeOver: true, given: []string{"198.51.100.3"}},
+		}},
+		{"released addresses count for the hold time only", []step{
+			{at: 0, alive: []string{"a"}, present: []string{"a"}, takeOver: true},
+			{at: time.Second, alive: []string{"a"}, present: []string{"a"}, releases: rel("b", "198.51.100.3"), takeOver: true, given: []string{"198.51.100.3"}},
+			{at: 2 * time.Second, alive: []string{"a"}, present: []string{"a"}, takeOver: true, given: []string{"198.51.100.3"}},
+			{at: 4 * time.Second, alive: []string{"a"}, present: []string{"a"}, takeOver: true},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := New(Config{Self: "a"})
+			for i, s := range tc.steps {
+				var ready []string
+				for _, n := range s.alive {
+					if !slices.Contains(s.notReady, n) {
+						ready = append(ready, n)
+					}
+				}
+				in := Input{Now: at(s.at), Alive: s.alive, Suspects: s.suspects, Present: s.present, Ready: ready,
+					Stalled: s.stalled, Regained: s.regained, Grown: s.grown, Handovers: s.handovers, Releases: s.releases}
+				if s.mismatch != nil {
+					in.KeyMismatch = at(*s.mismatch)
+				}
+				d := g.Observe(in)
+				var given []string
+				for ip := range d.Given {
+					given = append(given, ip.String())
+				}
+				slices.Sort(given)
+				ctx := fmt.Sprintf("step %d (%v, alive %v, present %v)", i, s.at, s.alive, s.present)
+				if d.TakeOver != s.takeOver || d.Settling != s.settling {
+					t.Errorf("%s: takeOver %v settling %v (quorum %+v), want %v %v", ctx, d.TakeOver, d.Settling, d.Quorum, s.takeOver, s.settling)
+				}
+				if !slices.Equal(d.Greet, s.greet) {
+					t.Errorf("%s: greet %v, want %v", ctx, d.Greet, s.greet)
+				}
+				if !slices.Equal(given, s.given) {
+					t.Errorf("%s: given %v, want %v", ctx, given, s.given)
+				}
+				if s.why != "" && !strings.Contains(d.Quorum.Why, s.why) {
+					t.Errorf("%s: why %q, want it to say %q", ctx, d.Quorum.Why, s.why)
+				}
+				if s.why == "" && !d.Quorum.OK {
+					t.Errorf("%s: no quorum: %s", ctx, d.Quorum.Why)
+				}
+				if s.live != nil && !slices.Equal(d.Live, s.live) {
+					t.Errorf("%s: live %v, want %v", ctx, d.Live, s.live)
+				}
+			}
+		})
+	}
+}
+
+// A node that never sees a majority never takes over, whatever the timing:
+// a property check over random views.
+func TestGuardNeverTakesOverWithoutMajority(t *testing.T) {
+	nodes := []string{"a", "b", "c", "d", "e"}
+	g := New(Config{Self: "a"})
+	seed := uint64(1)
+	rnd := func(n int) int { seed = seed*6364136223846793005 + 1442695040888963407; return int(seed>>33) % n }
+	for i := range 5000 {
+		var alive, suspects, present []string
+		for _, n := range nodes {
+			if n == "a" || rnd(2) == 0 {
+				alive = append(alive, n)
+				if n != "a" && rnd(4) == 0 {
+					suspects = append(suspects, n)
+				}
+			}
+			if rnd(4) != 0 {
+				present = append(present, n)
+			}
+		}
+		d := g.Observe(Input{Now: at(time.Duration(i) * 700 * time.Millisecond), Alive: alive, Suspects: suspects, Present: present})
+		if d.TakeOver && 2*d.Quorum.Seen <= d.Quorum.Expected {
+			t.Fatalf("step %d: takes over seeing %d of %d (alive %v suspects %v present %v)", i, d.Quorum.Seen, d.Quorum.Expected, alive, suspects, present)
+		}
+		expected := map[string]bool{"a": true}
+		for _, n := range append(slices.Clone(alive), present...) {
+			expected[n] = true
+		}
+		if d.Quorum.Expected != len(expected) {
+			t.Fatalf("step %d: expected %d, want %d", i, d.Quorum.Expected, len(expected))
+		}
+	}
+}
