@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -252,5 +253,58 @@ func TestUnnumberedPassiveAtBIRD(t *testing.T) {
 	}
 	if s := st["bird"]; s.Address != birdLL.WithZone("un0") || s.PeerASN != routerASN {
 		t.Fatalf("node's status %+v, want BIRD at %v%%un0, AS %d", s, birdLL, routerASN)
+	}
+}
+
+// TestUnnumberedBFDAtFRR: BFD runs on an unnumbered session (link-local
+// addresses on both ends) and comes up with FRR's bfdd; when the speaker
+// hangs (SIGSTOP), FRR drops the node's route by BFD, long before the 30 s
+// hold timer.
+func TestUnnumberedBFDAtFRR(t *testing.T) {
+	l := newLab(t)
+	l.unnumberedLink(t, l.frr)
+	frr := l.startFRRWith(t, routers.FRRConfig{
+		PeerGroups: []routers.PeerGroup{{Name: "FABRIC", SessionOptions: routers.SessionOptions{RemoteAS: routers.External, ConnectRetry: time.Second}}},
+		ExtraBGP:   []string{"neighbor un0 interface peer-group FABRIC"},
+	})
+	if err := frr.Configure(l.ctx, "router bgp 64512", "neighbor FABRIC bfd profile fast", "neighbor FABRIC timers 10 30"); err != nil {
+		t.Fatal(err)
+	}
+	sp := startSpeaker(t, l.reg, l.node, "speaker")
+	p := unnumberedPeer("fabric")
+	p.HoldTime, p.KeepaliveTime = 30*time.Second, 10*time.Second
+	p.BFD = &BFD{ReceiveInterval: 100 * time.Millisecond, TransmitInterval: 100 * time.Millisecond, DetectMultiplier: 3}
+	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"fabric": {{Prefix: vip6}}}})
+	waitFor(t, 30*time.Second, "BFD up on both sides with the route in place", func() error {
+		peers, err := frr.BFDPeers(l.ctx)
+		if err != nil {
+			return err
+		}
+		if len(peers) != 1 || peers[0].Status != "up" || peers[0].RemoteTransmit != 100 {
+			return fmt.Errorf("FRR BFD peers: %+v", peers)
+		}
+		st, err := sp.status()
+		if err != nil {
+			return err
+		}
+		if st["fabric"].BFD != "up" {
+			return fmt.Errorf("speaker BFD %q", st["fabric"].BFD)
+		}
+		_, err = routers.KernelRouteFor(l.ctx, l.frr, vip6)
+		return err
+	})
+	if err := sp.proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, 5*time.Second, "route gone at FRR after SIGSTOP", func() error {
+		if _, err := frr.BGPRoute(l.ctx, vip6); err == nil {
+			return errStillUp
+		}
+		return nil
+	})
+	_ = sp.proc.Signal(syscall.SIGCONT)
+	t.Logf("SIGSTOP -> route withdrawn at FRR by BFD on the unnumbered session in %v", took.Round(time.Millisecond))
+	if took > 2*time.Second {
+		t.Errorf("BFD took %v to drop the route; 100 ms x 3 should take well under 2 s", took)
 	}
 }
