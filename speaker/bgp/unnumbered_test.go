@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -307,4 +309,62 @@ func TestUnnumberedBFDAtFRR(t *testing.T) {
 	if took > 2*time.Second {
 		t.Errorf("BFD took %v to drop the route; 100 ms x 3 should take well under 2 s", took)
 	}
+}
+
+// TestUnnumberedFindsAReplacedRouter: the router on the link is replaced
+// by one with another MAC and so another link-local address (FRR
+// restarted after its un0 went down and up with a new MAC). The node's
+// session goes down, the old router's neighbor entry goes with the link,
+// and the session comes back with the new router, without any change on
+// the node.
+func TestUnnumberedFindsAReplacedRouter(t *testing.T) {
+	l := newLab(t)
+	l.unnumberedLink(t, l.frr)
+	cfg := routers.FRRConfig{
+		PeerGroups: []routers.PeerGroup{{Name: "FABRIC", SessionOptions: routers.SessionOptions{
+			RemoteAS: routers.External, Keepalive: time.Second, Hold: 3 * time.Second, ConnectRetry: time.Second}}},
+		ExtraBGP: []string{"neighbor un0 interface peer-group FABRIC"},
+	}
+	frr := l.startFRRWith(t, cfg)
+	sp := startSpeaker(t, l.reg, l.node, "speaker")
+	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{unnumberedPeer("fabric")}, Paths: map[string][]Path{"fabric": {{Prefix: vip6}}}})
+	sessionWith := func(addr netip.Addr) func() error {
+		return func() error {
+			st, err := sp.status()
+			if err != nil {
+				return err
+			}
+			if s := st["fabric"]; !s.Established() || s.Address != addr {
+				return fmt.Errorf("%+v, want established with %v", s, addr)
+			}
+			return nil
+		}
+	}
+	waitFor(t, 30*time.Second, "session with the first router", sessionWith(linkLocalOf(t, l, l.frr).WithZone("un0")))
+
+	if err := frr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A new switch: another MAC address, hence another link-local address.
+	for _, args := range [][]string{
+		{"ip", "link", "set", "un0", "down"},
+		{"ip", "link", "set", "un0", "address", "02:00:00:00:00:99"},
+		{"ip", "link", "set", "un0", "up"},
+	} {
+		if _, err := l.frr.Run(l.ctx, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := routers.WaitIPv6Ready(l.ctx, l.frr); err != nil {
+		t.Fatal(err)
+	}
+	replacement := linkLocalOf(t, l, l.frr)
+	// Stale vty sockets would look like ready daemons to the new FRR.
+	stale, _ := filepath.Glob(filepath.Join(frr.Dir, "*.vty"))
+	for _, f := range append(stale, filepath.Join(frr.Dir, "zserv.api")) {
+		_ = os.Remove(f)
+	}
+	l.startFRRWith(t, cfg)
+	took := waitFor(t, 60*time.Second, "session with the replacement", sessionWith(replacement.WithZone("un0")))
+	t.Logf("replacement router found and peered with in %v", took.Round(100*time.Millisecond))
 }
