@@ -321,3 +321,25 @@ func (cl *cluster) waitIngress(t *testing.T, namespace, name string) string {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestPartialWritesTheRest: with --partial, what translates is written and
+// the exit status still says something was refused; without it, nothing.
+func TestPartialWritesTheRest(t *testing.T) {
+	for _, partial := range []bool{false, true} {
+		args := []string{"-f", fixture("layer2"), "-f", fixture("refused"), "-o", filepath.Join(t.TempDir(), "out.yaml")}
+		if partial {
+			args = append(args, "--partial")
+		}
+		o, err := parse(args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		code := run(context.Background(), o, strings.NewReader(""), &bytes.Buffer{}, &stderr)
+		out, _ := os.ReadFile(o.Output)
+		wrote := strings.Contains(string(out), "name: first-pool")
+		if code != exitRefused || wrote != partial || strings.Contains(string(out), "in-vrf") {
+			t.Errorf("--partial=%v: exit %d, first-pool written %v:\n%s\n%s", partial, code, wrote, out, stderr.String())
+		}
+	}
+}

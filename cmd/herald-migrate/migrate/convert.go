@@ -81,6 +81,12 @@ func (c *converter) note(o Object, field, format string, args ...any) {
 	c.out.Notes = append(c.out.Notes, Finding{Object: describe(o), Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
+// refused drops the notes made since mark (len of Notes when the object's
+// conversion began): the object they are about is not written.
+func (c *converter) refused(mark int) {
+	c.out.Notes = c.out.Notes[:mark]
+}
+
 // meta is the Herald object's metadata: the MetalLB object's name and
 // labels (advertisements select pools by them) and where it comes from.
 func meta(o Object) metav1.ObjectMeta {
@@ -141,6 +147,7 @@ func community(v string) (std v1beta1.Community, large v1beta1.LargeCommunity, e
 }
 
 func (c *converter) bfdProfile(b BFDProfile) *v1beta1.BFDProfile {
+	mark := len(c.out.Notes)
 	s, ok := b.Spec, true
 	if s.EchoMode != nil && *s.EchoMode {
 		c.refuse(b.Object, "spec.echoMode", "Herald's BFD has no echo mode")
@@ -158,6 +165,7 @@ func (c *converter) bfdProfile(b BFDProfile) *v1beta1.BFDProfile {
 		c.note(b.Object, "spec.echoInterval", "left out: it has no effect without echo mode")
 	}
 	if !ok {
+		c.refused(mark)
 		return nil
 	}
 	i32 := func(v *uint32) *int32 {
@@ -200,6 +208,7 @@ func (c *converter) pools() []*v1beta1.IPPool {
 }
 
 func (c *converter) pool(p IPAddressPool, unsetPriority int, plainPools bool) *v1beta1.IPPool {
+	mark := len(c.out.Notes)
 	s, ok := p.Spec, true
 	o := &v1beta1.IPPool{TypeMeta: typeMeta("IPPool"), ObjectMeta: meta(p.Object)}
 	if len(s.Addresses) == 0 {
@@ -259,6 +268,7 @@ func (c *converter) pool(p IPAddressPool, unsetPriority int, plainPools bool) *v
 		o.Spec.AllocateTo = to
 	}
 	if !ok {
+		c.refused(mark)
 		return nil
 	}
 	return o
@@ -283,6 +293,7 @@ func poolFamilies(objs []client.Object) (v4, v6 bool) {
 }
 
 func (c *converter) peer(p BGPPeer, v4 bool, v6 bool) *v1beta1.BGPPeer {
+	mark := len(c.out.Notes)
 	s, ok := p.Spec, true
 	refuse := func(field, format string, args ...any) {
 		c.refuse(p.Object, field, format, args...)
@@ -333,12 +344,14 @@ func (c *converter) peer(p BGPPeer, v4 bool, v6 bool) *v1beta1.BGPPeer {
 		c.note(p.Object, "spec.dualStackAddressFamily", "Herald sends routes of both families over every session (with the node's address of the other family as next hop); MetalLB sent only the session's family")
 	}
 	if !ok {
+		c.refused(mark)
 		return nil
 	}
 	return o
 }
 
 func (c *converter) l2Advertisement(a L2Advertisement) *v1beta1.L2Advertisement {
+	mark := len(c.out.Notes)
 	s, ok := a.Spec, true
 	if len(s.ServiceSelectors) > 0 {
 		c.refuse(a.Object, "spec.serviceSelectors", "Herald's advertisements select pools, not Services")
@@ -355,6 +368,7 @@ func (c *converter) l2Advertisement(a L2Advertisement) *v1beta1.L2Advertisement 
 		}
 	}
 	if !ok {
+		c.refused(mark)
 		return nil
 	}
 	if len(s.Interfaces) == 0 {
@@ -367,6 +381,7 @@ func (c *converter) l2Advertisement(a L2Advertisement) *v1beta1.L2Advertisement 
 }
 
 func (c *converter) bgpAdvertisement(a BGPAdvertisement) *v1beta1.BGPAdvertisement {
+	mark := len(c.out.Notes)
 	s, ok := a.Spec, true
 	o := &v1beta1.BGPAdvertisement{TypeMeta: typeMeta("BGPAdvertisement"), ObjectMeta: meta(a.Object), Spec: v1beta1.BGPAdvertisementSpec{
 		PoolSelection:     v1beta1.PoolSelection{IPPools: slices.Clone(s.IPAddressPools), IPPoolSelectors: slices.Clone(s.IPAddressPoolSelectors)},
@@ -399,6 +414,7 @@ func (c *converter) bgpAdvertisement(a BGPAdvertisement) *v1beta1.BGPAdvertiseme
 		}
 	}
 	if !ok {
+		c.refused(mark)
 		return nil
 	}
 	return o
