@@ -194,6 +194,14 @@ func TestLinkLocalPeers(t *testing.T) {
 		}
 		return nil
 	})
+	// Closing the listener re-created every session of the nodes: leave
+	// the lab as found, every session and FRR's BFD up.
+	labtest.Within(t, time.Minute, "the base sessions and BFD back up", func() error {
+		if err := e.sessionsUp(ctx); err != nil {
+			return err
+		}
+		return e.bfdUp(ctx)
+	})
 }
 
 // lanLinkLocal is a host's link-local address on the LAN (eth0).
