@@ -88,7 +88,7 @@ func TestAGossipKeyMismatchKeepsASpeakerOut(t *testing.T) {
 		}
 	}
 	// The address is still answered by one node only.
-	if ans, err := e.answerers(ctx, w.IPs[0]); err != nil || len(ans) != 1 || ans[0] == odd {
+	if ans, err := e.Answerers(ctx, w.IPs[0]); err != nil || len(ans) != 1 || ans[0] == odd {
 		t.Fatalf("%s answered by %v (%v), want one node of the two with the right key", w.IPs[0], ans, err)
 	}
 	if !strings.Contains(wrong.LogTail(200), "different memberlist key") {

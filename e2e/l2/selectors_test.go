@@ -46,11 +46,11 @@ func TestNodeSelectorsAreObeyed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, ip := range w.IPs {
-		owner, err := e.waitOwner(ctx, ip)
+		owner, err := e.WaitOwner(ctx, ip)
 		if err != nil || owner != only {
 			t.Fatalf("%s owned by %s (%v), want %s, the only node selected", ip, owner, err, only)
 		}
-		if ans, err := e.answerers(ctx, ip); err != nil || !slices.Equal(ans, []string{only}) {
+		if ans, err := e.Answerers(ctx, ip); err != nil || !slices.Equal(ans, []string{only}) {
 			t.Fatalf("%s answered by %v (%v), want %s", ip, ans, err, only)
 		}
 		if _, err := e.get(ctx, ip); err != nil {
@@ -80,7 +80,7 @@ func TestInterfaceSelectorsAreObeyed(t *testing.T) {
 	ip := w.IPs[0]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	owner, err := e.waitOwner(ctx, ip)
+	owner, err := e.WaitOwner(ctx, ip)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestInterfaceSelectorsAreObeyed(t *testing.T) {
 			t.Fatalf("%s announces %s on %v, want [cni0]", owner, ip, a.Interfaces)
 		}
 	}
-	if ans, _ := e.answerers(ctx, ip); len(ans) != 0 {
+	if ans, _ := e.Answerers(ctx, ip); len(ans) != 0 {
 		t.Fatalf("the LAN client got answers for %s from %v; it is announced on cni0 only", ip, ans)
 	}
 	pod := e.Pod(w.Namespace, w.Name+"-"+owner)
@@ -111,7 +111,7 @@ func TestInterfaceSelectorsAreObeyed(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = lab.Poll(ctx, 100*time.Millisecond, func() error {
-		ans, err := e.answerers(ctx, ip)
+		ans, err := e.Answerers(ctx, ip)
 		if err == nil && !slices.Equal(ans, []string{owner}) {
 			err = fmt.Errorf("%s answered by %v, want %s", ip, ans, owner)
 		}

@@ -16,14 +16,14 @@ import (
 // drives the announcer. The caller holds s.mu.
 func (s *Speaker) converge(now time.Time, stalled bool, msgs inboxBatch) {
 	regained := s.checkDataPath(msgs.links)
-	ready, grown := s.readPublished()
+	grown := s.readPublished()
 	m := s.opts.Members
 	d := s.guard.Observe(takeover.Input{
-		Now: now, Alive: m.Alive(), Suspects: m.Suspects(), Present: s.present(), Ready: ready,
+		Now: now, Alive: m.Alive(), Suspects: m.Suspects(), Present: s.present(), Published: s.others,
 		KeyMismatch: m.LastKeyMismatch(), Stalled: stalled, Regained: regained, Grown: grown,
 		Handovers: msgs.handovers, Releases: msgs.releases,
 	})
-	s.publish(takeover.Published{Quorum: d.Quorum.OK, Blocked: s.blockedSelf})
+	s.publish(takeover.Published{Quorum: d.Quorum.OK, Settling: d.Settling, Blocked: s.blockedSelf})
 	for _, n := range d.Notes {
 		if n.Warning {
 			s.log.Warn(n.Message, "seen", d.Quorum.Seen, "expected", d.Quorum.Expected, "unseen", d.Quorum.Unseen)
@@ -40,7 +40,8 @@ func (s *Speaker) converge(now time.Time, stalled bool, msgs inboxBatch) {
 			s.log.Info("addresses released to this node", "from", r.From, "ips", r.IPs)
 		}
 	}
-	if q, p := d.Quorum, s.decision.Quorum; q.OK != p.OK || q.Seen != p.Seen || q.Expected != p.Expected || q.Why != p.Why || d.Settling != s.decision.Settling {
+	if q, p := d.Quorum, s.decision.Quorum; q.OK != p.OK || q.Seen != p.Seen || q.Expected != p.Expected || q.Why != p.Why ||
+		d.Settling != s.decision.Settling || d.TakeOver != s.decision.TakeOver || !slices.Equal(d.Waiting, s.decision.Waiting) {
 		s.notifyStatus()
 	}
 	s.decision = d
@@ -152,12 +153,11 @@ func (s *Speaker) publish(p takeover.Published) {
 	s.published, s.publishedSet = p, true
 }
 
-// readPublished reads what the other members published: those that say
-// they see a majority, and the addresses each cannot announce, which it
-// hands to the engine with this node's own. It returns the members that
-// can now announce addresses they could not (they may rank first again).
-// The caller holds s.mu.
-func (s *Speaker) readPublished() (ready, grown []string) {
+// readPublished reads what the other members published (into s.others)
+// and hands the addresses each cannot announce to the engine, with this
+// node's own. It returns the members that can now announce addresses they
+// could not (they may rank first again). The caller holds s.mu.
+func (s *Speaker) readPublished() (grown []string) {
 	metas := s.opts.Members.Metas()
 	next := make(map[string]takeover.Published, len(metas))
 	for n, raw := range metas {
@@ -177,9 +177,6 @@ func (s *Speaker) readPublished() (ready, grown []string) {
 			s.metaRaw[n] = raw
 		}
 		next[n] = p
-		if p.Quorum {
-			ready = append(ready, n)
-		}
 	}
 	for n := range s.metaRaw {
 		if _, ok := metas[n]; !ok {
@@ -193,9 +190,8 @@ func (s *Speaker) readPublished() (ready, grown []string) {
 	}
 	blocked[s.opts.Node] = s.blockedSelf
 	s.engine.SetBlocked(blocked)
-	slices.Sort(ready)
 	slices.Sort(grown)
-	return ready, grown
+	return grown
 }
 
 // sendRelease sends a release message without blocking the loop.

@@ -43,15 +43,21 @@ func (s *Speaker) reportSelf(now time.Time, d takeover.Decision) {
 		s.memberlistErr = mlErr
 		s.notifyStatus()
 	}
-	isolated := !d.Quorum.OK && mlErr == "" && len(d.Live) > 0
+	// Not seeing a majority, or not heard by the others (settling that
+	// lasts), both leave the node unable to take anything over.
+	isolated := (!d.Quorum.OK || d.Settling) && mlErr == "" && len(d.Live) > 0
 	switch {
 	case isolated && s.isolatedSince.IsZero():
 		s.isolatedSince = now
 	case isolated && !s.isolatedReported && now.Sub(s.isolatedSince) >= s.opts.IsolatedEventAfter:
 		s.isolatedReported = true
+		why := d.Quorum.Why
+		if d.Quorum.OK {
+			why = settlingWhy(d.Waiting)
+		}
 		s.opts.Events.Warning(s.nodeObject(), ReasonSpeakerIsolated, "TakeOver",
-			fmt.Sprintf("herald-speaker on %s %s; it takes over no Layer 2 address until it sees a majority", s.opts.Node, d.Quorum.Why))
-	case !isolated && d.Quorum.OK:
+			fmt.Sprintf("herald-speaker on %s: %s; it takes over no Layer 2 address meanwhile", s.opts.Node, why))
+	case !isolated:
 		if s.isolatedReported {
 			s.opts.Events.Normal(s.nodeObject(), ReasonSpeakerRejoined, "TakeOver",
 				fmt.Sprintf("herald-speaker on %s sees %d of the %d speakers it should see again", s.opts.Node, d.Quorum.Seen, d.Quorum.Expected))
@@ -84,7 +90,9 @@ func (s *Speaker) setConditions() []metav1.Condition {
 	case !d.Quorum.OK:
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, string(v1beta1.L2SkipNoQuorum), d.Quorum.Why
 	case d.Settling:
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, "Settling", "waiting for the other speakers to see this one"
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, "Settling", settlingWhy(d.Waiting)
+	case !d.TakeOver:
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, "Settling", "taking only what the other speakers release to it for a moment"
 	}
 	key := metav1.Condition{Type: ConditionMemberlistKey, Status: metav1.ConditionTrue, Reason: "InUse"}
 	ks := s.opts.Members.Keys()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,10 +92,10 @@ type Options struct {
 	// Presence keeps this speaker's Lease; nil writes none (tests). The
 	// others' Leases are read from the cache either way.
 	Presence Presence
-	// SettleTimeout bounds how long a (re)joining node waits for the other
-	// speakers' releases before it takes over on its own (see
-	// speaker/takeover); default 3 s.
-	SettleTimeout time.Duration
+	// Grace is how long a node that settled, was stalled or can announce
+	// again takes only what is released to it (see speaker/takeover);
+	// default 2 s.
+	Grace time.Duration
 	// StallThreshold: a loop tick this late means the process was stalled
 	// (SIGSTOP, a frozen VM); it then settles again. Default 1 s.
 	StallThreshold time.Duration
@@ -171,8 +172,8 @@ func New(o Options) (*Speaker, error) {
 	if o.Events == nil {
 		o.Events = noEvents{}
 	}
-	if o.SettleTimeout <= 0 {
-		o.SettleTimeout = takeover.DefaultSettleTimeout
+	if o.Grace <= 0 {
+		o.Grace = takeover.DefaultGrace
 	}
 	if o.StallThreshold <= 0 {
 		o.StallThreshold = time.Second
@@ -194,7 +195,7 @@ func New(o Options) (*Speaker, error) {
 		metrics:   newMetrics(),
 		status:    make(chan struct{}, 1),
 		engine:    NewEngine(o.Node),
-		guard:     takeover.New(takeover.Config{Self: o.Node, SettleTimeout: o.SettleTimeout}),
+		guard:     takeover.New(takeover.Config{Self: o.Node, Grace: o.Grace}),
 		tracker:   presence.NewTracker(o.Node, leaseDuration),
 		routes:    newRouteIndex(),
 		nodes:     map[string]nodeInfo{},
@@ -309,7 +310,9 @@ func (s *Speaker) Ready() error {
 	case !d.Quorum.OK:
 		return errors.New(d.Quorum.Why)
 	case d.Settling:
-		return errors.New("settling: waiting for the other speakers to see this one")
+		return errors.New(settlingWhy(d.Waiting))
+	case !d.TakeOver:
+		return errors.New("settling: taking only what the other speakers release to it for a moment")
 	}
 	return nil
 }
@@ -373,3 +376,8 @@ type noEvents struct{}
 
 func (noEvents) Normal(runtime.Object, string, string, string)  {}
 func (noEvents) Warning(runtime.Object, string, string, string) {}
+
+// settlingWhy says what a settling node waits for.
+func settlingWhy(waiting []string) string {
+	return fmt.Sprintf("settling: waiting for %s to answer; if that lasts, TCP or UDP to the memberlist port may be blocked toward this node", strings.Join(waiting, ", "))
+}

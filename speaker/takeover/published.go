@@ -3,18 +3,22 @@ package takeover
 import "fmt"
 
 // Published is what each speaker tells the others about itself through
-// memberlist metadata: whether it sees a majority of the speakers (it is
-// a candidate for addresses only once it has said so since it appeared,
-// see the package doc) and which addresses it cannot announce.
+// memberlist metadata: whether it sees a majority of the speakers and
+// whether it is settling (it is a candidate for addresses only once it has
+// said it sees a majority and has settled since it appeared, see the
+// package doc), and which addresses it cannot announce.
 type Published struct {
-	Quorum  bool
-	Blocked Blocked
+	Quorum, Settling bool
+	Blocked          Blocked
 }
 
-// Encoding: version 1, a flags byte (1: Quorum), then the Blocked set.
+// Encoding: version 1, a flags byte (1: Quorum, 2: Settling), then the
+// Blocked set.
 const (
 	publishedVersion = 1
 	flagQuorum       = 1
+	flagSettling     = 2
+	knownFlags       = flagQuorum | flagSettling
 )
 
 // MarshalBinary encodes p for ParsePublished.
@@ -27,6 +31,9 @@ func (p Published) MarshalBinary() ([]byte, error) {
 	if p.Quorum {
 		flags |= flagQuorum
 	}
+	if p.Settling {
+		flags |= flagSettling
+	}
 	return append([]byte{publishedVersion, flags}, b...), nil
 }
 
@@ -37,15 +44,17 @@ func ParsePublished(data []byte) (Published, error) {
 	if len(data) == 0 {
 		return Published{}, nil
 	}
-	if len(data) < 2 || data[0] != publishedVersion || data[1]&^flagQuorum != 0 {
+	if len(data) < 2 || data[0] != publishedVersion || data[1]&^knownFlags != 0 {
 		return Published{}, fmt.Errorf("%w: unknown published state", ErrBadBlocked)
 	}
 	b, err := ParseBlocked(data[2:])
 	if err != nil {
 		return Published{}, err
 	}
-	return Published{Quorum: data[1]&flagQuorum != 0, Blocked: b}, nil
+	return Published{Quorum: data[1]&flagQuorum != 0, Settling: data[1]&flagSettling != 0, Blocked: b}, nil
 }
 
 // Equal reports whether p and o say the same.
-func (p Published) Equal(o Published) bool { return p.Quorum == o.Quorum && p.Blocked.Equal(o.Blocked) }
+func (p Published) Equal(o Published) bool {
+	return p.Quorum == o.Quorum && p.Settling == o.Settling && p.Blocked.Equal(o.Blocked)
+}

@@ -19,20 +19,23 @@
 //     firewall, a node cut off from the LAN, and both halves of an even
 //     split take nothing over; a node never drops what it already announces
 //     for lack of quorum.
-//  2. Settle. When a node's view becomes trustworthy (it joins, rejoins the
-//     majority, resumes after a stall, or can announce again after its data
-//     path failed) its view may be ahead of the others': it sees them, they do
-//     not see it yet, and the incumbent of an address still announces it.
-//     The node then keeps what it announces and takes only what is released
-//     to it, until every live member has sent it a release message (each
-//     sends one when it sees the node (re)appear) or the settle timeout
-//     passed. An address therefore moves back once, when both sides agree.
+//  2. Settle. When a node's view turns trustworthy (it joins, or sees a
+//     majority again) its view may be ahead of the others': it sees them,
+//     they may not see it. It then publishes that it is settling and waits
+//     until every confirmed live member has answered it with a release
+//     message (each sends one, at least once a second, to every member that
+//     publishes it is settling). There is no timeout: a node that hears
+//     from nobody (a firewall drops what is sent to it) stays settling and
+//     takes nothing over, however well it sees the others. After that it
+//     waits a grace period in which it takes only what is released to it,
+//     so that the others, who now count it, stop before it starts: an
+//     address moves back once, when both sides agree. After a stall or when
+//     its data path came back, a node only waits the grace period.
 //  3. Confirmation. A member that (re)appears becomes a candidate for
-//     addresses only once it has published that it sees a majority itself
-//     (see Published). A node whose memberlist port is blocked one way keeps
-//     re-joining and being declared dead; without this rule the others would
-//     hand it addresses at every re-join and nobody would answer for them
-//     until they declared it dead again.
+//     addresses only once it has published that it sees a majority and
+//     has settled (see Published). A node whose memberlist port is blocked
+//     one way keeps re-joining; without this rule the others would hand it
+//     addresses at every re-join and nobody would answer for them.
 //  4. Messages. A stopping node hands its addresses to their successors
 //     (hand-over); an incumbent releases addresses to the member that now
 //     ranks first (release). Both may be taken at once, quorum or not: the
@@ -52,8 +55,9 @@ import (
 
 // Defaults for Config's zero fields.
 const (
-	DefaultSettleTimeout = 3 * time.Second
-	DefaultReleaseHold   = 2 * time.Second
+	DefaultGrace       = 2 * time.Second
+	DefaultReleaseHold = 2 * time.Second
+	DefaultGreetEvery  = time.Second
 )
 
 // heardSlack: a release this much older than the start of settling still
@@ -68,12 +72,15 @@ const keyMismatchWindow = time.Minute
 type Config struct {
 	// Self is this node's name.
 	Self string
-	// SettleTimeout bounds how long a (re)joining node waits for the other
-	// members' releases before it takes over on its own.
-	SettleTimeout time.Duration
+	// Grace is how long a node that settled (or was stalled, or can announce
+	// again) takes only what is released to it, while the others catch up.
+	Grace time.Duration
 	// ReleaseHold is how long an address released to this node may be
 	// taken over even while it settles (its own view may lag the sender's).
 	ReleaseHold time.Duration
+	// GreetEvery is how often a member that publishes it is settling is
+	// sent a release message.
+	GreetEvery time.Duration
 }
 
 // Message is a hand-over or release received from another node.
@@ -93,9 +100,9 @@ type Input struct {
 	Suspects []string
 	// Present are the speakers the API server shows running (a fresh Lease).
 	Present []string
-	// Ready are the members whose published state says they see a
-	// majority (Published.Quorum).
-	Ready []string
+	// Published is what the other members published (see Published; a
+	// member that published nothing is absent).
+	Published map[string]Published
 	// KeyMismatch is when gossip this node could not decrypt last arrived
 	// (zero if never).
 	KeyMismatch time.Time
@@ -126,15 +133,17 @@ type Quorum struct {
 // Decision is what the caller must do.
 type Decision struct {
 	// Live are the members that may own addresses: memberlist's live
-	// members that have confirmed they see a majority since they appeared,
-	// minus those that handed their addresses over. This node is always
-	// among them while it is a member.
+	// members that have published, since they appeared, that they see a
+	// majority and have settled, minus those that handed their addresses
+	// over. This node is always among them while it is a member.
 	Live []string
 	// TakeOver: the node may start announcing addresses it ranks first for.
 	TakeOver bool
 	Quorum   Quorum
-	// Settling: the node waits for the others' releases (see the package doc).
+	// Settling: the node waits for the others' releases (see the package
+	// doc); it publishes so. Waiting names the members it has not heard from.
 	Settling bool
+	Waiting  []string
 	// Given are addresses handed over or released to this node: it may take
 	// them when it ranks first, whatever TakeOver says.
 	Given map[netip.Addr]bool
@@ -142,9 +151,9 @@ type Decision struct {
 	// already (kept while cut off or stalled), clients may follow the
 	// releaser, so it must send its gratuitous burst again.
 	Reannounce []netip.Addr
-	// Greet are members that just (re)appeared or can announce more: send
-	// each a release (with the addresses it now ranks first for, or none)
-	// so it stops settling.
+	// Greet are members that just became candidates, can announce more, or
+	// are settling: send each a release (with the addresses it now ranks
+	// first for, or none).
 	Greet []string
 	// Notes are log lines about changes of state, in order.
 	Notes []Note
@@ -168,27 +177,33 @@ type Guard struct {
 	// value turns true once memberlist showed them gone; a member seen
 	// alive after that is a restarted speaker and counts again.
 	gone map[string]bool
-	// confirmed: members that published they see a majority since they
-	// last appeared in memberlist.
+	// confirmed: members that published they see a majority and have
+	// settled, since they last appeared in memberlist.
 	confirmed map[string]bool
 	// released: addresses released to this node, until when they count.
 	released map[netip.Addr]time.Time
 
-	settling    bool
+	settling    bool // waiting for releases
 	settleSince time.Time
 	settleSlack time.Duration        // how much older than settleSince a release may be
+	graceUntil  time.Time            // takes only what is released until then
 	heard       map[string]time.Time // release senders and when
+	greeted     map[string]time.Time // settling members, when last greeted
 }
 
 // New returns a Guard.
 func New(c Config) *Guard {
-	if c.SettleTimeout <= 0 {
-		c.SettleTimeout = DefaultSettleTimeout
+	if c.Grace <= 0 {
+		c.Grace = DefaultGrace
 	}
 	if c.ReleaseHold <= 0 {
 		c.ReleaseHold = DefaultReleaseHold
 	}
-	return &Guard{cfg: c, gone: map[string]bool{}, confirmed: map[string]bool{}, released: map[netip.Addr]time.Time{}, heard: map[string]time.Time{}}
+	if c.GreetEvery <= 0 {
+		c.GreetEvery = DefaultGreetEvery
+	}
+	return &Guard{cfg: c, gone: map[string]bool{}, confirmed: map[string]bool{}, released: map[netip.Addr]time.Time{},
+		heard: map[string]time.Time{}, greeted: map[string]time.Time{}}
 }
 
 // Observe takes one observation and decides.
@@ -226,11 +241,11 @@ func (g *Guard) Observe(in Input) Decision {
 	seen := g.live(in.Alive)
 	d.Quorum = g.check(in, seen)
 	q := d.Quorum
-	d.Live = g.confirm(seen, in.Ready)
+	d.Live = g.confirm(seen, in.Published)
 
 	// Whenever the view turns trustworthy, the others may not have seen
-	// this node yet: settle. Also after a stall and when the data path
-	// came back.
+	// this node yet: settle. After a stall or when the data path came
+	// back, only wait the grace period.
 	switch {
 	case q.OK && !g.quorum:
 		why := "joined the speakers"
@@ -238,26 +253,29 @@ func (g *Guard) Observe(in Input) Decision {
 			why = "sees a majority of the speakers again"
 		}
 		note(false, "%s (%d of %d): settling before taking anything over", why, q.Seen, q.Expected)
-		g.beginSettle(now, heardSlack)
+		g.settling, g.settleSince, g.settleSlack = true, now, heardSlack
 	case !q.OK && (g.quorum || g.why != q.Why):
 		note(true, "takes over no address: %s", q.Why)
 	}
 	g.quorum, g.why = q.OK, q.Why
 	if in.Stalled {
-		note(true, "this speaker was stalled: settling again before taking anything over")
-		g.beginSettle(now, 0)
+		note(true, "this speaker was stalled: taking only what is released to it for a while")
+		g.graceUntil = now.Add(g.cfg.Grace)
 	}
 	if in.Regained {
-		note(false, "can announce addresses again: settling before taking them back")
-		g.beginSettle(now, 0)
+		note(false, "can announce addresses again: taking them only when released, for a while")
+		g.graceUntil = now.Add(g.cfg.Grace)
 	}
-	if ended := g.checkSettle(now, d.Live); ended != "" {
-		note(false, "settled (%s): taking over the addresses it owns", ended)
+	var ended string
+	ended, d.Waiting = g.checkSettle(now, d.Live)
+	if ended != "" {
+		note(false, "settled (%s)", ended)
 	}
 	d.Settling = g.settling
-	d.TakeOver = q.OK && !g.settling
+	d.TakeOver = q.OK && !g.settling && !now.Before(g.graceUntil)
 
-	// Greet every member that just (re)appeared or can announce more.
+	// Greet every member that just became a candidate or can announce
+	// more, and, at most every GreetEvery, those that are settling.
 	for _, n := range d.Live {
 		if n != g.cfg.Self && !slices.Contains(g.prevLive, n) {
 			d.Greet = append(d.Greet, n)
@@ -265,6 +283,20 @@ func (g *Guard) Observe(in Input) Decision {
 	}
 	for _, n := range in.Grown {
 		if n != g.cfg.Self && slices.Contains(d.Live, n) && !slices.Contains(d.Greet, n) {
+			d.Greet = append(d.Greet, n)
+		}
+	}
+	for n := range g.greeted {
+		if !slices.Contains(seen, n) || !in.Published[n].Settling {
+			delete(g.greeted, n)
+		}
+	}
+	for _, n := range seen {
+		if n == g.cfg.Self || !in.Published[n].Settling || slices.Contains(d.Greet, n) {
+			continue
+		}
+		if at, ok := g.greeted[n]; !ok || now.Sub(at) >= g.cfg.GreetEvery {
+			g.greeted[n] = now
 			d.Greet = append(d.Greet, n)
 		}
 	}
@@ -290,8 +322,9 @@ func (g *Guard) live(alive []string) []string {
 }
 
 // confirm keeps, of the live members, this node and those that have
-// published, since they last appeared, that they see a majority.
-func (g *Guard) confirm(live, ready []string) []string {
+// published, since they last appeared, that they see a majority and have
+// settled.
+func (g *Guard) confirm(live []string, published map[string]Published) []string {
 	for n := range g.confirmed {
 		if !slices.Contains(live, n) {
 			delete(g.confirmed, n)
@@ -299,7 +332,7 @@ func (g *Guard) confirm(live, ready []string) []string {
 	}
 	out := make([]string, 0, len(live))
 	for _, n := range live {
-		if n == g.cfg.Self || slices.Contains(ready, n) {
+		if p := published[n]; n == g.cfg.Self || (p.Quorum && !p.Settling) {
 			g.confirmed[n] = true
 		}
 		if g.confirmed[n] {
@@ -355,43 +388,33 @@ func names(ns []string) string {
 	return fmt.Sprintf("%s and %d more", strings.Join(ns[:show], ", "), len(ns)-show)
 }
 
-// beginSettle starts settling at now. slack: releases that much older
-// count (when joining, the others may see this node first and release
-// before its own view changes; after a stall or a data-path change the
-// releases that matter are sent afterwards).
-func (g *Guard) beginSettle(now time.Time, slack time.Duration) {
-	g.settling, g.settleSince, g.settleSlack = true, now, slack
-}
-
-// checkSettle ends settling once every live member but this one has sent a
-// release since it began, or on timeout; it returns why it just ended.
-func (g *Guard) checkSettle(now time.Time, live []string) string {
+// checkSettle ends settling once every confirmed live member but this one
+// has sent a release since it began; the grace period follows when there
+// are others. It returns why settling just ended, and the members not
+// heard from yet.
+func (g *Guard) checkSettle(now time.Time, live []string) (ended string, waiting []string) {
 	if !g.settling {
-		return ""
+		return "", nil
 	}
-	others, all := 0, true
+	others := 0
 	for _, n := range live {
 		if n == g.cfg.Self {
 			continue
 		}
 		others++
 		if at, ok := g.heard[n]; !ok || at.Before(g.settleSince.Add(-g.settleSlack)) {
-			all = false
+			waiting = append(waiting, n)
 		}
 	}
-	var ended string
 	switch {
-	case !g.quorum:
-		return "" // nothing to take over anyway; settle once trustworthy
-	case all && others > 0:
-		ended = "every live speaker has seen this node"
-	case all:
+	case !g.quorum || len(waiting) > 0:
+		return "", waiting
+	case others == 0:
 		ended = "no other speaker"
-	case now.Sub(g.settleSince) >= g.cfg.SettleTimeout:
-		ended = "timed out waiting for the other speakers' releases"
 	default:
-		return ""
+		ended = "every live speaker has answered; taking only what is released to it for a while"
+		g.graceUntil = now.Add(g.cfg.Grace)
 	}
 	g.settling = false
-	return ended
+	return ended, nil
 }
