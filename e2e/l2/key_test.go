@@ -191,8 +191,8 @@ func TestMemberlistKeyRotationWithoutAnOutage(t *testing.T) {
 		return nil
 	})
 	t.Logf("rotated in %v", done.Round(time.Millisecond))
-	// Let the probes run a moment past the end, then count.
-	testwait.Holds(t, time.Second, "the owner stays", func() error {
+	// Let the probes run a while past the end, then count.
+	testwait.Holds(t, 2*time.Second, "the owner stays", func() error {
 		if o, err := e.Owners(ctx, l2w.IPs[0]); err != nil || len(o) != 1 || o[0] != owner {
 			return fmt.Errorf("owners %v (%v), was %s", o, err, owner)
 		}
@@ -201,7 +201,7 @@ func TestMemberlistKeyRotationWithoutAnOutage(t *testing.T) {
 	for name, p := range map[string]*lab.Probe{"Layer 2": l2probe, "BGP": bgpprobe} {
 		sum := lab.Summarize(p.Stop())
 		t.Logf("%s probe: %d requests, %d failed", name, sum.Total, sum.Failed)
-		if sum.Failed > 0 || sum.Total < 100 {
+		if sum.Failed > 0 || sum.Total < 50 {
 			t.Errorf("%s probe during the rotation: %d of %d requests failed (log %s)", name, sum.Failed, sum.Total, p.LogPath)
 		}
 	}
