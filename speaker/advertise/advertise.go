@@ -22,6 +22,12 @@ type Service struct {
 	LocalTraffic bool
 	// EndpointNodes are the nodes with at least one ready endpoint.
 	EndpointNodes map[string]bool
+	// ReadyEndpoint: the Service has a ready endpoint somewhere (on a node
+	// or not). Advertisements with withdrawWithoutEndpoints skip a Service
+	// without one.
+	ReadyEndpoint bool
+	// Labels are the Service's labels, for serviceSelectors.
+	Labels map[string]string
 }
 
 // servedBy reports whether the node may attract the Service's traffic.
@@ -33,7 +39,29 @@ func (s Service) servedBy(node string) bool {
 type Node struct {
 	Name   string
 	Labels map[string]string
+	// Withdrawal is how far this node is in taking its BGP routes away
+	// (BGPForService reads it for the node it computes for; Layer 2
+	// learns that a node is excluded from what the node publishes).
+	Withdrawal Withdrawal
 }
+
+// Withdrawal is where a node excluded from load balancing (drained,
+// excluded from external load balancers, network unavailable) is in
+// withdrawing its BGP routes.
+type Withdrawal int
+
+const (
+	// Advertising: the node is in service.
+	Advertising Withdrawal = iota
+	// GracefulShutdown: its routes carry the GRACEFUL_SHUTDOWN community
+	// (RFC 8326), so that routers move traffic to other paths first.
+	GracefulShutdown
+	// Withdrawn: the node advertises nothing.
+	Withdrawn
+)
+
+// CommunityGracefulShutdown is RFC 8326's GRACEFUL_SHUTDOWN, 65535:0.
+const CommunityGracefulShutdown uint32 = 0xFFFF0000
 
 func sortedNames(set map[string]bool) []string {
 	out := make([]string, 0, len(set))
