@@ -157,7 +157,8 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 		MemberlistSecret: opts.MemberlistSecret,
 		Events:           events,
 		Members:          ml, L2: l2, BGP: router, Inbox: inbox, Presence: lease,
-		Log: log, Registerer: reg,
+		GracefulShutdown: opts.BGPGracefulShutdown,
+		Log:              log, Registerer: reg,
 	})
 	if err != nil {
 		return err

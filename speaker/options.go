@@ -11,6 +11,7 @@ import (
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/speaker/members"
 	"github.com/heraldlb/herald/speaker/presence"
+	"github.com/heraldlb/herald/speaker/reconcile"
 )
 
 // Options are all of herald-speaker's settings.
@@ -39,6 +40,9 @@ type Options struct {
 	// HealthProbeBindAddress: host:port of /healthz and /readyz, "0"
 	// disables them.
 	HealthProbeBindAddress string
+	// BGPGracefulShutdown is how long a node excluded from load balancing
+	// keeps its BGP routes, marked GRACEFUL_SHUTDOWN, before withdrawing them.
+	BGPGracefulShutdown time.Duration
 	k8s.ClientFlags
 }
 
@@ -57,6 +61,7 @@ func Defaults() Options {
 		LeaseDuration:          presence.DefaultDuration,
 		MetricsBindAddress:     ":7473",
 		HealthProbeBindAddress: ":7474",
+		BGPGracefulShutdown:    reconcile.DefaultGracefulShutdown,
 		ClientFlags:            k8s.ClientFlags{LogLevel: "info", KubeAPIQPS: 50, KubeAPIBurst: 100},
 	}
 }
@@ -76,6 +81,7 @@ func (o *Options) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.LBClass, "lb-class", o.LBClass, "serve Services of this spec.loadBalancerClass; empty: Services without a class")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz (the loop runs) and /readyz (memberlist runs, a majority of the speakers is seen); 0 disables them")
+	fs.DurationVar(&o.BGPGracefulShutdown, "bgp-graceful-shutdown-time", o.BGPGracefulShutdown, "how long a node excluded from load balancing (herald.dev/drain, ...) keeps its BGP routes, marked with the GRACEFUL_SHUTDOWN community (RFC 8326), before it withdraws them")
 	o.ClientFlags.Bind(fs)
 }
 
@@ -110,6 +116,9 @@ func (o Options) Validate() error {
 	}
 	if o.ProbeTimeout >= o.ProbeInterval {
 		errs = append(errs, fmt.Errorf("--memberlist-probe-timeout (%s) must be shorter than --memberlist-probe-interval (%s)", o.ProbeTimeout, o.ProbeInterval))
+	}
+	if o.BGPGracefulShutdown < 0 || o.BGPGracefulShutdown > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("--bgp-graceful-shutdown-time %s is outside 0-10m", o.BGPGracefulShutdown))
 	}
 	if o.LeaseDuration < 3*time.Second {
 		errs = append(errs, fmt.Errorf("--lease-duration %s is too short (at least 3s)", o.LeaseDuration))

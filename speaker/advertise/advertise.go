@@ -9,6 +9,8 @@ package advertise
 import (
 	"net/netip"
 	"sort"
+
+	"github.com/heraldlb/herald/internal/config"
 )
 
 // Service is what a speaker knows of one LoadBalancer Service.
@@ -70,4 +72,36 @@ func sortedNames(set map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// WithdrawnBy names the advertisements ("L2Advertisement/name",
+// "BGPAdvertisement/name", sorted) that leave the Service out because it
+// has externalTrafficPolicy Cluster and no ready endpoint anywhere, and
+// would announce it otherwise. A Service with a ready endpoint, or with
+// externalTrafficPolicy Local (which follows its endpoints anyway), has none.
+func WithdrawnBy(m *config.Model, svc Service) []string {
+	if svc.ReadyEndpoint || svc.LocalTraffic {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, ip := range svc.IPs {
+		pool := m.PoolFor(ip)
+		if pool == nil {
+			continue
+		}
+		for _, a := range m.L2AdvertisementsFor(pool.Name) {
+			if a.WithdrawWithoutEndpoints && a.SelectsService(svc.Labels) {
+				set[config.KindL2Advertisement+"/"+a.Name] = true
+			}
+		}
+		for _, a := range m.BGPAdvertisementsFor(pool.Name) {
+			if a.WithdrawWithoutEndpoints && a.SelectsService(svc.Labels) {
+				set[config.KindBGPAdvertisement+"/"+a.Name] = true
+			}
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	return sortedNames(set)
 }

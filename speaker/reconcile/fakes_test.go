@@ -31,6 +31,10 @@ type fakeMembers struct {
 	metas   map[string][]byte // what the others published (and ours)
 	// unreachable members do not answer Ping
 	unreachable map[string]bool
+	// onMeta and onSend see what this node publishes and sends (set
+	// before the speaker starts).
+	onMeta func(b []byte)
+	onSend func(node string, m members.Message)
 }
 
 func newFakeMembers(alive ...string) *fakeMembers {
@@ -58,10 +62,20 @@ func (f *fakeMembers) Keys() members.KeyState {
 	return members.KeyState{Installed: []members.KeyID{id}, Target: id}
 }
 func (f *fakeMembers) SetMeta(b []byte) error {
+	if f.onMeta != nil {
+		f.onMeta(b)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.metas["n1"] = slices.Clone(b)
 	return nil
+}
+
+// published is what this node last published.
+func (f *fakeMembers) published() (takeover.Published, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return takeover.ParsePublished(f.metas["n1"])
 }
 
 // Metas gives each alive member what it published; the others, unless a
@@ -135,6 +149,9 @@ func (f *fakeMembers) Send(node string, msg []byte) error {
 	m, err := members.ParseMessage(msg)
 	if err != nil {
 		return err
+	}
+	if f.onSend != nil {
+		f.onSend(node, m)
 	}
 	if m.Kind == members.KindRelease {
 		f.released[node] = append(f.released[node], m.IPs)

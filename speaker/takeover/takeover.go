@@ -46,6 +46,16 @@
 //     (hand-over); an incumbent releases addresses to the member that now
 //     ranks first (release). Both may be taken at once, quorum or not: the
 //     only other claimant just let go.
+//  6. Exclusion. A node excluded from load balancing (drained, labelled
+//     node.kubernetes.io/exclude-from-external-load-balancers, network
+//     unavailable) is no candidate, neither for itself (Input.Excluded)
+//     nor for the others (Published.Excluded). It stops answering first,
+//     then publishes that it is excluded and releases each address to its
+//     successor, which may take it at once. It keeps counting for quorum
+//     and answering settling members. When it is back in service it takes
+//     only what is released to it for the grace period, and the others,
+//     who see it return as a candidate, greet it and release to it, as to
+//     a member that rejoined: one move per address, and never two owners.
 //
 // A Guard is pure: the caller passes the time and what memberlist, the API
 // server and the messages say, and acts on the Decision.
@@ -124,6 +134,9 @@ type Input struct {
 	Handovers, Releases []Message
 	// Reach is the latest probe of the live members (see Decision.Probe).
 	Reach Reach
+	// Excluded: this node is excluded from load balancing and must
+	// announce nothing (rule 6).
+	Excluded bool
 }
 
 // Reach is the result of probing live members at once.
@@ -153,7 +166,8 @@ type Decision struct {
 	// Live are the members that may own addresses: memberlist's live
 	// members that have published, since they appeared, that they see a
 	// majority and have settled, minus those that handed their addresses
-	// over. This node is always among them while it is a member.
+	// over and those excluded from load balancing. This node is among them
+	// while it is a member and not excluded.
 	Live []string
 	// TakeOver: the node may start announcing addresses it ranks first for.
 	TakeOver bool
@@ -206,6 +220,7 @@ type Guard struct {
 	// released: addresses released to this node, until when they count.
 	released map[netip.Addr]time.Time
 
+	excluded    bool // this node is excluded from load balancing
 	settling    bool // waiting for releases
 	settleSince time.Time
 	settleSlack time.Duration        // how much older than settleSince a release may be
@@ -264,7 +279,19 @@ func (g *Guard) Observe(in Input) Decision {
 	seen := g.live(in.Alive)
 	d.Quorum = g.check(in, seen)
 	q := d.Quorum
-	d.Live = g.confirm(seen, in.Published)
+	d.Live = slices.DeleteFunc(g.confirm(seen, in.Published), func(n string) bool {
+		return (n == g.cfg.Self && in.Excluded) || (n != g.cfg.Self && in.Published[n].Excluded)
+	})
+	switch {
+	case in.Excluded && !g.excluded:
+		note(false, "excluded from load balancing: hands its addresses over and takes none")
+	case !in.Excluded && g.excluded:
+		// The others still announce what this node ranks first for: they
+		// release it once they see it back.
+		note(false, "back in service: taking its addresses only when released, for a while")
+		g.graceUntil = now.Add(g.cfg.Grace)
+	}
+	g.excluded = in.Excluded
 
 	// Whenever the view turns trustworthy, the others may not have seen
 	// this node yet: settle. After a stall or when the data path came
