@@ -158,6 +158,7 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 		Events:           events,
 		Members:          ml, L2: l2, BGP: router, Inbox: inbox, Presence: lease,
 		GracefulShutdown: opts.BGPGracefulShutdown,
+		ShutdownTimeout:  opts.ShutdownTimeout,
 		Log:              log, Registerer: reg,
 	})
 	if err != nil {
@@ -179,7 +180,7 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 	runErr := spk.Run(ctx)
 	stopWriter()
 	<-writerDone
-	final, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	final, cancel := context.WithTimeout(context.Background(), time.Second) // after ShutdownTimeout, within the grace period
 	defer cancel()
 	if err := writer.Sync(final); err != nil {
 		log.Warn("final SpeakerStatus write failed", "err", err)

@@ -43,6 +43,9 @@ type Options struct {
 	// BGPGracefulShutdown is how long a node excluded from load balancing
 	// keeps its BGP routes, marked GRACEFUL_SHUTDOWN, before withdrawing them.
 	BGPGracefulShutdown time.Duration
+	// ShutdownTimeout bounds the graceful stop; keep it a second or two
+	// under the pod's terminationGracePeriodSeconds.
+	ShutdownTimeout time.Duration
 	k8s.ClientFlags
 }
 
@@ -62,6 +65,7 @@ func Defaults() Options {
 		MetricsBindAddress:     ":7473",
 		HealthProbeBindAddress: ":7474",
 		BGPGracefulShutdown:    reconcile.DefaultGracefulShutdown,
+		ShutdownTimeout:        8 * time.Second,
 		ClientFlags:            k8s.ClientFlags{LogLevel: "info", KubeAPIQPS: 50, KubeAPIBurst: 100},
 	}
 }
@@ -80,6 +84,7 @@ func (o *Options) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.LeaseDuration, "lease-duration", o.LeaseDuration, "how long the other speakers count on this one after its Lease's last renewal (renewed every third of it)")
 	fs.StringVar(&o.LBClass, "lb-class", o.LBClass, "serve Services of this spec.loadBalancerClass; empty: Services without a class")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "bound on the graceful stop (hand-over, leave, BGP withdrawal); keep it under terminationGracePeriodSeconds minus a second")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz (the loop runs) and /readyz (memberlist runs, a majority of the speakers is seen); 0 disables them")
 	fs.DurationVar(&o.BGPGracefulShutdown, "bgp-graceful-shutdown-time", o.BGPGracefulShutdown, "how long a node excluded from load balancing (herald.dev/drain, ...) keeps its BGP routes, marked with the GRACEFUL_SHUTDOWN community (RFC 8326), before it withdraws them")
 	o.ClientFlags.Bind(fs)
@@ -119,6 +124,9 @@ func (o Options) Validate() error {
 	}
 	if o.BGPGracefulShutdown < 0 || o.BGPGracefulShutdown > 10*time.Minute {
 		errs = append(errs, fmt.Errorf("--bgp-graceful-shutdown-time %s is outside 0-10m", o.BGPGracefulShutdown))
+	}
+	if o.ShutdownTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("--shutdown-timeout %s is too short (at least 1s)", o.ShutdownTimeout))
 	}
 	if o.LeaseDuration < 3*time.Second {
 		errs = append(errs, fmt.Errorf("--lease-duration %s is too short (at least 3s)", o.LeaseDuration))
