@@ -60,6 +60,11 @@ type Engine struct {
 	// began or ended since the last TakeWithdrawals.
 	withdrawals []Withdrawal
 
+	// unselected are addresses that left the index while their Service
+	// still has them (no L2Advertisement announces it any more), for the
+	// reason of the stop.
+	unselected map[netip.Addr]bool
+
 	dirty     map[netip.Addr]bool // IPs to elect again
 	ipVersion uint64              // see IPVersion
 	announced map[netip.Addr]*announcement
@@ -98,13 +103,14 @@ type announcement struct {
 // NewEngine returns an engine for the node called self.
 func NewEngine(self string) *Engine {
 	return &Engine{
-		self:      self,
-		services:  map[string]*serviceState{},
-		ips:       map[netip.Addr]*ipState{},
-		live:      map[string]bool{},
-		blocked:   map[string]takeover.Blocked{},
-		dirty:     map[netip.Addr]bool{},
-		announced: map[netip.Addr]*announcement{},
+		self:       self,
+		services:   map[string]*serviceState{},
+		ips:        map[netip.Addr]*ipState{},
+		live:       map[string]bool{},
+		blocked:    map[string]takeover.Blocked{},
+		dirty:      map[netip.Addr]bool{},
+		unselected: map[netip.Addr]bool{},
+		announced:  map[netip.Addr]*announcement{},
 	}
 }
 
@@ -219,6 +225,13 @@ func (e *Engine) compute(st *serviceState) {
 	}
 	st.withdrawnBy = by
 	e.unindex(key, st.l2)
+	for _, t := range st.l2 {
+		if e.ips[t.IP] == nil && slices.Contains(st.svc.IPs, t.IP) {
+			// The Service still has the address: an advertisement stopped
+			// selecting it (serviceSelectors, the pool's advertisements).
+			e.unselected[t.IP] = true
+		}
+	}
 	st.l2 = l2
 	for _, t := range l2 {
 		ip := e.ips[t.IP]
@@ -415,10 +428,16 @@ func (e *Engine) Elect(now time.Time, trusted bool, handedOver map[netip.Addr]bo
 	for ip := range e.dirty {
 		delete(e.dirty, ip)
 		st, cur := e.ips[ip], e.announced[ip]
+		unselected := e.unselected[ip]
+		delete(e.unselected, ip)
 		if st == nil {
 			if cur != nil {
+				why := "no Service uses it any more"
+				if unselected {
+					why = "no L2Advertisement announces its Service any more (pools, serviceSelectors)"
+				}
 				delete(e.announced, ip)
-				changes = append(changes, Change{IP: ip, Services: cur.services, Why: "no Service uses it any more"})
+				changes = append(changes, Change{IP: ip, Services: cur.services, Why: why})
 			}
 			continue
 		}

@@ -246,6 +246,22 @@ func TestSpeakerServiceSelectorsAndEndpoints(t *testing.T) {
 		return nil
 	})
 
+	// Unlabelled, lan is no longer announced; labelled again, it is.
+	h.setServiceLabels("lan", nil)
+	h.eventually("lan unlabelled: n1 stops, saying why", func() error {
+		if got := h.l2.announced(); got != "[]" {
+			return fmt.Errorf("announced %s", got)
+		}
+		return h.event("demo", "lan", ReasonStoppedAnnouncingL2, "no L2Advertisement announces its Service any more")
+	})
+	h.setServiceLabels("lan", map[string]string{"exposure": "lan"})
+	h.eventually("lan labelled again", func() error {
+		if got := h.l2.announced(); got != fmt.Sprint([]netip.Addr{mine}) {
+			return fmt.Errorf("announced %s", got)
+		}
+		return nil
+	})
+
 	// b loses its last ready endpoint: gold withdraws it (base stays).
 	h.endpoints("b", map[string]bool{"n2": false})
 	h.eventually("gold withdraws b", want(fmt.Sprintf("[%s/32[64500:1] %s/32[64500:1]]", a, b)))
