@@ -12,7 +12,6 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/internal/testwait"
@@ -27,13 +26,7 @@ type exclusion struct {
 
 var (
 	drain = exclusion{"herald.dev/drain", "Drain", func(ctx context.Context, e *env, node string, on bool) error {
-		return lab.Update(ctx, e.API, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}, func(n *corev1.Node) {
-			if on {
-				metav1.SetMetaDataAnnotation(&n.ObjectMeta, v1beta1.AnnotationDrain, "true")
-			} else {
-				delete(n.Annotations, v1beta1.AnnotationDrain)
-			}
-		})
+		return e.Drain(ctx, node, on)
 	}}
 	excludeLabel = exclusion{"exclude-from-external-load-balancers", "ExcludeFromExternalLoadBalancers", func(ctx context.Context, e *env, node string, on bool) error {
 		return lab.Update(ctx, e.API, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}, func(n *corev1.Node) {
