@@ -70,7 +70,7 @@ func (s *Speaker) converge(now time.Time, stalled bool, msgs inboxBatch) {
 	// Published after the announcer has stopped what this node gave up:
 	// the others may act on it at once (an excluded node, say), so it must
 	// not answer any more by then.
-	s.publish(takeover.Published{Quorum: d.Quorum.OK, Settling: d.Settling, Blocked: s.blockedSelf, Excluded: s.excl.reason != ""})
+	s.publish(takeover.Published{Quorum: d.Quorum.OK, Settling: d.Settling, Blocked: s.blockedSelf, Excluded: d.Excluded})
 	yield := map[string][]netip.Addr{}
 	var stopped []netip.Addr
 	for _, c := range changes {

@@ -52,10 +52,15 @@
 //     nor for the others (Published.Excluded). It stops answering first,
 //     then publishes that it is excluded and releases each address to its
 //     successor, which may take it at once. It keeps counting for quorum
-//     and answering settling members. When it is back in service it takes
-//     only what is released to it for the grace period, and the others,
-//     who see it return as a candidate, greet it and release to it, as to
-//     a member that rejoined: one move per address, and never two owners.
+//     and answering settling members, and forgets what is released to it
+//     meanwhile (the sender did not know yet, and may take it back). It
+//     stays out for a few seconds at least (Config.ExcludedHold), longer
+//     than any such release travels, so a flapping exclusion never lets it
+//     take a stale one. When it is back in service it takes only what is
+//     released to it since,
+//     for the grace period, and the others, who see it return as a
+//     candidate, greet it and release to it, as to a member that
+//     rejoined: one move per address, and never two owners.
 //
 // A Guard is pure: the caller passes the time and what memberlist, the API
 // server and the messages say, and acts on the Decision.
@@ -74,6 +79,9 @@ const (
 	DefaultGrace       = 2 * time.Second
 	DefaultReleaseHold = 2 * time.Second
 	DefaultGreetEvery  = time.Second
+	// DefaultExcludedHold: a node stays out of Layer 2 at least this long
+	// once excluded (rule 6), longer than a release is held.
+	DefaultExcludedHold = 3 * time.Second
 )
 
 // heardSlack: a release this much older than the start of settling still
@@ -97,6 +105,9 @@ type Config struct {
 	// GreetEvery is how often a member that publishes it is settling is
 	// sent a release message.
 	GreetEvery time.Duration
+	// ExcludedHold is how long a node stays excluded at least once it is
+	// (rule 6), however soon its exclusion ends.
+	ExcludedHold time.Duration
 }
 
 // Message is a hand-over or release received from another node.
@@ -190,6 +201,9 @@ type Decision struct {
 	// Probe asks the caller to probe the live members now and report
 	// the result in Input.Reach: a member failed since the last probe.
 	Probe bool
+	// Excluded: this node is out of Layer 2 (Input.Excluded, held for
+	// Config.ExcludedHold at least); it publishes so.
+	Excluded bool
 	// Notes are log lines about changes of state, in order.
 	Notes []Note
 }
@@ -220,13 +234,14 @@ type Guard struct {
 	// released: addresses released to this node, until when they count.
 	released map[netip.Addr]time.Time
 
-	excluded    bool // this node is excluded from load balancing
-	settling    bool // waiting for releases
-	settleSince time.Time
-	settleSlack time.Duration        // how much older than settleSince a release may be
-	graceUntil  time.Time            // takes only what is released until then
-	heard       map[string]time.Time // release senders and when
-	greeted     map[string]time.Time // settling members, when last greeted
+	excluded      bool // this node is excluded from load balancing
+	excludedSince time.Time
+	settling      bool // waiting for releases
+	settleSince   time.Time
+	settleSlack   time.Duration        // how much older than settleSince a release may be
+	graceUntil    time.Time            // takes only what is released until then
+	heard         map[string]time.Time // release senders and when
+	greeted       map[string]time.Time // settling members, when last greeted
 }
 
 // New returns a Guard.
@@ -239,6 +254,9 @@ func New(c Config) *Guard {
 	}
 	if c.GreetEvery <= 0 {
 		c.GreetEvery = DefaultGreetEvery
+	}
+	if c.ExcludedHold <= 0 {
+		c.ExcludedHold = DefaultExcludedHold
 	}
 	return &Guard{cfg: c, gone: map[string]bool{}, confirmed: map[string]bool{}, released: map[netip.Addr]time.Time{},
 		heard: map[string]time.Time{}, greeted: map[string]time.Time{}}
@@ -264,8 +282,26 @@ func (g *Guard) Observe(in Input) Decision {
 			d.Given[ip.Unmap()] = true
 		}
 	}
+	// Exclusion (rule 6) lasts ExcludedHold at least: a release sent to
+	// this node before it left, which the sender may have taken back since
+	// it saw the node leave, arrives well within that; so an exclusion
+	// that flaps never lets such a release be taken.
+	excluded := in.Excluded || (g.excluded && now.Before(g.excludedSince.Add(g.cfg.ExcludedHold)))
+	if excluded && !g.excluded {
+		g.excludedSince = now
+	}
+	d.Excluded = excluded
+	if excluded != g.excluded {
+		// What was released to this node before it left or returned was
+		// meant for a node the sender saw otherwise: the sender may have
+		// taken it back since.
+		clear(g.released)
+	}
 	for _, r := range in.Releases {
 		g.heard[r.From] = now
+		if excluded {
+			continue // sent before the sender saw the exclusion: stale
+		}
 		for _, ip := range r.IPs {
 			ip = ip.Unmap()
 			g.released[ip] = now.Add(g.cfg.ReleaseHold)
@@ -280,18 +316,18 @@ func (g *Guard) Observe(in Input) Decision {
 	d.Quorum = g.check(in, seen)
 	q := d.Quorum
 	d.Live = slices.DeleteFunc(g.confirm(seen, in.Published), func(n string) bool {
-		return (n == g.cfg.Self && in.Excluded) || (n != g.cfg.Self && in.Published[n].Excluded)
+		return (n == g.cfg.Self && excluded) || (n != g.cfg.Self && in.Published[n].Excluded)
 	})
 	switch {
-	case in.Excluded && !g.excluded:
+	case excluded && !g.excluded:
 		note(false, "excluded from load balancing: hands its addresses over and takes none")
-	case !in.Excluded && g.excluded:
+	case !excluded && g.excluded:
 		// The others still announce what this node ranks first for: they
 		// release it once they see it back.
 		note(false, "back in service: taking its addresses only when released, for a while")
 		g.graceUntil = now.Add(g.cfg.Grace)
 	}
-	g.excluded = in.Excluded
+	g.excluded = excluded
 
 	// Whenever the view turns trustworthy, the others may not have seen
 	// this node yet: settle. After a stall or when the data path came

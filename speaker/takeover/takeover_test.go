@@ -189,8 +189,8 @@ func TestGuard(t *testing.T) {
 		)},
 		{"this node is drained: no candidate for anything, still counting for quorum; back in service, it takes only what is released for the grace period", append(joined,
 			step{at: 5 * time.Second, alive: abc, present: abc, excluded: true, takeOver: true, live: []string{"b", "c"}},
-			// a release (a stale one, sent before the others saw the drain) gives it nothing to take: it is no candidate
-			step{at: 6 * time.Second, alive: abc, present: abc, excluded: true, releases: rel("b", "198.51.100.3"), takeOver: true, given: []string{"198.51.100.3"}, live: []string{"b", "c"}},
+			// a release (a stale one, sent before the others saw the drain) is forgotten: b may take it back
+			step{at: 6 * time.Second, alive: abc, present: abc, excluded: true, releases: rel("b", "198.51.100.3"), takeOver: true, live: []string{"b", "c"}},
 			// a member fails: the drained node still sees a majority and helps none the less
 			step{at: 9 * time.Second, alive: []string{"a", "b"}, present: abc, excluded: true, probe: true, live: []string{"b"}},
 			step{at: 9001 * time.Millisecond, alive: []string{"a", "b"}, present: abc, excluded: true, probed: true, takeOver: true, live: []string{"b"}},
@@ -198,6 +198,14 @@ func TestGuard(t *testing.T) {
 			step{at: 20 * time.Second, alive: abc, present: abc, live: abc, greet: []string{"c"}},
 			step{at: 20100 * time.Millisecond, alive: abc, present: abc, releases: rel("b", "198.51.100.4"), given: []string{"198.51.100.4"}, live: abc},
 			step{at: 22200 * time.Millisecond, alive: abc, present: abc, takeOver: true, live: abc},
+		)},
+		{"an exclusion that ends at once still lasts the hold: what is released meanwhile is forgotten, so a flapping drain never takes back a stale release", append(joined,
+			step{at: 5 * time.Second, alive: abc, present: abc, excluded: true, takeOver: true, live: []string{"b", "c"}},
+			step{at: 5500 * time.Millisecond, alive: abc, present: abc, takeOver: true, live: []string{"b", "c"}},
+			step{at: 6 * time.Second, alive: abc, present: abc, releases: rel("b", "198.51.100.3"), takeOver: true, live: []string{"b", "c"}},
+			// the hold is over: back in service, with a grace period, and the stale release is gone
+			step{at: 8100 * time.Millisecond, alive: abc, present: abc, live: abc},
+			step{at: 8200 * time.Millisecond, alive: abc, present: abc, releases: rel("b", "198.51.100.4"), given: []string{"198.51.100.4"}, live: abc},
 		)},
 		{"a member that publishes it is excluded is no candidate; when it is back it is greeted (and released to) as a member that rejoined", append(joined,
 			step{at: 5 * time.Second, alive: abc, present: abc, excludedPeers: []string{"b"}, takeOver: true, live: []string{"a", "c"}},
