@@ -227,6 +227,18 @@ func TestServices(t *testing.T) {
 		h.waitEvent(t, "default", "overlap", v1beta1.ReasonValid, "in use")
 	})
 
+	t.Run("a preferred node selector that prefers no node is reported until a node matches", func(t *testing.T) {
+		h.create(t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "edge-1", Labels: map[string]string{"zone": "a"}}})
+		h.create(t, &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "pref"}, Spec: v1beta1.L2AdvertisementSpec{
+			PoolSelection:          v1beta1.PoolSelection{IPPools: []string{"lan"}},
+			PreferredNodeSelectors: []v1beta1.LabelSelector{{MatchLabels: map[string]v1beta1.LabelValue{"zone": "b"}}},
+		}})
+		h.waitConfigCondition(t, &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "pref"}}, metav1.ConditionTrue, v1beta1.ReasonPartiallyApplied)
+		h.waitEvent(t, "default", "pref", v1beta1.ReasonPartiallyApplied, "preferredNodeSelectors[0] (zone=b) matches no node")
+		update(t, h, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "edge-1"}}, func(n *corev1.Node) { n.Labels["zone"] = "b" })
+		h.waitConfigCondition(t, &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "pref"}}, metav1.ConditionTrue, v1beta1.ReasonValid)
+	})
+
 	t.Run("memberlist key", func(t *testing.T) {
 		key := h.memberlistKey(t)
 		if len(key) != k8s.MemberlistKeySize {
