@@ -37,7 +37,10 @@ func requestFilter() ([]bpf.RawInstruction, error) {
 // the reply frame and the address asked for. It answers only well-formed
 // Ethernet/IPv4 requests sent to the broadcast address or to mac, whose target
 // is owned, and not announcements (sender IP = target IP), which nobody
-// waits an answer for.
+// waits an answer for. A request whose sender hardware address is a group
+// (multicast or broadcast) address or zero is ignored: answering it would
+// send the reply to every host of the LAN, a reflector for anyone who can
+// send one frame.
 func reply(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) ([]byte, netip.Addr, bool) {
 	var f ethernet.Frame
 	if err := f.UnmarshalBinary(frame); err != nil || f.EtherType != ethernet.EtherTypeARP {
@@ -53,7 +56,7 @@ func reply(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) ([]by
 	if req.Operation != arp.OperationRequest || req.HardwareType != 1 ||
 		req.ProtocolType != uint16(ethernet.EtherTypeIPv4) ||
 		req.HardwareAddrLength != 6 || req.IPLength != 4 ||
-		bytes.Equal(req.SenderHardwareAddr, mac) ||
+		bytes.Equal(req.SenderHardwareAddr, mac) || !unicastMAC(req.SenderHardwareAddr) ||
 		req.SenderIP == req.TargetIP || !owns(req.TargetIP) {
 		return nil, netip.Addr{}, false
 	}
@@ -66,6 +69,11 @@ func reply(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) ([]by
 		return nil, netip.Addr{}, false
 	}
 	return out, req.TargetIP, true
+}
+
+// unicastMAC reports whether a is an individual, non-zero Ethernet address.
+func unicastMAC(a net.HardwareAddr) bool {
+	return len(a) == 6 && a[0]&1 == 0 && !bytes.Equal(a, make(net.HardwareAddr, 6))
 }
 
 // gratuitous is the announcement that mac now holds ip, in the request form

@@ -81,7 +81,7 @@ type solicitation struct {
 // Solicitation (hop limit 255, correct checksum, code 0, length, target not
 // multicast, a source of :: only toward a solicited-node group and without a
 // source link-layer option) and accepts only frames sent to mac or to an IPv6
-// multicast MAC. Extension headers are not followed: NDP messages carry none
+// multicast MAC, from a unicast source that can be answered alone. Extension headers are not followed: NDP messages carry none
 // in practice.
 func parseSolicitation(frame []byte, mac net.HardwareAddr) (solicitation, bool) {
 	var s solicitation
@@ -128,7 +128,18 @@ func parseSolicitation(frame []byte, mac net.HardwareAddr) (solicitation, bool) 
 	if s.srcMAC == nil {
 		s.srcMAC = net.HardwareAddr(frame[6:12])
 	}
+	// Answers go to the soliciting host alone: a group (or zero) link-layer
+	// address or a multicast source would make every host of the LAN
+	// receive them, a reflector for anyone who can send one frame.
+	if !unicastMAC(s.srcMAC) || s.src.IsMulticast() {
+		return s, false
+	}
 	return s, true
+}
+
+// unicastMAC reports whether a is an individual, non-zero Ethernet address.
+func unicastMAC(a net.HardwareAddr) bool {
+	return len(a) == 6 && a[0]&1 == 0 && !bytes.Equal(a, make(net.HardwareAddr, 6))
 }
 
 // allNodes is ff02::1, where unsolicited advertisements go.
