@@ -15,8 +15,11 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/mdlayher/packet"
+
+	"github.com/heraldlb/herald/internal/ratelimit"
 )
 
 // Sentinel errors of Gratuitous and Run.
@@ -30,6 +33,9 @@ var (
 type Stats struct {
 	Answered   uint64 // ARP requests answered
 	Gratuitous uint64 // gratuitous ARP messages sent
+	// Limited counts requests for owned addresses left unanswered because
+	// their requester, or all requesters together, asked too often.
+	Limited uint64
 }
 
 // Responder answers ARP requests on one interface for the IPv4 addresses it
@@ -45,7 +51,7 @@ type Responder struct {
 	conn    *packet.Conn     // nil unless running
 	mac     net.HardwareAddr // of the running socket's interface
 
-	answered, gratuitous atomic.Uint64
+	answered, gratuitous, limited atomic.Uint64
 }
 
 // New returns a responder for the named interface that owns nothing yet.
@@ -88,7 +94,7 @@ func (r *Responder) Running() bool {
 
 // Stats returns the counters.
 func (r *Responder) Stats() Stats {
-	return Stats{Answered: r.answered.Load(), Gratuitous: r.gratuitous.Load()}
+	return Stats{Answered: r.answered.Load(), Gratuitous: r.gratuitous.Load(), Limited: r.limited.Load()}
 }
 
 // Gratuitous sends one gratuitous ARP for ip, which must be owned. It returns
@@ -172,6 +178,11 @@ func (r *Responder) Run(ctx context.Context) error {
 		}
 	}
 
+	// Anyone on the LAN can send requests: replies are rate-limited per
+	// requester (the sender hardware address, where the reply goes) and in all, and what is
+	// refused or fails is logged in summaries, never once per frame.
+	limit := ratelimit.NewReplies[[6]byte]()
+	var failures ratelimit.Throttle
 	buf := make([]byte, 1500)
 	for {
 		n, _, err := conn.ReadFrom(buf)
@@ -181,12 +192,28 @@ func (r *Responder) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("arp: read on %s: %w", r.iface, err)
 		}
-		out, ip, ok := reply(buf[:n], mac, r.Owns)
+		req, ok := request(buf[:n], mac, r.Owns)
 		if !ok {
 			continue
 		}
-		if _, err := conn.WriteTo(out, &packet.Addr{HardwareAddr: out[:6]}); err != nil {
-			r.log.Warn("ARP reply failed", "ip", ip, "error", err)
+		now := time.Now()
+		if !limit.Allow([6]byte(req.SenderHardwareAddr), now) {
+			r.limited.Add(1)
+			if refused, top, ok := limit.Report(now); ok {
+				r.log.Warn("ARP requests over the rate limit left unanswered", "refused", refused,
+					"mostFrom", net.HardwareAddr(top[:]).String(), "since", ratelimit.ReportEvery)
+			}
+			continue
+		}
+		ip := req.TargetIP
+		out, err := answer(req, mac)
+		if err == nil {
+			_, err = conn.WriteTo(out, &packet.Addr{HardwareAddr: out[:6]})
+		}
+		if err != nil {
+			if n, ok := failures.Add(now); ok {
+				r.log.Warn("ARP reply failed", "ip", ip, "error", err, "failures", n, "since", ratelimit.ReportEvery)
+			}
 			continue
 		}
 		r.answered.Add(1)

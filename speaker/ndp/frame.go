@@ -199,13 +199,18 @@ func reply(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) ([]by
 	if !ok || !owns(s.target) {
 		return nil, netip.Addr{}, false
 	}
-	dst, dstMAC, solicited := s.src, s.srcMAC, true
-	if s.src.IsUnspecified() {
-		dst, dstMAC, solicited = allNodes, multicastMAC(allNodes), false
-	}
-	out, err := advertisement(mac, dst, dstMAC, s.target, solicited)
+	out, err := answer(s, mac)
 	if err != nil {
 		return nil, netip.Addr{}, false
 	}
 	return out, s.target, true
+}
+
+// answer is the advertisement from mac that answers s.
+func answer(s solicitation, mac net.HardwareAddr) ([]byte, error) {
+	dst, dstMAC, solicited := s.src, s.srcMAC, true
+	if s.src.IsUnspecified() {
+		dst, dstMAC, solicited = allNodes, multicastMAC(allNodes), false
+	}
+	return advertisement(mac, dst, dstMAC, s.target, solicited)
 }

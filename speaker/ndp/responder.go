@@ -24,10 +24,13 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/ipv6"
+
+	"github.com/heraldlb/herald/internal/ratelimit"
 )
 
 // Sentinel errors of Gratuitous and Run.
@@ -41,6 +44,9 @@ var (
 type Stats struct {
 	Answered   uint64 // Neighbor Solicitations answered
 	Gratuitous uint64 // unsolicited Neighbor Advertisements sent
+	// Limited counts solicitations for owned addresses left unanswered
+	// because their requester, or all requesters together, asked too often.
+	Limited uint64
 }
 
 // Responder answers Neighbor Solicitations on one interface for the IPv6
@@ -58,7 +64,7 @@ type Responder struct {
 	joined  map[netip.Addr]bool
 	mac     net.HardwareAddr
 
-	answered, gratuitous atomic.Uint64
+	answered, gratuitous, limited atomic.Uint64
 }
 
 // New returns a responder for the named interface that owns nothing yet.
@@ -106,7 +112,7 @@ func (r *Responder) Running() bool {
 
 // Stats returns the counters.
 func (r *Responder) Stats() Stats {
-	return Stats{Answered: r.answered.Load(), Gratuitous: r.gratuitous.Load()}
+	return Stats{Answered: r.answered.Load(), Gratuitous: r.gratuitous.Load(), Limited: r.limited.Load()}
 }
 
 // Groups lists the solicited-node groups the responder has joined.
@@ -249,6 +255,11 @@ func (r *Responder) Run(ctx context.Context) error {
 		}
 	}
 
+	// Anyone on the LAN can send solicitations: answers are rate-limited
+	// per requester (the link-layer address the answer goes to) and in all, and what is
+	// refused or fails is logged in summaries, never once per frame.
+	limit := ratelimit.NewReplies[[6]byte]()
+	var failures ratelimit.Throttle
 	buf := make([]byte, max(ifi.MTU, 1500)+ethLen)
 	for {
 		n, _, err := conn.ReadFrom(buf)
@@ -258,12 +269,28 @@ func (r *Responder) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("ndp: read on %s: %w", r.iface, err)
 		}
-		out, ip, ok := reply(buf[:n], mac, r.Owns)
-		if !ok {
+		s, ok := parseSolicitation(buf[:n], mac)
+		if !ok || !r.Owns(s.target) {
 			continue
 		}
-		if _, err := conn.WriteTo(out, &packet.Addr{HardwareAddr: out[:6]}); err != nil {
-			r.log.Warn("advertisement failed", "ip", ip, "error", err)
+		now := time.Now()
+		if !limit.Allow([6]byte(s.srcMAC), now) {
+			r.limited.Add(1)
+			if refused, top, ok := limit.Report(now); ok {
+				r.log.Warn("Neighbor Solicitations over the rate limit left unanswered", "refused", refused,
+					"mostFrom", net.HardwareAddr(top[:]).String(), "since", ratelimit.ReportEvery)
+			}
+			continue
+		}
+		ip := s.target
+		out, err := answer(s, mac)
+		if err == nil {
+			_, err = conn.WriteTo(out, &packet.Addr{HardwareAddr: out[:6]})
+		}
+		if err != nil {
+			if n, ok := failures.Add(now); ok {
+				r.log.Warn("advertisement failed", "ip", ip, "error", err, "failures", n, "since", ratelimit.ReportEvery)
+			}
 			continue
 		}
 		r.answered.Add(1)
