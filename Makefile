@@ -13,7 +13,7 @@ export HERALD_KUBE_BIN ?= $(CURDIR)/.cache/kube/$(KUBE_VERSION)/bin
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/e2e')
 E2E_PKGS = $(shell $(GO) list ./e2e/...)
 
-.PHONY: all build generate verify test test-unit test-e2e lab lab-down bench deps kube root fmt vet clean
+.PHONY: all build generate verify test test-unit test-e2e fuzz lab lab-down bench deps kube root fmt vet clean
 
 all: build
 
@@ -43,8 +43,25 @@ verify:
 ## test: everything (unit, real API server, lab end-to-end); needs root
 test: root deps kube verify build test-unit test-e2e
 
+# Unit tests run with the race detector; then each fuzz target for
+# FUZZ_SHORT (its seed corpus also runs with the unit tests).
 test-unit:
-	$(GO) test -count=1 -timeout 30m $(UNIT_PKGS)
+	$(GO) test -race -count=1 -timeout 30m $(UNIT_PKGS)
+	@$(MAKE) --no-print-directory fuzz FUZZ_TIME=$(FUZZ_SHORT)
+
+# Go fuzz targets for what parses untrusted input, as package:Target.
+FUZZ_TARGETS = ./speaker/arp:FuzzReply ./speaker/ndp:FuzzReply \
+	./internal/config:FuzzParseRange ./internal/config:FuzzCommunity \
+	./internal/k8s:FuzzServiceAnnotations
+FUZZ_SHORT ?= 10s
+FUZZ_TIME ?= 10m
+
+## fuzz: every fuzz target for FUZZ_TIME (10m each); a failing input lands in the package's testdata/fuzz
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t%%:*} $${t##*:} for $(FUZZ_TIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZ_TIME) $${t%%:*}; \
+	done
 
 # End-to-end packages run one at a time: each brings up its own lab.
 test-e2e:
