@@ -1,7 +1,8 @@
 // Package ratelimit bounds what untrusted senders can make Herald do:
-// answer ARP and NDP requests (speaker/arp, speaker/ndp), record Events
-// (internal/k8s). Token buckets, one per key with a bounded number of keys.
-// It is pure: callers pass the time and serialize their calls.
+// answer ARP and NDP requests (speaker/l2guard), record Events
+// (internal/k8s), write log lines. Token buckets, one per key with a
+// bounded number of keys. It is pure: callers pass the time and serialize
+// their calls.
 package ratelimit
 
 import "time"
@@ -107,71 +108,8 @@ func (k *Keyed[K]) sweep(now time.Time) {
 	}
 }
 
-// Replies limits the answers of a responder that anyone on the LAN can
-// ask (ARP, NDP): per requester, and in all, so that a flood costs a
-// bounded number of replies whatever source addresses it forges. It counts
-// the requests it refuses for a summary at most every ReportEvery, instead
-// of a log line per request.
-type Replies[K comparable] struct {
-	per     *Keyed[K]
-	all     Bucket
-	refused uint64
-	byKey   map[K]uint64 // refusals per requester since the last report, bounded
-	next    time.Time
-}
-
-// Limits of Replies: a requester gets 100 answers a second after a burst
-// of 100 (a host asks once per address and neighbour timeout, a router a
-// few hundred times after a restart), a responder 2,000 a second in all.
-const (
-	ReplyRate       = 100
-	ReplyBurst      = 100
-	ReplyTotalRate  = 2000
-	ReplyTotalBurst = 2000
-	ReplyRequesters = 4096
-	ReportEvery     = 10 * time.Second
-	reportKeys      = 256
-)
-
-// NewReplies returns the limits above.
-func NewReplies[K comparable]() *Replies[K] {
-	return &Replies[K]{
-		per:   NewKeyed[K](ReplyRate, ReplyBurst, ReplyRequesters),
-		all:   NewBucket(ReplyTotalRate, ReplyTotalBurst),
-		byKey: map[K]uint64{},
-	}
-}
-
-// Allow reports whether requester may be answered at now.
-func (r *Replies[K]) Allow(requester K, now time.Time) bool {
-	if r.per.Allow(requester, now) && r.all.Allow(now) {
-		return true
-	}
-	r.refused++
-	if _, ok := r.byKey[requester]; ok || len(r.byKey) < reportKeys {
-		r.byKey[requester]++
-	}
-	return false
-}
-
-// Report returns how many requests were refused since the last report and
-// the requester refused most often, at most once per ReportEvery and only
-// when something was refused.
-func (r *Replies[K]) Report(now time.Time) (refused uint64, top K, ok bool) {
-	if r.refused == 0 || now.Before(r.next) {
-		return 0, top, false
-	}
-	var most uint64
-	for k, n := range r.byKey {
-		if n > most {
-			top, most = k, n
-		}
-	}
-	refused = r.refused
-	r.refused, r.next = 0, now.Add(ReportEvery)
-	clear(r.byKey)
-	return refused, top, true
-}
+// ReportEvery is how often a Throttle reports at most.
+const ReportEvery = 10 * time.Second
 
 // Throttle says when to log something that may repeat at any rate (a
 // failing write): the first time at once, then at most once per

@@ -90,43 +90,6 @@ func TestKeyed(t *testing.T) {
 	})
 }
 
-func TestReplies(t *testing.T) {
-	r := NewReplies[string]()
-	// A flood from one requester for 10 s gets its burst and rate; a quiet
-	// requester asking meanwhile is answered every time.
-	flood, quiet := 0, 0
-	for i := range 200000 {
-		now := t0.Add(time.Duration(i) * 50 * time.Microsecond)
-		if r.Allow("attacker", now) {
-			flood++
-		}
-		if i%20000 == 0 && r.Allow("host", now) {
-			quiet++
-		}
-	}
-	if flood > ReplyBurst+10*ReplyRate+1 || quiet != 10 {
-		t.Fatalf("flood answered %d times, quiet host %d of 10", flood, quiet)
-	}
-	n, top, ok := r.Report(t0.Add(10 * time.Second))
-	if !ok || top != "attacker" || n < 190000 {
-		t.Fatalf("report %d %q %v", n, top, ok)
-	}
-	if _, _, ok := r.Report(t0.Add(11 * time.Second)); ok {
-		t.Fatal("a second report within ReportEvery")
-	}
-	// Forged requesters, a new one per request, share the total.
-	forged := NewReplies[int]()
-	ok2 := 0
-	for i := range 100000 {
-		if forged.Allow(i, t0.Add(time.Duration(i)*10*time.Microsecond)) { // 1 s
-			ok2++
-		}
-	}
-	if ok2 > ReplyTotalBurst+ReplyTotalRate+1 {
-		t.Fatalf("forged requesters answered %d times in a second", ok2)
-	}
-}
-
 func TestThrottle(t *testing.T) {
 	var th Throttle
 	var reports []uint64

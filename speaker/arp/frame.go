@@ -8,6 +8,8 @@ import (
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"golang.org/x/net/bpf"
+
+	"github.com/heraldlb/herald/speaker/l2guard"
 )
 
 const (
@@ -21,15 +23,15 @@ const (
 
 // requestFilter passes only ARP requests that arrived from the wire, so the
 // kernel wakes the responder for nothing else.
-func requestFilter() ([]bpf.RawInstruction, error) {
-	return bpf.Assemble([]bpf.Instruction{
+func requestFilter() []bpf.Instruction {
+	return []bpf.Instruction{
 		bpf.LoadExtension{Num: bpf.ExtType},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: packetOutgoing, SkipTrue: 3},
 		bpf.LoadAbsolute{Off: arpOpOffset, Size: 2},
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(arp.OperationRequest), SkipTrue: 1},
 		bpf.RetConstant{Val: 0xffff},
 		bpf.RetConstant{Val: 0},
-	})
+	}
 }
 
 // request decides whether frame is an ARP request this interface (hardware
@@ -55,7 +57,7 @@ func request(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) (*a
 	if req.Operation != arp.OperationRequest || req.HardwareType != 1 ||
 		req.ProtocolType != uint16(ethernet.EtherTypeIPv4) ||
 		req.HardwareAddrLength != 6 || req.IPLength != 4 ||
-		bytes.Equal(req.SenderHardwareAddr, mac) || !unicastMAC(req.SenderHardwareAddr) ||
+		bytes.Equal(req.SenderHardwareAddr, mac) || !l2guard.Unicast(req.SenderHardwareAddr) ||
 		req.SenderIP == req.TargetIP || !owns(req.TargetIP) {
 		return nil, false
 	}
@@ -83,11 +85,6 @@ func reply(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) ([]by
 		return nil, netip.Addr{}, false
 	}
 	return out, req.TargetIP, true
-}
-
-// unicastMAC reports whether a is an individual, non-zero Ethernet address.
-func unicastMAC(a net.HardwareAddr) bool {
-	return len(a) == 6 && a[0]&1 == 0 && !bytes.Equal(a, make(net.HardwareAddr, 6))
 }
 
 // gratuitous is the announcement that mac now holds ip, in the request form

@@ -15,11 +15,10 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/mdlayher/packet"
 
-	"github.com/heraldlb/herald/internal/ratelimit"
+	"github.com/heraldlb/herald/speaker/l2guard"
 )
 
 // Sentinel errors of Gratuitous and Run.
@@ -154,7 +153,7 @@ func (r *Responder) Run(ctx context.Context) error {
 	if len(ifi.HardwareAddr) != 6 {
 		return fmt.Errorf("arp: %s has no Ethernet address", r.iface)
 	}
-	filter, err := requestFilter()
+	filter, err := l2guard.Filter(nil, requestFilter())
 	if err != nil {
 		return fmt.Errorf("arp: filter: %w", err)
 	}
@@ -178,44 +177,19 @@ func (r *Responder) Run(ctx context.Context) error {
 		}
 	}
 
-	// Anyone on the LAN can send requests: replies are rate-limited per
-	// requester (the sender hardware address, where the reply goes) and in all, and what is
-	// refused or fails is logged in summaries, never once per frame.
-	limit := ratelimit.NewReplies[[6]byte]()
-	var failures ratelimit.Throttle
-	buf := make([]byte, 1500)
-	for {
-		n, _, err := conn.ReadFrom(buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("arp: read on %s: %w", r.iface, err)
-		}
-		req, ok := request(buf[:n], mac, r.Owns)
+	// Anyone on the LAN can send requests: l2guard limits the replies per
+	// sender and in all, mutes flooding senders in the kernel, and logs
+	// summaries, never a line per frame.
+	guard := l2guard.New("ARP requests", r.log)
+	err = guard.Serve(conn, make([]byte, 1500), requestFilter(), func(frame []byte) (func() ([]byte, error), netip.Addr, bool) {
+		req, ok := request(frame, mac, r.Owns)
 		if !ok {
-			continue
+			return nil, netip.Addr{}, false
 		}
-		now := time.Now()
-		if !limit.Allow([6]byte(req.SenderHardwareAddr), now) {
-			r.limited.Add(1)
-			if refused, top, ok := limit.Report(now); ok {
-				r.log.Warn("ARP requests over the rate limit left unanswered", "refused", refused,
-					"mostFrom", net.HardwareAddr(top[:]).String(), "since", ratelimit.ReportEvery)
-			}
-			continue
-		}
-		ip := req.TargetIP
-		out, err := answer(req, mac)
-		if err == nil {
-			_, err = conn.WriteTo(out, &packet.Addr{HardwareAddr: out[:6]})
-		}
-		if err != nil {
-			if n, ok := failures.Add(now); ok {
-				r.log.Warn("ARP reply failed", "ip", ip, "error", err, "failures", n, "since", ratelimit.ReportEvery)
-			}
-			continue
-		}
-		r.answered.Add(1)
+		return func() ([]byte, error) { return answer(req, mac) }, req.TargetIP, true
+	}, l2guard.Counters{Answered: &r.answered, Limited: &r.limited})
+	if ctx.Err() != nil {
+		return nil
 	}
+	return fmt.Errorf("arp: read on %s: %w", r.iface, err)
 }

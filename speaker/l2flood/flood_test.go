@@ -20,9 +20,9 @@ import (
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
 
-	"github.com/heraldlb/herald/internal/ratelimit"
 	"github.com/heraldlb/herald/speaker/announce/lantest"
 	speakerarp "github.com/heraldlb/herald/speaker/arp"
+	"github.com/heraldlb/herald/speaker/l2guard"
 	speakerndp "github.com/heraldlb/herald/speaker/ndp"
 )
 
@@ -157,9 +157,10 @@ type ndpResponder struct{ *speakerndp.Responder }
 func (r ndpResponder) counts() (uint64, uint64) { s := r.Stats(); return s.Answered, s.Limited }
 
 // A flood of requests from one host on the LAN is answered at the
-// per-requester rate, costs the responder a fraction of a core, adds a log
-// line per ten seconds at most, and another host asking meanwhile is still
-// answered. HERALD_FLOOD_SECONDS sets the flood's length (default 4).
+// per-sender rate until the sender is muted in the kernel (within a
+// second), costs the responder a small part of a core, adds a log line per
+// ten seconds at most, and another host asking meanwhile is still answered
+// every time. HERALD_FLOOD_SECONDS sets the flood's length (default 4).
 func TestFloodIsRateLimited(t *testing.T) {
 	secs := 4.0
 	if s := os.Getenv("HERALD_FLOOD_SECONDS"); s != "" {
@@ -216,10 +217,10 @@ func TestFloodIsRateLimited(t *testing.T) {
 				t.Fatalf("%d requests sent, %d refused: no flood", n, limited)
 			}
 			// One requester gets its burst and rate, the other host its three.
-			if max := uint64(ratelimit.ReplyBurst + ratelimit.ReplyRate*(secs+1) + 3); answered > max {
+			if max := uint64(l2guard.Burst + l2guard.Rate*(secs+1) + 3); answered > max {
 				t.Errorf("answered %d requests, more than the %d the rate allows", answered, max)
 			}
-			if got := lines.Load() - lines0; got > int64(secs/ratelimit.ReportEvery.Seconds())+2 {
+			if got := lines.Load() - lines0; got > int64(secs/l2guard.ReportEvery.Seconds())+2 {
 				t.Errorf("%d log lines during the flood", got)
 			}
 			if share := cpu.Seconds() / wall.Seconds(); share > 0.9 {

@@ -9,6 +9,8 @@ import (
 	"github.com/mdlayher/ndp"
 	"golang.org/x/net/bpf"
 	"golang.org/x/net/ipv6"
+
+	"github.com/heraldlb/herald/speaker/l2guard"
 )
 
 const (
@@ -26,8 +28,8 @@ const (
 
 // solicitationFilter passes only untagged IPv6 frames from the wire that
 // carry ICMPv6 type 135 (Neighbor Solicitation) with hop limit 255.
-func solicitationFilter() ([]bpf.RawInstruction, error) {
-	return bpf.Assemble([]bpf.Instruction{
+func solicitationFilter() []bpf.Instruction {
+	return []bpf.Instruction{
 		bpf.LoadExtension{Num: bpf.ExtType},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: packetOutgoing, SkipTrue: 7},
 		bpf.LoadAbsolute{Off: ethLen + 6, Size: 1}, // next header
@@ -38,7 +40,7 @@ func solicitationFilter() ([]bpf.RawInstruction, error) {
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(ipv6.ICMPTypeNeighborSolicitation), SkipTrue: 1},
 		bpf.RetConstant{Val: 0xffff},
 		bpf.RetConstant{Val: 0},
-	})
+	}
 }
 
 // checksum is the ICMPv6 checksum of msg between src and dst (RFC 4443 2.3):
@@ -131,15 +133,10 @@ func parseSolicitation(frame []byte, mac net.HardwareAddr) (solicitation, bool) 
 	// Answers go to the soliciting host alone: a group (or zero) link-layer
 	// address or a multicast source would make every host of the LAN
 	// receive them, a reflector for anyone who can send one frame.
-	if !unicastMAC(s.srcMAC) || s.src.IsMulticast() {
+	if !l2guard.Unicast(s.srcMAC) || s.src.IsMulticast() {
 		return s, false
 	}
 	return s, true
-}
-
-// unicastMAC reports whether a is an individual, non-zero Ethernet address.
-func unicastMAC(a net.HardwareAddr) bool {
-	return len(a) == 6 && a[0]&1 == 0 && !bytes.Equal(a, make(net.HardwareAddr, 6))
 }
 
 // allNodes is ff02::1, where unsolicited advertisements go.

@@ -24,13 +24,12 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/ipv6"
 
-	"github.com/heraldlb/herald/internal/ratelimit"
+	"github.com/heraldlb/herald/speaker/l2guard"
 )
 
 // Sentinel errors of Gratuitous and Run.
@@ -224,7 +223,7 @@ func (r *Responder) Run(ctx context.Context) error {
 	if err := group.SetICMPFilter(&none); err != nil {
 		return fmt.Errorf("ndp: ICMPv6 filter on %s: %w", r.iface, err)
 	}
-	filter, err := solicitationFilter()
+	filter, err := l2guard.Filter(nil, solicitationFilter())
 	if err != nil {
 		return fmt.Errorf("ndp: filter: %w", err)
 	}
@@ -255,44 +254,19 @@ func (r *Responder) Run(ctx context.Context) error {
 		}
 	}
 
-	// Anyone on the LAN can send solicitations: answers are rate-limited
-	// per requester (the link-layer address the answer goes to) and in all, and what is
-	// refused or fails is logged in summaries, never once per frame.
-	limit := ratelimit.NewReplies[[6]byte]()
-	var failures ratelimit.Throttle
-	buf := make([]byte, max(ifi.MTU, 1500)+ethLen)
-	for {
-		n, _, err := conn.ReadFrom(buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("ndp: read on %s: %w", r.iface, err)
-		}
-		s, ok := parseSolicitation(buf[:n], mac)
+	// Anyone on the LAN can send solicitations: l2guard limits the answers
+	// per sender and in all, mutes flooding senders in the kernel, and logs
+	// summaries, never a line per frame.
+	guard := l2guard.New("Neighbor Solicitations", r.log)
+	err = guard.Serve(conn, make([]byte, max(ifi.MTU, 1500)+ethLen), solicitationFilter(), func(frame []byte) (func() ([]byte, error), netip.Addr, bool) {
+		s, ok := parseSolicitation(frame, mac)
 		if !ok || !r.Owns(s.target) {
-			continue
+			return nil, netip.Addr{}, false
 		}
-		now := time.Now()
-		if !limit.Allow([6]byte(s.srcMAC), now) {
-			r.limited.Add(1)
-			if refused, top, ok := limit.Report(now); ok {
-				r.log.Warn("Neighbor Solicitations over the rate limit left unanswered", "refused", refused,
-					"mostFrom", net.HardwareAddr(top[:]).String(), "since", ratelimit.ReportEvery)
-			}
-			continue
-		}
-		ip := s.target
-		out, err := answer(s, mac)
-		if err == nil {
-			_, err = conn.WriteTo(out, &packet.Addr{HardwareAddr: out[:6]})
-		}
-		if err != nil {
-			if n, ok := failures.Add(now); ok {
-				r.log.Warn("advertisement failed", "ip", ip, "error", err, "failures", n, "since", ratelimit.ReportEvery)
-			}
-			continue
-		}
-		r.answered.Add(1)
+		return func() ([]byte, error) { return answer(s, mac) }, s.target, true
+	}, l2guard.Counters{Answered: &r.answered, Limited: &r.limited})
+	if ctx.Err() != nil {
+		return nil
 	}
+	return fmt.Errorf("ndp: read on %s: %w", r.iface, err)
 }
