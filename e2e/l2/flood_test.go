@@ -1,0 +1,81 @@
+package l2
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/e2e/labtest"
+)
+
+// The LAN client floods the owner of an address with ARP requests from a
+// made-up MAC (arping without waiting between requests) while asking for
+// the address itself now and then: the real speaker answers the flood at
+// its rate limit, mutes the flooding MAC, spends a small part of a core
+// and writes a few log lines, and the client's own requests are answered
+// throughout. HERALD_FLOOD_SECONDS sets the flood's length (default 6).
+func TestARPFloodFromTheLabClient(t *testing.T) {
+	e := herald(t)
+	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "flood", Replicas: 1, Family: "IPv4"})
+	ip := w.IPs[0]
+	ctx := labtest.Context(t, 2*time.Minute)
+	owner, err := e.waitOwner(ctx, ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := e.Speaker(owner)
+	secs := 6
+	if s := os.Getenv("HERALD_FLOOD_SECONDS"); s != "" {
+		fmt.Sscan(s, &secs)
+	}
+	lines := func() int {
+		b, _ := os.ReadFile(sp.LogPath)
+		return strings.Count(string(b), "\n")
+	}
+	before, err := sp.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines0, t0 := lines(), time.Now()
+	done := make(chan string, 1)
+	go func() {
+		// -W 0: no wait between requests; -w bounds the run.
+		out, _ := e.Client.Run(ctx, "arping", "-q", "-W", "0", "-w", fmt.Sprint(secs), "-c", "100000000",
+			"-s", "02:00:00:00:00:99", "-S", "10.0.0.99", "-i", "eth0", ip)
+		done <- out
+	}()
+	time.Sleep(time.Second) // into the flood
+	var asked [][]string
+	for range 3 {
+		ans, err := e.answerers(ctx, ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		asked = append(asked, ans)
+	}
+	<-done
+	after, err := sp.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wall := time.Since(t0)
+	share := (after.CPU - before.CPU).Seconds() / wall.Seconds()
+	newLines := lines() - lines0
+	t.Logf("MEASURE ARP flood of %d s from the lab client at %s's speaker: %.1f%% of one core, %d log lines; the client's own requests answered by %v",
+		secs, owner, 100*share, newLines, asked)
+	for _, ans := range asked {
+		if !slices.Equal(ans, []string{owner}) {
+			t.Errorf("during the flood the client's request was answered by %v, want %s", ans, owner)
+		}
+	}
+	if share > 0.5 {
+		t.Errorf("the speaker spent %.0f%% of a core during the flood", 100*share)
+	}
+	if newLines > secs/10+5 {
+		t.Errorf("the speaker wrote %d log lines during the flood:\n%s", newLines, sp.LogTail(newLines))
+	}
+}
