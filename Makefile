@@ -13,20 +13,42 @@ export HERALD_KUBE_BIN ?= $(CURDIR)/.cache/kube/$(KUBE_VERSION)/bin
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/e2e')
 E2E_PKGS = $(shell $(GO) list ./e2e/...)
 
-.PHONY: all build generate verify test test-unit test-e2e fuzz lab lab-down bench deps kube root fmt vet clean
+# Images: names and tag come from charts/herald (values.yaml, appVersion);
+# TAG and REGISTRY override them.
+TAG ?=
+REGISTRY ?=
+PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE_FLAGS = $(if $(TAG),--tag $(TAG)) $(if $(REGISTRY),--registry $(REGISTRY))
+
+.PHONY: all build generate verify test test-unit test-e2e fuzz lab lab-real lab-down bench deps kube root fmt vet clean images push manifest
 
 all: build
 
-## build: the controller, the speaker and the lab CLI into bin/
+## build: the controller, the speaker, the MetalLB importer and the lab CLI into bin/
 build:
 	$(GO) build -o $(BIN)/herald-controller ./controller
 	$(GO) build -o $(BIN)/herald-speaker ./speaker
+	$(GO) build -o $(BIN)/herald-migrate ./cmd/herald-migrate
 	$(GO) build -o $(BIN)/herald-lab ./cmd/herald-lab
 
-## generate: deepcopy code and CRD manifests from api/ (controller-gen, pinned in go.mod)
+## generate: deepcopy code and CRD manifests from api/ (controller-gen, pinned in go.mod), also into the chart
 generate:
 	$(GO) tool controller-gen object paths=./api/...
 	$(GO) tool controller-gen crd paths=./api/... output:crd:artifacts:config=config/crd
+	rm -f charts/herald/crds/*.yaml && cp config/crd/herald.dev_*.yaml charts/herald/crds/
+
+## images: herald-controller and herald-speaker as OCI archives in dist/images (no Docker; TAG, REGISTRY, PLATFORMS)
+images:
+	$(GO) run ./cmd/herald-dist images --dir dist/images --platforms $(PLATFORMS) $(IMAGE_FLAGS)
+
+## push: push the images to REGISTRY (make push REGISTRY=registry.example.com/herald [TAG=...])
+push:
+	@if [ -z "$(REGISTRY)" ]; then echo "usage: make push REGISTRY=registry.example.com/herald [TAG=v...]" >&2; exit 1; fi
+	$(GO) run ./cmd/herald-dist push --dir dist/images $(IMAGE_FLAGS)
+
+## manifest: the single manifest dist/herald.yaml (config/default rendered) for kubectl apply -f
+manifest:
+	$(GO) run ./cmd/herald-dist manifest -o dist/herald.yaml
 
 ## verify: generated files are current, gofmt and go vet are clean
 verify:
@@ -34,14 +56,14 @@ verify:
 	  $(GO) tool controller-gen crd paths=./api/... output:crd:artifacts:config=$$tmp/crd && \
 	  cp api/v1beta1/zz_generated.deepcopy.go $$tmp/deepcopy.go && \
 	  $(GO) tool controller-gen object paths=./api/... && \
-	  if ! diff -r -x kustomization.yaml $$tmp/crd config/crd >/dev/null || ! diff -q $$tmp/deepcopy.go api/v1beta1/zz_generated.deepcopy.go >/dev/null; then \
+	  if ! diff -r -x kustomization.yaml $$tmp/crd config/crd >/dev/null || ! diff -r $$tmp/crd charts/herald/crds >/dev/null || ! diff -q $$tmp/deepcopy.go api/v1beta1/zz_generated.deepcopy.go >/dev/null; then \
 	    cp $$tmp/deepcopy.go api/v1beta1/zz_generated.deepcopy.go; \
 	    echo "generated files are stale: run make generate" >&2; exit 1; fi
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:" >&2; echo "$$out" >&2; exit 1; fi
 	$(GO) vet ./...
 
-## test: everything (unit, real API server, lab end-to-end); needs root
-test: root deps kube verify build test-unit test-e2e
+## test: everything (unit, real API server, lab end-to-end, the images installed on real kubelet nodes); needs root
+test: root deps kube verify build images test-unit test-e2e
 
 # Unit tests run with the race detector; then each fuzz target for
 # FUZZ_SHORT (its seed corpus also runs with the unit tests).
@@ -63,13 +85,19 @@ fuzz:
 	  $(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZ_TIME) $${t%%:*}; \
 	done
 
-# End-to-end packages run one at a time: each brings up its own lab.
+# End-to-end packages run one at a time: each brings up its own lab. The
+# install suite (e2e/install) loads the images of make images.
 test-e2e:
-	$(GO) test -count=1 -p 1 -timeout 40m $(E2E_PKGS)
+	HERALD_IMAGES=$(CURDIR)/dist/images $(GO) test -count=1 -p 1 -timeout 40m $(E2E_PKGS)
 
 ## lab: build everything, bring the lab up with an example, keep it running until Ctrl-C
 lab: root deps kube build
 	$(BIN)/herald-lab up
+
+## lab-real: the same demo on real kubelet nodes (containerd, runc), Herald installed from its chart and images
+lab-real: root deps kube build
+	$(MAKE) images PLATFORMS=linux/$$($(GO) env GOARCH)
+	$(BIN)/herald-lab up --kubelet
 
 ## lab-down: remove what a crashed lab left behind
 lab-down: root
@@ -93,4 +121,4 @@ root:
 	@if [ "$$(id -u)" != 0 ]; then echo "this target needs root (network namespaces, raw sockets, routers): run it as root" >&2; exit 1; fi
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

@@ -3,17 +3,21 @@
 package manifests_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/heraldlb/herald/internal/deploy"
 	"github.com/heraldlb/herald/internal/netns"
 	"github.com/heraldlb/herald/internal/testenv"
 )
@@ -94,4 +98,214 @@ func TestManifests(t *testing.T) {
 			t.Errorf("capabilities add %s drop %v, want add [NET_RAW NET_ADMIN] drop [ALL]", add, sc.Capabilities.Drop)
 		}
 	})
+}
+
+// objects splits a multi-document manifest into objects keyed by
+// "Kind namespace/name".
+func objects(t *testing.T, manifest string) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for _, doc := range strings.Split(manifest, "\n---") {
+		var obj map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatalf("manifest does not parse: %v\n%s", err, doc)
+		}
+		if len(obj) == 0 {
+			continue
+		}
+		meta, _ := obj["metadata"].(map[string]any)
+		key := fmt.Sprintf("%v %v/%v", obj["kind"], meta["namespace"], meta["name"])
+		if _, dup := out[key]; dup {
+			t.Fatalf("%s twice in the manifest", key)
+		}
+		out[key] = obj
+	}
+	return out
+}
+
+// chartOnlyLabels are the labels the chart puts on every object to name
+// the release; config/ has no release.
+var chartOnlyLabels = []string{"helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/instance", "app.kubernetes.io/version"}
+
+func withoutReleaseLabels(obj map[string]any) map[string]any {
+	meta, _ := obj["metadata"].(map[string]any)
+	labels, _ := meta["labels"].(map[string]any)
+	for _, l := range chartOnlyLabels {
+		delete(labels, l)
+	}
+	if len(labels) == 0 {
+		delete(meta, "labels")
+	}
+	return obj
+}
+
+// TestChartAndKustomizeInstallTheSameObjects holds config/ (kubectl apply
+// -k config/default, and the single manifest herald-dist renders from it)
+// and the Helm chart with its default values to the same objects, field by
+// field: a change to one that is not made to the other fails here.
+func TestChartAndKustomizeInstallTheSameObjects(t *testing.T) {
+	ch, err := deploy.LoadChart("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rendered, err := deploy.RenderChart(ch, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromChart := objects(t, rendered)
+	kustomized, err := deploy.Kustomize("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromConfig := objects(t, kustomized)
+	// The namespace is made by helm install --create-namespace (or kubectl)
+	// for the chart; config/default holds it.
+	delete(fromConfig, "Namespace <nil>/herald-system")
+	for key, want := range fromConfig {
+		got, ok := fromChart[key]
+		if !ok {
+			t.Errorf("config/ has %s, the chart does not", key)
+			continue
+		}
+		if diff := cmp.Diff(want, withoutReleaseLabels(got)); diff != "" {
+			t.Errorf("%s differs between config/ (-) and the chart (+):\n%s", key, diff)
+		}
+	}
+	for key := range fromChart {
+		if _, ok := fromConfig[key]; !ok {
+			t.Errorf("the chart has %s, config/ does not", key)
+		}
+	}
+	if len(fromChart) < 17 {
+		t.Errorf("the chart renders only %d objects", len(fromChart))
+	}
+}
+
+// TestChartCRDsAreConfigCRDs: make generate writes the CRDs to both places.
+func TestChartCRDsAreConfigCRDs(t *testing.T) {
+	want, _ := filepath.Glob("crd/herald.dev_*.yaml")
+	got, _ := filepath.Glob("../charts/herald/crds/*.yaml")
+	if len(want) == 0 || len(got) != len(want) {
+		t.Fatalf("config/crd has %d CRDs, charts/herald/crds %d", len(want), len(got))
+	}
+	for _, f := range want {
+		a, _ := os.ReadFile(f)
+		b, err := os.ReadFile(filepath.Join("../charts/herald/crds", filepath.Base(f)))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("charts/herald/crds/%s is not a copy of config/%s (run make generate): %v", filepath.Base(f), f, err)
+		}
+	}
+}
+
+func TestChartLintsClean(t *testing.T) {
+	dir, err := deploy.ChartDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, set := range [][]string{nil, {"metrics.serviceMonitor.enabled=true", "speaker.memberlist.key=" + strings.Repeat("A", 43) + "=", "loadBalancerClass=herald.dev/lb"}} {
+		vals, err := deploy.Values(set...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if errs := deploy.LintChart(dir, vals); len(errs) > 0 {
+			t.Errorf("helm lint --strict with %v: %v", set, errs)
+		}
+	}
+}
+
+// TestChartValues renders the values a user sets and checks where they land.
+func TestChartValues(t *testing.T) {
+	ch, err := deploy.LoadChart("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "MDEyMzQ1Njc4OWFiY2RlZg==" // 16 bytes
+	vals, err := deploy.Values(
+		"controller.image.repository=registry.example:5000/herald/herald-controller",
+		"speaker.image.tag=v2",
+		"speaker.memberlist.port=7950",
+		"speaker.logLevel=debug",
+		"speaker.memberlist.key="+key,
+		"speaker.nodeSelector.rack=r1",
+		"controller.replicas=3",
+		"loadBalancerClass=herald.dev/lb",
+		"metrics.serviceMonitor.enabled=true",
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := deploy.RenderChart(ch, vals, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := objects(t, out)
+	ds := objs["DaemonSet herald-system/herald-speaker"]
+	dep := objs["Deployment herald-system/herald-controller"]
+	if ds == nil || dep == nil {
+		t.Fatalf("no DaemonSet or Deployment in\n%s", out)
+	}
+	dsText, depText := toYAML(t, ds), toYAML(t, dep)
+	for _, want := range []string{
+		"image: ghcr.io/heraldlb/herald-speaker:v2", "--memberlist-port=7950", "containerPort: 7950", "--log-level=debug",
+		"--lb-class=herald.dev/lb", "rack: r1", "herald.dev/memberlist-key-sha256",
+	} {
+		if !strings.Contains(dsText, want) {
+			t.Errorf("the DaemonSet lacks %q:\n%s", want, dsText)
+		}
+	}
+	for _, want := range []string{"image: registry.example:5000/herald/herald-controller:v0.1.0", "replicas: 3", "--lb-class=herald.dev/lb"} {
+		if !strings.Contains(depText, want) {
+			t.Errorf("the Deployment lacks %q:\n%s", want, depText)
+		}
+	}
+	secret := objs["Secret herald-system/herald-memberlist"]
+	if data, _ := secret["data"].(map[string]any); data["key"] != key {
+		t.Errorf("memberlist Secret %v, want key %s", secret, key)
+	}
+	for _, k := range []string{"Service herald-system/herald-controller-metrics", "ServiceMonitor herald-system/herald-speaker"} {
+		if objs[k] == nil {
+			t.Errorf("metrics.serviceMonitor.enabled renders no %s", k)
+		}
+	}
+}
+
+// TestChartRefusesBadValues: values.schema.json and the templates turn a
+// wrong value into an error that names it, before anything is installed.
+func TestChartRefusesBadValues(t *testing.T) {
+	ch, err := deploy.LoadChart("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for set, want := range map[string]string{
+		"speaker.memberlist.port=70000":            "port",
+		"controller.logLevel=loud":                 "logLevel",
+		"controller.replicas=0":                    "replicas",
+		"speaker.memberlist.key=c2hvcnQ=":          "key",
+		"speaker.image.pullPolicy=Sometimes":       "pullPolicy",
+		"speaker.tolerations[0].operator=Maybe":    "operator",
+		"controller.image.tag=v1 rc":               "tag",
+		"spekaer.logLevel=debug":                   "spekaer",
+		"metrics.serviceMonitor.interval=often":    "interval",
+		"controller.nodeSelector.rack.floor=three": "rack",
+	} {
+		vals, err := deploy.Values(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = deploy.RenderChart(ch, vals, false)
+		if err == nil {
+			t.Errorf("%s: rendered without error", set)
+		} else if !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error does not name %q: %v", set, want, err)
+		}
+	}
+}
+
+func toYAML(t *testing.T, obj map[string]any) string {
+	t.Helper()
+	b, err := yaml.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

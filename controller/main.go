@@ -83,7 +83,7 @@ func run(ctx context.Context, opts options.Options, log *slog.Logger) error {
 		Client: mgr.GetClient(), Allocs: allocs, Model: configs.Model, Events: events,
 		Log: log.With("controller", "config-status"), Queue: statusQueue,
 	}
-	memberlist := &reconcile.MemberlistKeyReconciler{Client: mgr.GetClient(), Log: log.With("controller", "memberlist-key")}
+	memberlist := &reconcile.MemberlistKeyReconciler{Client: mgr.GetClient(), Events: events, Log: log.With("controller", "memberlist-key")}
 	importer := &reconcile.Importer{
 		Reader: mgr.GetAPIReader(), Cache: mgr.GetClient(), Allocs: allocs, Config: configs,
 		Class: opts.LBClass, Log: log.With("component", "import"),

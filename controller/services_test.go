@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+	"github.com/heraldlb/herald/controller/reconcile"
 	"github.com/heraldlb/herald/internal/k8s"
 )
 
@@ -231,6 +232,15 @@ func TestServices(t *testing.T) {
 		if len(key) != k8s.MemberlistKeySize {
 			t.Fatalf("memberlist key has %d bytes, want %d", len(key), k8s.MemberlistKeySize)
 		}
+		// A key the speakers cannot use is reported on the Secret, and the
+		// controller leaves the Secret alone.
+		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: v1beta1.Namespace, Name: k8s.MemberlistSecretName}}
+		update(t, h, sec, func(s *corev1.Secret) { s.Data[k8s.MemberlistSecretKey] = []byte("7 bytes") })
+		h.waitEvent(t, v1beta1.Namespace, k8s.MemberlistSecretName, reconcile.ReasonInvalidMemberlistKey, "must be 16, 24 or 32 bytes")
+		if got := h.memberlistKey(t); string(got) != "7 bytes" {
+			t.Fatalf("the controller changed the Secret to %x", got)
+		}
+		update(t, h, sec, func(s *corev1.Secret) { s.Data[k8s.MemberlistSecretKey] = key[:16] })
 	})
 
 	t.Run("metrics", func(t *testing.T) {

@@ -11,19 +11,26 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/speaker/announce"
 	"github.com/heraldlb/herald/speaker/bgp"
 	"github.com/heraldlb/herald/speaker/members"
+	"github.com/heraldlb/herald/speaker/presence"
 	"github.com/heraldlb/herald/speaker/reconcile"
 	"github.com/heraldlb/herald/speaker/status"
 )
@@ -53,13 +60,29 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	leaseSelector := labels.SelectorFromSet(presence.Labels)
 	mgr, err := k8s.NewManager(cfg, k8s.ManagerOptions{
 		Logger:                 crLog,
 		MetricsBindAddress:     opts.MetricsBindAddress,
-		HealthProbeBindAddress: "0",
+		HealthProbeBindAddress: opts.HealthProbeBindAddress,
+		ByObject: map[client.Object]cache.ByObject{
+			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{v1beta1.Namespace: {}}, Label: leaseSelector},
+		},
 	})
 	if err != nil {
 		return err
+	}
+	// The probes answer from the start; until the speaker runs they say
+	// what it waits for.
+	var probes speakerProbes
+	probes.waiting("connecting to the API server")
+	if opts.HealthProbeBindAddress != "0" {
+		if err := mgr.AddHealthzCheck("speaker-loop", probes.alive); err != nil {
+			return err
+		}
+		if err := mgr.AddReadyzCheck("speaker", probes.ready); err != nil {
+			return err
+		}
 	}
 	events := &k8s.EventSink{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Controller: "herald-speaker", Log: log.With("component", "events")}
 	if err := mgr.Add(events); err != nil {
@@ -77,6 +100,7 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 		}
 	}()
 
+	probes.waiting("waiting for this node's Node object")
 	node, err := reconcile.WaitForNode(ctx, mgr.GetCache(), opts.NodeName, log)
 	if err != nil {
 		return err
@@ -85,6 +109,7 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	probes.waiting("waiting for the memberlist key Secret " + v1beta1.Namespace + "/" + opts.MemberlistSecret)
 	key, err := reconcile.WaitForMemberlistKey(ctx, mgr.GetCache(), opts.MemberlistSecret, log)
 	if err != nil {
 		return err
@@ -99,28 +124,45 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	l2, err := announce.New(announce.Options{Logger: log.With("component", "layer2"), Registerer: reg, OnChange: inbox.L2Changed})
+	l2, err := announce.New(announce.Options{Logger: log.With("component", "layer2"), Registerer: reg, OnChange: inbox.L2Changed, OnLinkChange: inbox.LinksChanged})
 	if err != nil {
 		return err
 	}
 	router := bgp.New(bgp.Options{Logger: log.With("component", "bgp"), Registerer: reg, OnEvent: inbox.BGPEvent})
-	spk, err := reconcile.New(reconcile.Options{
-		Node: opts.NodeName, NodeIP: nodeIP, Class: opts.LBClass,
-		Cache:            mgr.GetCache(),
-		MemberlistSecret: opts.MemberlistSecret, MemberlistKey: key,
-		Events:  events,
-		Members: ml, L2: l2, BGP: router, Inbox: inbox,
-		QuorumMemory: opts.QuorumMemory,
-		Log:          log, Registerer: reg,
-	})
-	if err != nil {
-		return err
-	}
-	// SpeakerStatus reads are not cached: only this node's object matters.
+	// SpeakerStatus and Lease reads are not cached: only this node's
+	// objects matter.
 	direct, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
 	if err != nil {
 		return err
 	}
+	lease, err := presence.NewHeartbeat(presence.HeartbeatOptions{
+		Client: direct, Node: opts.NodeName, NodeUID: node.UID, Duration: opts.LeaseDuration,
+		Healthy: func() error {
+			if err := ml.Err(); err != nil {
+				return err
+			}
+			if len(ml.Alive()) == 0 {
+				return errors.New("memberlist is not running yet")
+			}
+			return nil
+		},
+		Log: log.With("component", "presence"),
+	})
+	if err != nil {
+		return err
+	}
+	spk, err := reconcile.New(reconcile.Options{
+		Node: opts.NodeName, NodeUID: node.UID, NodeIP: nodeIP, Class: opts.LBClass,
+		Cache:            mgr.GetCache(),
+		MemberlistSecret: opts.MemberlistSecret,
+		Events:           events,
+		Members:          ml, L2: l2, BGP: router, Inbox: inbox, Presence: lease,
+		Log: log, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	probes.run(spk)
 	writer, err := status.New(status.Options{
 		Client: direct, Node: opts.NodeName, NodeUID: node.UID,
 		Source: spk.Status, Changed: spk.StatusChanged(), Log: log,
@@ -157,4 +199,44 @@ func bindAddress(flagIP string, addrs []corev1.NodeAddress) (netip.Addr, error) 
 		}
 	}
 	return netip.Addr{}, errors.New("the Node has no InternalIP: set --node-ip")
+}
+
+// speakerProbes answer /healthz and /readyz: before the speaker runs, what
+// it waits for; then the speaker's own checks.
+type speakerProbes struct {
+	mu   sync.Mutex
+	spk  *reconcile.Speaker
+	wait string
+}
+
+func (p *speakerProbes) waiting(what string) {
+	p.mu.Lock()
+	p.wait = what
+	p.mu.Unlock()
+}
+
+func (p *speakerProbes) run(spk *reconcile.Speaker) {
+	p.mu.Lock()
+	p.spk = spk
+	p.mu.Unlock()
+}
+
+func (p *speakerProbes) alive(*http.Request) error {
+	p.mu.Lock()
+	spk := p.spk
+	p.mu.Unlock()
+	if spk == nil {
+		return nil // still starting: readiness says what it waits for
+	}
+	return spk.Alive()
+}
+
+func (p *speakerProbes) ready(*http.Request) error {
+	p.mu.Lock()
+	spk, wait := p.spk, p.wait
+	p.mu.Unlock()
+	if spk == nil {
+		return errors.New(wait)
+	}
+	return spk.Ready()
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/speaker/members"
+	"github.com/heraldlb/herald/speaker/presence"
 )
 
 // Options are all of herald-speaker's settings.
@@ -27,14 +28,17 @@ type Options struct {
 	// Memberlist timings (failure detection, gossip, re-joins).
 	ProbeInterval, ProbeTimeout, GossipInterval, RejoinInterval time.Duration
 	SuspicionMult                                               int
-	// QuorumMemory is how long a failed speaker still counts toward the
-	// majority a node must see to take over addresses.
-	QuorumMemory time.Duration
+	// LeaseDuration is how long the others count on this speaker after its
+	// Lease's last renewal (renewed every third of it).
+	LeaseDuration time.Duration
 	// LBClass is the spec.loadBalancerClass served; "" serves Services
 	// without a class (as the controller's flag).
 	LBClass string
 	// MetricsBindAddress: host:port of /metrics, "0" disables it.
 	MetricsBindAddress string
+	// HealthProbeBindAddress: host:port of /healthz and /readyz, "0"
+	// disables them.
+	HealthProbeBindAddress string
 	k8s.ClientFlags
 }
 
@@ -42,17 +46,18 @@ type Options struct {
 func Defaults() Options {
 	t := members.DefaultTimings
 	return Options{
-		NodeName:           os.Getenv("NODE_NAME"),
-		MemberlistPort:     members.DefaultPort,
-		MemberlistSecret:   k8s.MemberlistSecretName,
-		ProbeInterval:      t.ProbeInterval,
-		ProbeTimeout:       t.ProbeTimeout,
-		GossipInterval:     t.GossipInterval,
-		RejoinInterval:     t.RejoinInterval,
-		SuspicionMult:      t.SuspicionMult,
-		QuorumMemory:       30 * time.Second,
-		MetricsBindAddress: ":7473",
-		ClientFlags:        k8s.ClientFlags{LogLevel: "info", KubeAPIQPS: 50, KubeAPIBurst: 100},
+		NodeName:               os.Getenv("NODE_NAME"),
+		MemberlistPort:         members.DefaultPort,
+		MemberlistSecret:       k8s.MemberlistSecretName,
+		ProbeInterval:          t.ProbeInterval,
+		ProbeTimeout:           t.ProbeTimeout,
+		GossipInterval:         t.GossipInterval,
+		RejoinInterval:         t.RejoinInterval,
+		SuspicionMult:          t.SuspicionMult,
+		LeaseDuration:          presence.DefaultDuration,
+		MetricsBindAddress:     ":7473",
+		HealthProbeBindAddress: ":7474",
+		ClientFlags:            k8s.ClientFlags{LogLevel: "info", KubeAPIQPS: 50, KubeAPIBurst: 100},
 	}
 }
 
@@ -61,15 +66,16 @@ func (o *Options) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "this node's name (default $NODE_NAME)")
 	fs.StringVar(&o.NodeIP, "node-ip", o.NodeIP, "address memberlist binds to; empty: the Node's first InternalIP")
 	fs.IntVar(&o.MemberlistPort, "memberlist-port", o.MemberlistPort, "memberlist TCP and UDP port")
-	fs.StringVar(&o.MemberlistSecret, "memberlist-secret", o.MemberlistSecret, "Secret in herald-system with the 32-byte gossip key under \"key\" (the controller creates it)")
+	fs.StringVar(&o.MemberlistSecret, "memberlist-secret", o.MemberlistSecret, "Secret in herald-system with the gossip key (16, 24 or 32 bytes) under \"key\" (the controller creates it; a new key is rotated to without a restart)")
 	fs.DurationVar(&o.ProbeInterval, "memberlist-probe-interval", o.ProbeInterval, "how often each speaker probes another one")
 	fs.DurationVar(&o.ProbeTimeout, "memberlist-probe-timeout", o.ProbeTimeout, "how long a probe waits for its ack before indirect probes")
 	fs.IntVar(&o.SuspicionMult, "memberlist-suspicion-mult", o.SuspicionMult, "suspicion time before a speaker is declared dead, in probe intervals (scaled by log10 of the member count)")
 	fs.DurationVar(&o.GossipInterval, "memberlist-gossip-interval", o.GossipInterval, "how often state changes are gossiped")
 	fs.DurationVar(&o.RejoinInterval, "memberlist-rejoin-interval", o.RejoinInterval, "how often nodes that are not members are joined again (heals partitions)")
-	fs.DurationVar(&o.QuorumMemory, "quorum-memory", o.QuorumMemory, "how long a failed speaker still counts toward the majority a node must see to take over addresses")
+	fs.DurationVar(&o.LeaseDuration, "lease-duration", o.LeaseDuration, "how long the other speakers count on this one after its Lease's last renewal (renewed every third of it)")
 	fs.StringVar(&o.LBClass, "lb-class", o.LBClass, "serve Services of this spec.loadBalancerClass; empty: Services without a class")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz (the loop runs) and /readyz (memberlist runs, a majority of the speakers is seen); 0 disables them")
 	o.ClientFlags.Bind(fs)
 }
 
@@ -105,8 +111,8 @@ func (o Options) Validate() error {
 	if o.ProbeTimeout >= o.ProbeInterval {
 		errs = append(errs, fmt.Errorf("--memberlist-probe-timeout (%s) must be shorter than --memberlist-probe-interval (%s)", o.ProbeTimeout, o.ProbeInterval))
 	}
-	if o.QuorumMemory <= 0 {
-		errs = append(errs, errors.New("--quorum-memory must be positive"))
+	if o.LeaseDuration < 3*time.Second {
+		errs = append(errs, fmt.Errorf("--lease-duration %s is too short (at least 3s)", o.LeaseDuration))
 	}
 	errs = append(errs, o.ClientFlags.Validate())
 	return errors.Join(errs...)

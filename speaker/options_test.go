@@ -15,7 +15,7 @@ func TestParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.NodeName != "node-env" || o.MemberlistPort != 7946 || o.MemberlistSecret != "herald-memberlist" || o.MetricsBindAddress != ":7473" ||
-		o.ProbeInterval != 200*time.Millisecond || o.LBClass != "" {
+		o.ProbeInterval != 200*time.Millisecond || o.LBClass != "" || o.HealthProbeBindAddress != ":7474" || o.LeaseDuration != 30*time.Second {
 		t.Fatalf("defaults %+v", o)
 	}
 	// The DaemonSet's arguments.
@@ -29,6 +29,7 @@ func TestParse(t *testing.T) {
 		{"--memberlist-probe-timeout=300ms"},
 		{"--log-level=loud"},
 		{"--memberlist-secret="},
+		{"--lease-duration=1s"},
 		{"extra"},
 	} {
 		if _, err := Parse(bad); err == nil {

@@ -12,10 +12,13 @@ const (
 	L2SkipNodeNotSelected L2SkipReason = "NodeNotSelected"
 	// L2SkipNoLocalEndpoint: externalTrafficPolicy Local and no ready endpoint on this node.
 	L2SkipNoLocalEndpoint L2SkipReason = "NoLocalEndpoint"
-	// L2SkipNoQuorum: this node ranks first but sees fewer than half of the
-	// speakers it expects, so it may be cut off and does not take over.
+	// L2SkipNoQuorum: this node ranks first but does not see a strict
+	// majority of the speakers it should see (or is still joining them), so
+	// it may be cut off and does not take over.
 	L2SkipNoQuorum L2SkipReason = "NoQuorum"
-	// L2SkipNoInterface: no interface to announce on matches the advertisement.
+	// L2SkipNoInterface: this node has no usable interface for the address
+	// (none of the advertisement's interfaces, link or carrier down, no
+	// subnet or route toward it): it is no candidate, the next node announces it.
 	L2SkipNoInterface L2SkipReason = "NoInterface"
 )
 
@@ -73,6 +76,11 @@ type BGPSession struct {
 type SpeakerStatusStatus struct {
 	// MembersAlive counts the speakers this node sees alive, itself included.
 	MembersAlive int32 `json:"membersAlive"`
+	// MembersExpected counts the speakers this node should see: those the
+	// API server shows running (a fresh Lease), those it sees, and itself.
+	// It takes over Layer 2 addresses only while it sees a strict majority.
+	// +optional
+	MembersExpected int32 `json:"membersExpected,omitempty"`
 	// AnnouncedIPs counts the addresses this node answers ARP/NDP for.
 	AnnouncedIPs int32 `json:"announcedIPs"`
 	// SessionsEstablished counts the BGP sessions in state Established.
@@ -98,6 +106,14 @@ type SpeakerStatusStatus struct {
 	// UpdatedAt is when the speaker last wrote this status.
 	// +optional
 	UpdatedAt *metav1.Time `json:"updatedAt,omitempty"`
+	// Conditions: Ready (the speaker may take over Layer 2 addresses: its
+	// memberlist member runs, it sees a majority of the speakers and has
+	// settled) and MemberlistKey (the Secret's key is in use, or being
+	// rotated to, or why not).
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // SpeakerStatus reports what the speaker on one node does: which addresses
@@ -107,11 +123,14 @@ type SpeakerStatusStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=spk,categories=herald
 // +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Members",type=integer,JSONPath=`.status.membersAlive`
+// +kubebuilder:printcolumn:name="Expected",type=integer,JSONPath=`.status.membersExpected`
 // +kubebuilder:printcolumn:name="L2 IPs",type=integer,JSONPath=`.status.announcedIPs`
 // +kubebuilder:printcolumn:name="BGP Up",type=integer,JSONPath=`.status.sessionsEstablished`
 // +kubebuilder:printcolumn:name="BGP Sessions",type=integer,JSONPath=`.status.sessions`
 // +kubebuilder:printcolumn:name="Announcing",type=string,JSONPath=`.status.l2Announcements[*].ip`,priority=1
+// +kubebuilder:printcolumn:name="Why",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Updated",type=date,JSONPath=`.status.updatedAt`
 type SpeakerStatus struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/internal/deploy"
 	"github.com/heraldlb/herald/internal/testenv"
 )
 
@@ -22,6 +23,8 @@ type upFlags struct {
 	nodes                    int
 	dir                      string
 	keep, noHerald, verbose  bool
+	kubelet                  bool
+	images                   string
 	controller, speaker      string
 	controllerArgs, spkrArgs string
 	samples, demo            string
@@ -45,6 +48,8 @@ func parseUp(args []string, root string) upFlags {
 	fs.StringVar(&f.ingressIPs, "ingress-ip", "", "set the demo Service's external IPs by hand (comma-separated), as when Herald does not run")
 	fs.DurationVar(&f.wait, "wait", time.Minute, "how long to wait for Herald to assign the external IP")
 	fs.BoolVar(&f.verbose, "v", false, "log progress")
+	fs.BoolVar(&f.kubelet, "kubelet", false, "run the nodes as real kubelets (containerd, runc) and install Herald from its Helm chart and images, as a user would")
+	fs.StringVar(&f.images, "images", filepath.Join(root, "dist", "images"), "with --kubelet: folder of the image archives from make images")
 	_ = fs.Parse(args)
 	return f
 }
@@ -67,9 +72,20 @@ func up(args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	opts := lab.Options{Nodes: f.nodes, Dir: f.dir, KeepDir: f.keep, EchoCommand: []string{self, "echo"}, Log: log}
+	if f.kubelet {
+		opts.Kubelet = true
+		for _, name := range []string{"herald-controller", "herald-speaker"} {
+			p := filepath.Join(f.images, name+".tar")
+			if !exists(p) {
+				return fmt.Errorf("no image %s: run make images first", p)
+			}
+			opts.Images = append(opts.Images, p)
+		}
+	}
 	fmt.Println("bringing the Herald lab up ...")
 	sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	l, err := lab.Start(sctx, lab.Options{Nodes: f.nodes, Dir: f.dir, KeepDir: f.keep, EchoCommand: []string{self, "echo"}, Log: log})
+	l, err := lab.Start(sctx, opts)
 	cancel()
 	if err != nil {
 		return err
@@ -83,9 +99,14 @@ func up(args []string) error {
 	fmt.Printf("lab %s up in %v: %d nodes, FRR %s (AS %d), BIRD %s (AS %d)\n",
 		l.Prefix, l.StartupTime.Round(100*time.Millisecond), len(l.Nodes), l.FRR.IPv4, lab.FRRASN, l.BIRD.IPv4, lab.BIRDASN)
 
-	herald := !f.noHerald && f.ingressIPs == "" && exists(f.controller)
+	herald := !f.noHerald && f.ingressIPs == "" && (exists(f.controller) || f.kubelet)
 	speakers := false
-	if herald {
+	if herald && f.kubelet {
+		if err := installChart(ctx, l); err != nil {
+			return err
+		}
+		speakers = true
+	} else if herald {
 		if speakers, err = startHerald(l, f); err != nil {
 			return err
 		}
@@ -130,6 +151,27 @@ func startHerald(l *lab.Lab, f upFlags) (bool, error) {
 		fmt.Printf("started %s (pid %d), log %s\n", s.Name, s.Proc().PID, s.LogPath)
 	}
 	return true, nil
+}
+
+// installChart installs Herald from charts/herald with the Helm library,
+// as `helm install herald charts/herald -n herald-system --create-namespace
+// --wait` would, onto the lab's real nodes.
+func installChart(ctx context.Context, l *lab.Lab) error {
+	ch, err := deploy.LoadChart("")
+	if err != nil {
+		return err
+	}
+	helm, err := deploy.NewClient(l.Env.Kubeconfig, nil)
+	if err != nil {
+		return err
+	}
+	begin := time.Now()
+	fmt.Println("helm install herald charts/herald -n herald-system --create-namespace --wait ...")
+	if err := helm.Install(ctx, ch, nil, 3*time.Minute); err != nil {
+		return err
+	}
+	fmt.Printf("Herald installed from its chart in %v: a controller Deployment (2 replicas) and a speaker DaemonSet on every node\n", time.Since(begin).Round(100*time.Millisecond))
+	return nil
 }
 
 // demoResult is what the demo showed.
@@ -179,7 +221,10 @@ func deployDemo(ctx context.Context, l *lab.Lab, root string, f upFlags, speaker
 		ips, err := l.WaitIngressIPs(ictx, "demo", "web")
 		cancel()
 		if err != nil {
-			return res, fmt.Errorf("%w (controller log: %s)", err, l.Component("controller").LogPath)
+			if c := l.Component("controller"); c != nil {
+				err = fmt.Errorf("%w (controller log: %s)", err, c.LogPath)
+			}
+			return res, err
 		}
 		res.ips = ips
 	}

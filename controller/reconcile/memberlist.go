@@ -27,11 +27,20 @@ var memberlistKey = reconcile.Request{NamespacedName: types.NamespacedName{Names
 // MemberlistKeyReconciler makes sure the Secret with the speakers' gossip
 // encryption key exists: it creates it with a random key when it is missing
 // (at start, or after someone deletes it to rotate the key) and never
-// changes an existing one.
+// changes an existing one. A key the speakers cannot use is reported with
+// a Warning Event on the Secret (the speakers keep their current key and
+// say so in their SpeakerStatus).
 type MemberlistKeyReconciler struct {
 	Client client.Client
+	Events k8s.EventRecorder
 	Log    *slog.Logger
+	// reported is the last bad key reported, so a resync does not repeat it.
+	reported string
 }
+
+// ReasonInvalidMemberlistKey is the Event reason for a key the speakers
+// cannot use.
+const ReasonInvalidMemberlistKey = "InvalidMemberlistKey"
 
 // SetupWithManager registers the controller; it also runs once at start.
 func (r *MemberlistKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -56,10 +65,17 @@ func (r *MemberlistKeyReconciler) Reconcile(ctx context.Context, req reconcile.R
 	err := r.Client.Get(ctx, req.NamespacedName, &s)
 	if err == nil {
 		// Someone else's Secret is never changed, but a key memberlist cannot
-		// use (AES-128, -192 or -256) is worth saying.
-		if n := len(s.Data[k8s.MemberlistSecretKey]); n != 16 && n != 24 && n != 32 {
-			r.Log.Error("the memberlist Secret has no usable key; delete it to have a new one made",
-				"secret", v1beta1.Namespace+"/"+k8s.MemberlistSecretName, "dataKey", k8s.MemberlistSecretKey, "bytes", n)
+		// use is worth saying where the user looks.
+		if err := k8s.CheckMemberlistKey(s.Data[k8s.MemberlistSecretKey]); err != nil {
+			note := fmt.Sprintf("the %q entry is not a usable memberlist key: %v; the speakers keep their current key (set a valid one, or delete this Secret to have a new one made)", k8s.MemberlistSecretKey, err)
+			if note+s.ResourceVersion != r.reported {
+				r.Log.Error("the memberlist Secret has no usable key", "secret", v1beta1.Namespace+"/"+k8s.MemberlistSecretName, "err", err)
+				if r.Events != nil {
+					s.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}
+					r.Events.Warning(&s, ReasonInvalidMemberlistKey, "Validate", note)
+				}
+				r.reported = note + s.ResourceVersion
+			}
 		}
 		return reconcile.Result{}, nil
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/routers"
+	"github.com/heraldlb/herald/internal/deploy"
 	"github.com/heraldlb/herald/internal/netns"
 	"github.com/heraldlb/herald/internal/testenv"
 )
@@ -100,12 +101,48 @@ func TestTopologyIsWiredAndItsFilesExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	refs := regexp.MustCompile(`\.\./[\w./-]+`).FindAllString(string(readme), -1)
-	if !slices.Contains(refs, "../../config/default") {
-		t.Errorf("README does not install Herald from ../../config/default; references: %v", refs)
+	for _, want := range []string{"../../charts/herald", "../../config/default"} {
+		if !slices.Contains(refs, want) {
+			t.Errorf("README does not install Herald from %s; references: %v", want, refs)
+		}
+	}
+	if !strings.Contains(string(readme), "./install-herald.sh") {
+		t.Error("README does not run install-herald.sh")
 	}
 	for _, ref := range refs {
 		if _, err := os.Stat(ref); err != nil {
 			t.Errorf("README references %s: %v", ref, err)
+		}
+	}
+}
+
+// install-herald.sh loads the archives make images writes, named as the
+// chart names the images, and installs the chart: no image that does not exist.
+func TestInstallScriptLoadsTheImagesAndInstallsTheChart(t *testing.T) {
+	b, err := os.ReadFile("install-herald.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat("install-herald.sh"); err != nil || fi.Mode()&0o111 == 0 {
+		t.Errorf("install-herald.sh is not executable: %v", err)
+	}
+	script := string(b)
+	ch, err := deploy.LoadChart("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := deploy.Images(ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"make -C \"$root\" images", "kind load image-archive", "helm upgrade --install herald \"$root/charts/herald\"", "--namespace herald-system"} {
+		if !strings.Contains(script, want) {
+			t.Errorf("install-herald.sh lacks %q", want)
+		}
+	}
+	for _, img := range imgs {
+		if !strings.Contains(script, img.Name()) {
+			t.Errorf("install-herald.sh does not load %s (dist/images/%s.tar)", img.Ref(), img.Name())
 		}
 	}
 }

@@ -32,8 +32,8 @@ import (
 // restarted speaker would not answer for their addresses.
 func TestBadEditSurvivesRestarts(t *testing.T) {
 	e := herald(t)
-	e.pool(t, "dur-old", []v1beta1.AddressRange{"198.51.100.120-198.51.100.124", "2001:db8:100::120-2001:db8:100::124"}, v1beta1.L2AdvertisementSpec{})
-	e.pool(t, "dur-young", []v1beta1.AddressRange{"198.51.100.125-198.51.100.129", "2001:db8:100::125-2001:db8:100::129"}, v1beta1.L2AdvertisementSpec{})
+	labtest.L2Pool(t, e.Herald, "dur-old", []v1beta1.AddressRange{"198.51.100.150-198.51.100.154", "2001:db8:100::150-2001:db8:100::154"}, v1beta1.L2AdvertisementSpec{})
+	labtest.L2Pool(t, e.Herald, "dur-young", []v1beta1.AddressRange{"198.51.100.155-198.51.100.159", "2001:db8:100::155-2001:db8:100::159"}, v1beta1.L2AdvertisementSpec{})
 	old := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "dur-old", Replicas: 2, Pool: "dur-old"})
 	young := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "dur-young", Replicas: 2, Pool: "dur-young"})
 	ips := append(slices.Clone(old.IPs), young.IPs...)
@@ -50,14 +50,14 @@ func TestBadEditSurvivesRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	lastValid := slices.Clone(oldPool.Spec.Addresses)
-	oldPool.Spec.Addresses = []v1beta1.AddressRange{"198.51.100.125-198.51.100.127", "2001:db8:100::125-2001:db8:100::127"}
+	oldPool.Spec.Addresses = []v1beta1.AddressRange{"198.51.100.155-198.51.100.157", "2001:db8:100::155-2001:db8:100::157"}
 	if err := e.API.Update(ctx, &oldPool); err != nil {
 		t.Fatal(err)
 	}
 	e.waitKeptLastValid(t, ctx, "dur-old", lastValid)
 
 	youngV4 := young.IPs[0]
-	owner, err := e.waitOwner(ctx, youngV4)
+	owner, err := e.WaitOwner(ctx, youngV4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,14 +75,14 @@ func TestBadEditSurvivesRestarts(t *testing.T) {
 	// returns to the node that ranks first for it).
 	third := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "dur-new", Replicas: 1, Pool: "dur-young"})
 	for _, ip := range third.IPs {
-		if !strings.HasPrefix(ip, "198.51.100.12") && !strings.HasPrefix(ip, "2001:db8:100::12") {
+		if !strings.HasPrefix(ip, "198.51.100.15") && !strings.HasPrefix(ip, "2001:db8:100::15") {
 			t.Errorf("new Service got %s, outside the younger pool", ip)
 		}
 	}
-	if err := e.waitMembers(ctx, len(e.Nodes)); err != nil {
+	if err := e.WaitMembers(ctx, len(e.Nodes)); err != nil {
 		t.Fatal(err)
 	}
-	if now, err := e.waitOwner(ctx, youngV4); err != nil || now != owner {
+	if now, err := e.WaitOwner(ctx, youngV4); err != nil || now != owner {
 		t.Fatalf("%s owned by %s after the restart (%v), want %s again", youngV4, now, err, owner)
 	}
 	e.waitKeptLastValid(t, ctx, "dur-old", lastValid)
@@ -91,7 +91,7 @@ func TestBadEditSurvivesRestarts(t *testing.T) {
 		if _, err := e.get(ctx, ip); err != nil {
 			t.Errorf("%s does not answer after the restarts: %v", ip, err)
 		}
-		if ans, err := e.answerers(ctx, ip); err != nil || len(ans) != 1 {
+		if ans, err := e.Answerers(ctx, ip); err != nil || len(ans) != 1 {
 			t.Errorf("%s answered by %v (%v) after the restarts, want one node", ip, ans, err)
 		}
 	}

@@ -76,7 +76,7 @@ func (e *env) failoverWorkload(t *testing.T) *lab.Workload {
 // it, and watches the address settle.
 func (e *env) runTrial(ctx context.Context, ip string, f lab.NodeFault) (trial, error) {
 	tr := trial{fault: f.Name, ip: ip, garp: -1, moved: -1}
-	owner, err := e.waitOwner(ctx, ip)
+	owner, err := e.WaitOwner(ctx, ip)
 	if err != nil {
 		return tr, err
 	}
@@ -91,7 +91,7 @@ func (e *env) runTrial(ctx context.Context, ip string, f lab.NodeFault) (trial, 
 	}); err != nil {
 		return tr, err
 	}
-	capt, err := e.startCapture(ctx)
+	capt, err := e.Client.StartCapture(ctx)
 	if err != nil {
 		return tr, err
 	}
@@ -100,7 +100,7 @@ func (e *env) runTrial(ctx context.Context, ip string, f lab.NodeFault) (trial, 
 	t0 := time.Now()
 	if err := f.Inject(ctx, e.Lab, owner); err != nil {
 		p.Stop()
-		_, _ = capt.stop()
+		_, _ = capt.Stop()
 		return tr, err
 	}
 	err = lab.Poll(ctx, 20*time.Millisecond, func() error {
@@ -115,7 +115,7 @@ func (e *env) runTrial(ctx context.Context, ip string, f lab.NodeFault) (trial, 
 	time.Sleep(time.Second)
 	samples := p.Stop()
 	if err != nil {
-		_, _ = capt.stop()
+		_, _ = capt.Stop()
 		return tr, fmt.Errorf("after %s: %w (probe log %s)", f.What, err, p.LogPath)
 	}
 	var after []lab.Sample
@@ -137,27 +137,27 @@ func (e *env) runTrial(ctx context.Context, ip string, f lab.NodeFault) (trial, 
 	}
 	time.Sleep(5 * time.Second)
 	samples = p.Stop()
-	anns, err := capt.stop()
+	anns, err := capt.Stop()
 	if err != nil {
 		return tr, err
 	}
 	for _, a := range anns {
-		if a.ip != ip || !a.at.After(t0) {
+		if a.IP != ip || !a.Gratuitous || !a.At.After(t0) {
 			continue
 		}
-		if a.at.Before(t1) && e.macs[a.mac] == tr.successor && tr.garp < 0 {
-			tr.garp = a.at.Sub(t0)
+		if a.At.Before(t1) && e.NodeOfMAC(a.MAC) == tr.successor && tr.garp < 0 {
+			tr.garp = a.At.Sub(t0)
 		}
-		if a.at.After(t1) {
-			tr.after = append(tr.after, fmt.Sprintf("%s@%v", e.macs[a.mac], a.at.Sub(t1).Round(time.Millisecond)))
+		if a.At.After(t1) {
+			tr.after = append(tr.after, fmt.Sprintf("%s@%v", e.NodeOfMAC(a.MAC), a.At.Sub(t1).Round(time.Millisecond)))
 		}
 	}
 	tr.probeLog = p.LogPath
 	tr.changes, tr.settled = changesOf(samples, t1)
-	if err := e.waitMembers(ctx, len(e.Nodes)); err != nil {
+	if err := e.WaitMembers(ctx, len(e.Nodes)); err != nil {
 		return tr, err
 	}
-	tr.owners, err = e.owners(ctx, ip)
+	tr.owners, err = e.Owners(ctx, ip)
 	return tr, err
 }
 
@@ -166,7 +166,7 @@ func (e *env) steady(ctx context.Context, tr trial) error {
 	if len(tr.owners) != 1 {
 		return fmt.Errorf("owners after the restore: %v", tr.owners)
 	}
-	ans, err := e.answerers(ctx, tr.ip)
+	ans, err := e.Answerers(ctx, tr.ip)
 	if err != nil {
 		return err
 	}

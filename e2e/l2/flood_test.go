@@ -23,7 +23,7 @@ func TestARPFloodFromTheLabClient(t *testing.T) {
 	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "flood", Replicas: 1, Family: "IPv4"})
 	ip := w.IPs[0]
 	ctx := labtest.Context(t, 2*time.Minute)
-	owner, err := e.waitOwner(ctx, ip)
+	owner, err := e.WaitOwner(ctx, ip)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestARPFloodFromTheLabClient(t *testing.T) {
 	time.Sleep(time.Second) // into the flood
 	var asked [][]string
 	for range 3 {
-		ans, err := e.answerers(ctx, ip)
+		ans, err := e.Answerers(ctx, ip)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,7 +23,7 @@ func TestServiceAnswersThroughItsOwnerOverIPv4AndIPv6(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, ip := range w.IPs {
-		owner, err := e.waitOwner(ctx, ip)
+		owner, err := e.WaitOwner(ctx, ip)
 		if err != nil {
 			t.Fatalf("%s: %v", ip, err)
 		}
@@ -31,7 +31,7 @@ func TestServiceAnswersThroughItsOwnerOverIPv4AndIPv6(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ans, err := e.answerers(ctx, ip)
+		ans, err := e.Answerers(ctx, ip)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +40,7 @@ func TestServiceAnswersThroughItsOwnerOverIPv4AndIPv6(t *testing.T) {
 		}
 		// The client sends to the owner's MAC.
 		mac, err := e.Client.Neighbor(ctx, ip)
-		if err != nil || mac == nil || e.macs[mac.String()] != owner {
+		if err != nil || mac == nil || e.NodeOfMAC(mac.String()) != owner {
 			t.Errorf("%s: the client's neighbour entry is %v (%v), want %s's MAC", ip, mac, err, owner)
 		}
 		t.Logf("%s: owner %s, answered by pod %s on %s", ip, owner, rep.Pod, rep.Node)
@@ -73,7 +73,7 @@ func TestServiceAnswersThroughItsOwnerOverIPv4AndIPv6(t *testing.T) {
 	}
 	// The owner of the IPv4 address says so in its metrics, and answered
 	// the client's ARP requests.
-	owner, err := e.waitOwner(ctx, w.IPs[0])
+	owner, err := e.WaitOwner(ctx, w.IPs[0])
 	if err != nil {
 		t.Fatal(err)
 	}

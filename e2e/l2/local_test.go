@@ -27,14 +27,14 @@ func TestLocalTrafficIsAnnouncedFromANodeWithAReadyEndpoint(t *testing.T) {
 		t.Helper()
 		var owner string
 		err := lab.Poll(ctx, 100*time.Millisecond, func() error {
-			o, err := e.owners(ctx, ip)
+			o, err := e.Owners(ctx, ip)
 			if err != nil {
 				return err
 			}
 			if len(o) != 1 || !slices.Contains(allowed, o[0]) {
 				return fmt.Errorf("%s announced by %v, want one of %v", ip, o, allowed)
 			}
-			ans, err := e.answerers(ctx, ip)
+			ans, err := e.Answerers(ctx, ip)
 			if err != nil {
 				return err
 			}

@@ -15,42 +15,22 @@ import (
 	"github.com/heraldlb/herald/e2e/labtest"
 )
 
-// pool makes a pool that only Services naming it use, with one
-// L2Advertisement, removed after the test.
-func (e *env) pool(t *testing.T, name string, ranges []v1beta1.AddressRange, adv v1beta1.L2AdvertisementSpec) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	adv.PoolSelection = v1beta1.PoolSelection{IPPools: []string{name}}
-	p := lab.ManualPool(name, ranges...)
-	a := &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: adv}
-	if err := e.Create(ctx, p, a); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = e.API.Delete(ctx, a)
-		_ = e.API.Delete(ctx, p)
-	})
-}
-
 // An L2Advertisement's node selectors pick the nodes that may announce.
 func TestNodeSelectorsAreObeyed(t *testing.T) {
 	e := herald(t)
 	only := e.Nodes[2].Name
-	e.pool(t, "sel", []v1beta1.AddressRange{"198.51.100.100-198.51.100.109", "2001:db8:100::100-2001:db8:100::109"}, v1beta1.L2AdvertisementSpec{
+	labtest.L2Pool(t, e.Herald, "sel", []v1beta1.AddressRange{"198.51.100.100-198.51.100.109", "2001:db8:100::100-2001:db8:100::109"}, v1beta1.L2AdvertisementSpec{
 		NodeSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"kubernetes.io/hostname": only}}},
 	})
 	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "sel", Replicas: 2, Pool: "sel"})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, ip := range w.IPs {
-		owner, err := e.waitOwner(ctx, ip)
+		owner, err := e.WaitOwner(ctx, ip)
 		if err != nil || owner != only {
 			t.Fatalf("%s owned by %s (%v), want %s, the only node selected", ip, owner, err, only)
 		}
-		if ans, err := e.answerers(ctx, ip); err != nil || !slices.Equal(ans, []string{only}) {
+		if ans, err := e.Answerers(ctx, ip); err != nil || !slices.Equal(ans, []string{only}) {
 			t.Fatalf("%s answered by %v (%v), want %s", ip, ans, err, only)
 		}
 		if _, err := e.get(ctx, ip); err != nil {
@@ -75,12 +55,12 @@ func TestNodeSelectorsAreObeyed(t *testing.T) {
 // client does.
 func TestInterfaceSelectorsAreObeyed(t *testing.T) {
 	e := herald(t)
-	e.pool(t, "ifc", []v1beta1.AddressRange{"198.51.100.110-198.51.100.119"}, v1beta1.L2AdvertisementSpec{Interfaces: []string{"cni0"}})
+	labtest.L2Pool(t, e.Herald, "ifc", []v1beta1.AddressRange{"198.51.100.110-198.51.100.119"}, v1beta1.L2AdvertisementSpec{Interfaces: []string{"cni0"}})
 	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "ifc", Nodes: e.NodeNames(), Pool: "ifc", Family: "IPv4"})
 	ip := w.IPs[0]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	owner, err := e.waitOwner(ctx, ip)
+	owner, err := e.WaitOwner(ctx, ip)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +73,7 @@ func TestInterfaceSelectorsAreObeyed(t *testing.T) {
 			t.Fatalf("%s announces %s on %v, want [cni0]", owner, ip, a.Interfaces)
 		}
 	}
-	if ans, _ := e.answerers(ctx, ip); len(ans) != 0 {
+	if ans, _ := e.Answerers(ctx, ip); len(ans) != 0 {
 		t.Fatalf("the LAN client got answers for %s from %v; it is announced on cni0 only", ip, ans)
 	}
 	pod := e.Pod(w.Namespace, w.Name+"-"+owner)
@@ -111,7 +91,7 @@ func TestInterfaceSelectorsAreObeyed(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = lab.Poll(ctx, 100*time.Millisecond, func() error {
-		ans, err := e.answerers(ctx, ip)
+		ans, err := e.Answerers(ctx, ip)
 		if err == nil && !slices.Equal(ans, []string{owner}) {
 			err = fmt.Errorf("%s answered by %v, want %s", ip, ans, owner)
 		}

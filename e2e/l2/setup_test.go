@@ -15,7 +15,6 @@ import (
 // env is the shared lab with Herald running in it.
 type env struct {
 	*lab.Herald
-	macs map[string]string // node name by eth0 MAC
 }
 
 var shared labtest.Shared[*env]
@@ -38,7 +37,7 @@ func herald(t *testing.T) *env {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := e.waitMembers(ctx, len(e.Nodes)); err != nil {
+	if err := e.WaitMembers(ctx, len(e.Nodes)); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -51,19 +50,19 @@ func startHerald(l *lab.Lab) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &env{Herald: h, macs: map[string]string{}}
-	for _, n := range l.Nodes {
-		mac, err := n.MAC()
-		if err != nil {
-			return nil, err
-		}
-		e.macs[mac.String()] = n.Name
-	}
+	e := &env{Herald: h}
 	if err := e.Create(ctx,
 		&v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: poolL2}, Spec: v1beta1.IPPoolSpec{Addresses: []v1beta1.AddressRange{rangeV4, rangeV6}}},
 		&v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: poolL2}, Spec: v1beta1.L2AdvertisementSpec{PoolSelection: v1beta1.PoolSelection{IPPools: []string{poolL2}}}},
 	); err != nil {
 		return nil, err
 	}
-	return e, e.waitMembers(ctx, len(l.Nodes))
+	return e, e.WaitMembers(ctx, len(l.Nodes))
+}
+
+// get sends a request to ip from the LAN client, retrying while
+// kube-proxy catches up, and returns the node that answered.
+func (e *env) get(ctx context.Context, ip string) (node string, err error) {
+	rep, err := e.Client.GetEventually(ctx, lab.URL(ip, 80))
+	return rep.Node, err
 }

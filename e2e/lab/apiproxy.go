@@ -21,9 +21,14 @@ type apiProxy struct {
 
 // listen opens 127.0.0.1:APIServerPort and [::1]:APIServerPort inside ns and serves them until ctx ends.
 func (p *apiProxy) listen(ctx context.Context, ns *netns.NS) error {
+	return p.listenOn(ctx, ns, "127.0.0.1", "::1")
+}
+
+// listenOn opens APIServerPort on each of addrs inside ns and serves them until ctx ends.
+func (p *apiProxy) listenOn(ctx context.Context, ns *netns.NS, addrs ...string) error {
 	var ls []net.Listener
 	err := ns.Do(func() error {
-		for _, addr := range []string{"127.0.0.1", "::1"} {
+		for _, addr := range addrs {
 			l, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(APIServerPort)))
 			if err != nil {
 				return err

@@ -3,7 +3,6 @@ package lab
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -145,13 +144,7 @@ func (l *Lab) lanHosts() []*Host {
 // applyFaults replaces the bridge filter table with the current rules.
 // The caller holds l.faults.mu.
 func (l *Lab) applyFaults(ctx context.Context) error {
-	rules := faultRules(l.faults.pairs, l.faults.loss)
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.LAN.Name, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(rules)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("lab: nft in %s: %w: %s\n%s", l.LAN.Name, err, out, rules)
-	}
-	return nil
+	return nftLoad(ctx, l.LAN, faultRules(l.faults.pairs, l.faults.loss))
 }
 
 // faultRules renders the bridge table: drops between partitioned ports and

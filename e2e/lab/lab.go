@@ -51,6 +51,15 @@ type Options struct {
 	NoRouters bool
 	// NoKubeProxy runs no kube-proxy (API-only tests, scale runs).
 	NoKubeProxy bool
+	// Kubelet runs every node as a real kubelet with containerd and runc
+	// (realnodes.go): pods are containers from images, host-network pods
+	// (Herald's speakers) run too, and the lab does not play kubelet.
+	// Slower to start than the default, where the lab runs each pod as a
+	// process; install tests need it, functional tests do not.
+	Kubelet bool
+	// Images are image archives (OCI or Docker) loaded into every real
+	// node's containerd, besides the lab's own pause and echo images.
+	Images []string
 	// Testenv adds options to the control plane (CRD folder, extra flags).
 	Testenv []testenv.Option
 	Log     *slog.Logger
@@ -83,6 +92,12 @@ type Lab struct {
 	wg      sync.WaitGroup
 	kubelet *kubelet
 	faults  faults
+	// macs names the node of each LAN MAC (NodeOfMAC).
+	macsOnce sync.Once
+	macs     map[string]string
+
+	realNodes  []*RealNode
+	imagePaths []string // loaded into every real node
 
 	mu         sync.Mutex
 	components []*Component
@@ -109,6 +124,15 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Kubelet {
+		bin, err := testenv.BinDir()
+		if err != nil {
+			return nil, err
+		}
+		if err := checkRuntime(bin); err != nil {
+			return nil, err
+		}
 	}
 	// A lab whose test binary panicked is still here: remove it first.
 	if cleaned, err := CleanupStale(ctx); err != nil {
@@ -144,7 +168,12 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	}
 	envc := make(chan envResult, 1)
 	go func() {
-		topts := append([]testenv.Option{testenv.WithRegistry(l.Reg), testenv.WithScheduler(), testenv.WithLogger(l.log)}, opts.Testenv...)
+		topts := []testenv.Option{testenv.WithRegistry(l.Reg), testenv.WithScheduler(), testenv.WithLogger(l.log)}
+		if opts.Kubelet {
+			// Herald's install brings its CRDs, as for a user.
+			topts = append(topts, testenv.WithServiceAccounts(), testenv.WithCRDDir(testenv.NoCRDs))
+		}
+		topts = append(topts, opts.Testenv...)
 		env, err := testenv.StartProcess(ctx, filepath.Join(l.Dir, "kube"), topts...)
 		envc <- envResult{env, err}
 	}()
@@ -173,8 +202,9 @@ func Start(ctx context.Context, opts Options) (_ *Lab, err error) {
 	return l, nil
 }
 
-// startNodes connects each node to the API server, registers it, starts the
-// pod runner and the kube-proxies and waits for them.
+// startNodes connects each node to the API server, registers it (or has
+// its kubelet do so), starts the pod runner (or the real nodes) and the
+// kube-proxies and waits for them.
 func (l *Lab) startNodes(ctx, bg context.Context) error {
 	proxy := &apiProxy{target: l.Env.Server[len("https://"):]}
 	for _, n := range l.Nodes {
@@ -188,24 +218,40 @@ func (l *Lab) startNodes(ctx, bg context.Context) error {
 		if err := l.Env.WriteKubeconfig(n.Kubeconfig, fmt.Sprintf("https://127.0.0.1:%d", APIServerPort)); err != nil {
 			return err
 		}
+		if l.opts.Kubelet {
+			// Pods reach the API server through the kubernetes Service (publishAPIServer).
+			if err := proxy.listenOn(bg, n.NS, n.IPv4.String()); err != nil {
+				return fmt.Errorf("lab: API server proxy in %s: %w", n.Name, err)
+			}
+			if err := ipBatch(ctx, n.NS, serviceRoutes()...); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := l.registerNode(ctx, n); err != nil {
 			return err
 		}
 	}
 	l.wg.Add(1)
 	go func() { defer l.wg.Done(); <-bg.Done(); proxy.wg.Wait() }()
-	if err := l.createInstallNamespace(ctx); err != nil {
-		return err
-	}
-
-	l.kubelet = newKubelet(l, l.opts.EchoCommand)
-	ready := make(chan struct{})
-	l.wg.Add(1)
-	go func() { defer l.wg.Done(); l.kubelet.run(bg, ready) }()
-	select {
-	case <-ready:
-	case <-ctx.Done():
-		return ctx.Err()
+	if l.opts.Kubelet {
+		// Herald's install (chart or kustomize) makes its namespace, as for a user.
+		if err := l.startRealNodes(ctx); err != nil {
+			return err
+		}
+	} else {
+		if err := l.createInstallNamespace(ctx); err != nil {
+			return err
+		}
+		l.kubelet = newKubelet(l, l.opts.EchoCommand)
+		ready := make(chan struct{})
+		l.wg.Add(1)
+		go func() { defer l.wg.Done(); l.kubelet.run(bg, ready) }()
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	if l.opts.NoKubeProxy {
 		return nil
@@ -223,8 +269,14 @@ func (l *Lab) startNodes(ctx, bg context.Context) error {
 	return nil
 }
 
-// prepareEcho builds lab-echo unless Options.EchoCommand names a backend.
+// prepareEcho builds lab-echo unless Options.EchoCommand names a backend;
+// for real nodes it builds the pause and echo images instead.
 func (l *Lab) prepareEcho(ctx context.Context) error {
+	if l.opts.Kubelet {
+		paths, err := buildLabImages(ctx, filepath.Join(l.Dir, "images"))
+		l.imagePaths = append(paths, l.opts.Images...)
+		return err
+	}
 	if len(l.opts.EchoCommand) > 0 {
 		return nil
 	}

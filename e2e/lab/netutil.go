@@ -80,3 +80,13 @@ func sysctlsExisting(ns *netns.NS, kv ...string) error {
 		return nil
 	})
 }
+
+// nftLoad loads an nftables ruleset into ns.
+func nftLoad(ctx context.Context, ns *netns.NS, rules string) error {
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns.Name, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("lab: nft in %s: %w: %s\n%s", ns.Name, err, out, rules)
+	}
+	return nil
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -66,4 +68,27 @@ func BGPPeer(name string, addr netip.Addr, myASN, peerASN int64) *v1beta1.BGPPee
 		MyASN: myASN, PeerASN: ptr.To(peerASN), PeerAddress: addr.String(),
 		HoldTime: d(9 * time.Second), KeepaliveTime: d(3 * time.Second), ConnectTime: d(time.Second),
 	}}
+}
+
+// Event finds an Event with reason about the object called name in
+// namespace ns ("" for a cluster-scoped object: its Events go to
+// "default") whose note contains text, and says what it saw otherwise.
+func (h *Herald) Event(ctx context.Context, ns, name, reason, text string) error {
+	if ns == "" {
+		ns = "default"
+	}
+	var list eventsv1.EventList
+	if err := h.API.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return fmt.Errorf("lab: Events: %w", err)
+	}
+	var seen []string
+	for _, e := range list.Items {
+		if e.Regarding.Name == name && e.Reason == reason && strings.Contains(e.Note, text) {
+			return nil
+		}
+		if e.Regarding.Name == name {
+			seen = append(seen, e.Reason+": "+e.Note)
+		}
+	}
+	return fmt.Errorf("no %s Event about %s saying %q; its Events: %q", reason, name, text, seen)
 }

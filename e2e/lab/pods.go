@@ -11,8 +11,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Pod returns the running lab pod namespace/name, or nil.
+// Pod returns the running lab pod namespace/name, or nil (always nil on
+// real kubelet nodes, where pods are containers).
 func (l *Lab) Pod(namespace, name string) *Pod {
+	if l.kubelet == nil {
+		return nil
+	}
 	return l.kubelet.pod(namespace + "/" + name)
 }
 
@@ -21,7 +25,7 @@ func (l *Lab) Pod(namespace, name string) *Pod {
 // Pod's status says so.
 func (l *Lab) SetPodReady(ctx context.Context, namespace, name string, ready bool) error {
 	key := namespace + "/" + name
-	if l.kubelet.pod(key) == nil {
+	if l.Pod(namespace, name) == nil {
 		return fmt.Errorf("lab: pod %s is not running on a lab node", key)
 	}
 	l.kubelet.setUnready(key, !ready)

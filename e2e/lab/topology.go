@@ -147,25 +147,8 @@ func (l *Lab) linkExt(ctx context.Context, r *Router, extIf string, v4, v6 netip
 //   - BIRD routes the LAN's replies to its external link (it is directly connected).
 func (l *Lab) addStaticRoutes(ctx context.Context) error {
 	frr4, frr6 := l.FRR.IPv4.String(), l.FRR.IPv6.String()
-	bird4, bird6 := l.BIRD.IPv4.String(), l.BIRD.IPv6.String()
 	for _, n := range l.Nodes {
-		lines := []string{
-			"route add " + ExtFRRv4.String() + " via " + frr4,
-			"route add " + ExtFRRv6.String() + " via " + frr6,
-			"route add " + ExtBIRDv4.String() + " via " + bird4,
-			"route add " + ExtBIRDv6.String() + " via " + bird6,
-		}
-		// The Layer 2 pool is part of the LAN, as on a network whose subnet
-		// holds it: the speaker's default interface choice then finds eth0.
-		lines = append(lines, "route add "+L2PoolV4.String()+" dev eth0", "route add "+L2PoolV6.String()+" dev eth0")
-		for _, m := range l.Nodes {
-			if m != n {
-				lines = append(lines,
-					"route add "+m.PodCIDRv4.String()+" via "+m.IPv4.String(),
-					"route add "+m.PodCIDRv6.String()+" via "+m.IPv6.String())
-			}
-		}
-		if err := ipBatch(ctx, n.NS, lines...); err != nil {
+		if err := ipBatch(ctx, n.NS, l.nodeRoutes(n, "add")...); err != nil {
 			return err
 		}
 	}
@@ -202,4 +185,29 @@ func tuneRouter(ns *netns.NS) error {
 		kv = append(kv, fmt.Sprintf("net/ipv4/conf/%s/send_redirects", dev), "0")
 	}
 	return sysctlsExisting(ns, kv...)
+}
+
+// nodeRoutes are node n's static routes through its LAN link, as ip(8)
+// lines with verb "add" or "replace":
+//   - the external links through the router on each,
+//   - the Layer 2 pool on-link, as on a network whose subnet holds it (the
+//     speaker's default interface choice then finds eth0),
+//   - the other nodes' pod CIDRs through those nodes.
+func (l *Lab) nodeRoutes(n *Node, verb string) []string {
+	lines := []string{
+		"route " + verb + " " + ExtFRRv4.String() + " via " + l.FRR.IPv4.String(),
+		"route " + verb + " " + ExtFRRv6.String() + " via " + l.FRR.IPv6.String(),
+		"route " + verb + " " + ExtBIRDv4.String() + " via " + l.BIRD.IPv4.String(),
+		"route " + verb + " " + ExtBIRDv6.String() + " via " + l.BIRD.IPv6.String(),
+		"route " + verb + " " + L2PoolV4.String() + " dev eth0",
+		"route " + verb + " " + L2PoolV6.String() + " dev eth0",
+	}
+	for _, m := range l.Nodes {
+		if m != n {
+			lines = append(lines,
+				"route "+verb+" "+m.PodCIDRv4.String()+" via "+m.IPv4.String(),
+				"route "+verb+" "+m.PodCIDRv6.String()+" via "+m.IPv6.String())
+		}
+	}
+	return lines
 }

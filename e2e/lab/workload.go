@@ -43,9 +43,19 @@ type Workload struct {
 	IPs []string
 }
 
+// echoContainer runs the echo backend: on real kubelet nodes from the
+// lab's EchoImage, named by the downward API; the lab's own pod runner
+// starts the backend with the same names from the Pod object instead.
 var echoContainer = corev1.Container{
-	Name: "echo", Image: "registry.k8s.io/e2e-test-images/agnhost:2.53",
-	Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+	Name: "echo", Image: EchoImage, ImagePullPolicy: corev1.PullNever,
+	Args: []string{"--pod=$(POD_NAME)", "--namespace=$(POD_NAMESPACE)", "--node=$(NODE_NAME)", "--tcp=8080"},
+	Env: []corev1.EnvVar{
+		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+		{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+	},
+	Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+	ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("http")}}, PeriodSeconds: 1},
 }
 
 // EchoPod is a pod of the workload pinned to node (the lab runs it as an

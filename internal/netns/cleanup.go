@@ -13,8 +13,9 @@ import (
 
 // Cleanup removes what a crashed run with this prefix left behind: it ends
 // the run's tracked processes (only those whose PID still names the same
-// process) and every process inside its namespaces, then deletes the
-// namespaces and the state directory.
+// process), every process in its cgroups and inside its namespaces, then
+// unmounts its mount namespaces and deletes its cgroups, namespaces and
+// state directory.
 func Cleanup(ctx context.Context, prefix string) error {
 	if !strings.HasPrefix(prefix, NamePrefix) {
 		return errors.New("netns: refusing to clean up a prefix this package did not make: " + prefix)
@@ -26,7 +27,9 @@ func Cleanup(ctx context.Context, prefix string) error {
 			_ = syscall.Kill(p.pid, syscall.SIGKILL)
 		}
 	}
-	var errs []error
+	// Containers a kubelet of the run left in its cgroups, then the run's
+	// mount namespaces.
+	errs := []error{removeCgroups(prefix), unmountAll(stateDir)}
 	out, err := run(ctx, "ip", "netns", "list")
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -127,5 +128,55 @@ func TestOwnerTellsALiveRunFromACrashedOne(t *testing.T) {
 	}
 	if _, alive := Owner(reg.Prefix()); alive {
 		t.Fatal("an owner record with another start time counts as alive")
+	}
+}
+
+func TestCgroupsAndMountNamespacesAreRemoved(t *testing.T) {
+	if err := RequireRoot(); err != nil {
+		t.Skip(err)
+	}
+	ctx := context.Background()
+	reg := New(UniquePrefix(), nil)
+	t.Cleanup(func() { _ = reg.Close() })
+	cg, err := reg.AddCgroup("node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := reg.AddMountNS(ctx, "node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A mount made inside stays inside.
+	if out, err := m.Run(ctx, "sh", "-c", "mount -t tmpfs herald-test /mnt && grep -c herald-test /proc/self/mountinfo"); err != nil || strings.TrimSpace(out) != "1" {
+		t.Fatalf("mount inside the namespace: %q, %v", out, err)
+	}
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), "herald-test") {
+		t.Fatal("a mount made in the run's mount namespace shows in the caller's")
+	}
+	// A process the run did not track (a container, say) that sits in the
+	// run's cgroup is ended by Close.
+	cmd := exec.Command("sleep", "300")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	if err := cg.Join(cmd.Process.Pid, "child", "pids"); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a process in the run's cgroup survived Close")
+	}
+	left, err := Leftovers(reg.Prefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Fatalf("left behind after Close: %v", left)
 	}
 }

@@ -37,6 +37,8 @@ type Registry struct {
 	mu         sync.Mutex
 	namespaces []*NS
 	procs      []*Proc
+	mounts     []*MountNS
+	cgroups    []*Cgroup
 	closed     bool
 }
 
@@ -170,6 +172,9 @@ func (r *Registry) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	// What the run's processes started in its cgroups (containers), then
+	// its mount namespaces, before the network namespaces they used.
+	errs = append(errs, removeCgroups(r.prefix), unmountAll(r.StateDir()))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, ns := range namespaces {
@@ -186,7 +191,8 @@ func (r *Registry) Close() error {
 	return errors.Join(errs...)
 }
 
-// Leftovers lists namespaces and live tracked processes that carry prefix.
+// Leftovers lists namespaces, live tracked processes, cgroups and mounts
+// that carry prefix.
 // A test calls it after Close to prove the run left nothing behind.
 func Leftovers(prefix string) ([]string, error) {
 	var left []string
@@ -203,6 +209,12 @@ func Leftovers(prefix string) ([]string, error) {
 		if p.alive() {
 			left = append(left, fmt.Sprintf("process %s pid %d", p.name, p.pid))
 		}
+	}
+	for _, c := range runCgroups(prefix) {
+		left = append(left, "cgroup "+c)
+	}
+	for _, m := range mountedUnder(filepath.Join(StateRoot, prefix)) {
+		left = append(left, "mount "+m)
 	}
 	return left, nil
 }

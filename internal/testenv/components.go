@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -51,7 +52,11 @@ func etcdArgs(dir string, p ports) []string {
 	}
 }
 
-func apiserverArgs(k *pki, p ports) []string {
+func apiserverArgs(k *pki, p ports, serviceAccounts bool) []string {
+	disabled := disabledAdmission
+	if serviceAccounts {
+		disabled = slices.DeleteFunc(slices.Clone(disabled), func(s string) bool { return s == "ServiceAccount" })
+	}
 	return []string{
 		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(p.etcdClient),
 		"--bind-address=127.0.0.1",
@@ -69,7 +74,7 @@ func apiserverArgs(k *pki, p ports) []string {
 		"--endpoint-reconciler-type=none",
 		// Fairness queues only slow down a single-tenant test server.
 		"--enable-priority-and-fairness=false",
-		"--disable-admission-plugins=" + strings.Join(disabledAdmission, ","),
+		"--disable-admission-plugins=" + strings.Join(disabled, ","),
 		"--allow-privileged=true",
 		"--profiling=false",
 	}

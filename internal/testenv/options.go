@@ -15,6 +15,10 @@ type Options struct {
 	Scheduler bool
 	// NoControllerManager leaves kube-controller-manager out.
 	NoControllerManager bool
+	// ServiceAccounts keeps the ServiceAccount admission plugin, which gives
+	// every pod its service account token: needed when real kubelets run
+	// the pods, pointless when the lab only pretends to.
+	ServiceAccounts bool
 	// CRDDir is the folder whose CustomResourceDefinitions are installed;
 	// "" means config/crd in the repository, NoCRDs installs none.
 	CRDDir string
@@ -37,6 +41,9 @@ func WithScheduler() Option { return func(o *Options) { o.Scheduler = true } }
 
 // WithoutControllerManager leaves kube-controller-manager out.
 func WithoutControllerManager() Option { return func(o *Options) { o.NoControllerManager = true } }
+
+// WithServiceAccounts keeps the ServiceAccount admission plugin on.
+func WithServiceAccounts() Option { return func(o *Options) { o.ServiceAccounts = true } }
 
 // WithRegistry tracks the processes in r, so a lab's Close and Cleanup cover them.
 func WithRegistry(r *netns.Registry) Option { return func(o *Options) { o.Registry = r } }

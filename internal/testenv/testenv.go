@@ -126,7 +126,7 @@ func StartProcess(ctx context.Context, dir string, opts ...Option) (_ *Env, err 
 	if err := e.start("etcd", etcdArgs(dir, p)); err != nil {
 		return nil, err
 	}
-	if err := e.start("kube-apiserver", append(apiserverArgs(e.pki, p), o.APIServerArgs...)); err != nil {
+	if err := e.start("kube-apiserver", append(apiserverArgs(e.pki, p, o.ServiceAccounts), o.APIServerArgs...)); err != nil {
 		return nil, err
 	}
 	cs, err := kubernetes.NewForConfig(e.Config)

@@ -66,25 +66,34 @@ type Options struct {
 	// (including to none), after the change took effect. It is called from
 	// Set or from Run's goroutine, so it must be quick and must not call Set.
 	OnChange func(Status)
+	// OnLinkChange, if set, is called after the node's interfaces, their
+	// addresses or its routes changed (what Placeable answers may have
+	// changed). It is called from Run's goroutine and must be quick.
+	OnLinkChange func()
 }
 
 // Layer2 implements Announcer with arp and ndp responders.
 type Layer2 struct {
-	log      *slog.Logger
-	burst    []time.Duration
-	rescan   time.Duration
-	onChange func(Status)
+	log          *slog.Logger
+	burst        []time.Duration
+	rescan       time.Duration
+	onChange     func(Status)
+	onLinkChange func()
 
 	// Seams for unit tests; the real ones touch the system.
 	interfaces   func() ([]Interface, error)
 	routed       func(netip.Addr, []Interface) string
 	newResponder func(p protocol, iface string, log *slog.Logger) responder
+	watchLinks   func(ctx context.Context, changed chan<- struct{}) error
 
 	mu      sync.Mutex
 	ctx     context.Context         // Run's; nil unless running
 	desired map[netip.Addr][]string // explicit interfaces, nil for the default
 	placed  map[netip.Addr][]string // where each desired IP is announced
 	ifaces  []Interface             // last listing
+	// routes caches the routed interface per address (the kernel's answer
+	// costs a socket each); emptied whenever links or routes change.
+	routes  map[netip.Addr]string
 	workers map[workerKey]*worker
 	retired map[workerKey]counts // counters of stopped responders
 	wg      sync.WaitGroup       // worker and burst goroutines
@@ -106,9 +115,12 @@ func New(o Options) (*Layer2, error) {
 		burst:        slices.Clone(o.Burst),
 		rescan:       o.RescanInterval,
 		onChange:     o.OnChange,
+		onLinkChange: o.OnLinkChange,
 		interfaces:   systemInterfaces,
 		routed:       routedInterface,
 		newResponder: newSystemResponder,
+		watchLinks:   linkEvents,
+		routes:       map[netip.Addr]string{},
 		desired:      map[netip.Addr][]string{},
 		placed:       map[netip.Addr][]string{},
 		workers:      map[workerKey]*worker{},
@@ -175,6 +187,26 @@ func (l *Layer2) Reannounce(ips []netip.Addr) {
 	}
 }
 
+// Placeable reports, for each request, whether an interface would qualify
+// if this node announced it now (what Set would place it on is not empty).
+// The speaker uses it to tell the others which addresses it cannot serve.
+func (l *Layer2) Placeable(reqs []Announcement) []bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ifaces == nil {
+		l.ifaces = l.listInterfaces()
+	}
+	out := make([]bool, len(reqs))
+	for i, r := range reqs {
+		names := r.Interfaces
+		if len(names) > 0 {
+			names = slices.Compact(slices.Sorted(slices.Values(names)))
+		}
+		out[i] = len(l.choose(r.IP.Unmap().WithZone(""), names, l.ifaces)) > 0
+	}
+	return out
+}
+
 // Status lists, sorted by IP, where each IP of the last Set is announced
 // (nothing while Run is not running).
 func (l *Layer2) Status() []Status {
@@ -190,7 +222,9 @@ func (l *Layer2) Status() []Status {
 
 // Run starts announcing what Set asked for and keeps the interface choice up
 // to date until ctx ends; it then stops every responder (the node no longer
-// answers for any IP) and returns nil.
+// answers for any IP) and returns nil. Link, address and route changes are
+// seen as the kernel reports them (rtnetlink), and the interfaces are also
+// listed again every RescanInterval.
 func (l *Layer2) Run(ctx context.Context) error {
 	l.mu.Lock()
 	if l.ctx != nil {
@@ -204,8 +238,20 @@ func (l *Layer2) Run(ctx context.Context) error {
 	l.mu.Unlock()
 	l.notify(changes)
 
+	events := make(chan struct{}, 1)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		if err := l.watchLinks(watchCtx, events); err != nil {
+			l.log.Error("link changes are not watched: they are seen at the next rescan only", "err", err, "rescanInterval", l.rescan.String())
+		}
+	}()
+	defer func() { stopWatch(); <-watchDone }()
+
 	tick := time.NewTicker(l.rescan)
 	defer tick.Stop()
+	var debounce <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -218,23 +264,43 @@ func (l *Layer2) Run(ctx context.Context) error {
 			l.wg.Wait()
 			return nil
 		case <-tick.C:
-			l.rescanOnce()
+			l.rescanOnce(false)
+		case <-events:
+			// a burst of changes (a link going down drops its addresses
+			// and routes) costs one rescan
+			if debounce == nil {
+				debounce = time.After(linkDebounce)
+			}
+		case <-debounce:
+			debounce = nil
+			l.rescanOnce(true)
 		}
 	}
 }
 
-func (l *Layer2) rescanOnce() {
+// linkDebounce gathers the kernel's messages about one change.
+const linkDebounce = 20 * time.Millisecond
+
+// rescanOnce lists the interfaces again and redoes the placements when they
+// changed, or always when routes may have changed (forced).
+func (l *Layer2) rescanOnce(force bool) {
 	ifaces := l.listInterfaces()
 	l.mu.Lock()
-	if slices.EqualFunc(ifaces, l.ifaces, equalInterface) {
+	if !force && slices.EqualFunc(ifaces, l.ifaces, equalInterface) {
 		l.mu.Unlock()
 		return
 	}
-	l.log.Info("interfaces changed: choosing interfaces again")
+	if !slices.EqualFunc(ifaces, l.ifaces, equalInterface) {
+		l.log.Info("interfaces changed: choosing interfaces again")
+	}
 	l.ifaces = ifaces
+	clear(l.routes)
 	changes := l.placeLocked(nil, ifaces)
 	l.mu.Unlock()
 	l.notify(changes)
+	if l.onLinkChange != nil {
+		l.onLinkChange()
+	}
 }
 
 func equalInterface(a, b Interface) bool {
@@ -284,7 +350,11 @@ func (l *Layer2) choose(ip netip.Addr, names []string, ifaces []Interface) []str
 	}
 	routed := ""
 	if DefaultInterface(ip, ifaces, "") == "" {
-		routed = l.routed(ip, ifaces)
+		var ok bool
+		if routed, ok = l.routes[ip]; !ok {
+			routed = l.routed(ip, ifaces)
+			l.routes[ip] = routed
+		}
 	}
 	if name := DefaultInterface(ip, ifaces, routed); name != "" {
 		return []string{name}

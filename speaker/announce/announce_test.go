@@ -95,6 +95,11 @@ type harness struct {
 	made    []*fakeResponder
 	ifaces  []Interface
 	changes []Status
+	// routedTo is what the route lookup answers; links delivers fake
+	// kernel link events.
+	routedTo                  string
+	routeLookups, linkChanges int
+	links                     chan struct{}
 }
 
 func (h *harness) responders(name string) []*fakeResponder {
@@ -137,6 +142,11 @@ func newHarness(t *testing.T, ifaces ...Interface) *harness {
 			defer h.mu.Unlock()
 			h.changes = append(h.changes, s)
 		},
+		OnLinkChange: func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.linkChanges++
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +156,24 @@ func newHarness(t *testing.T, ifaces ...Interface) *harness {
 		defer h.mu.Unlock()
 		return slices.Clone(h.ifaces), nil
 	}
-	l.routed = func(netip.Addr, []Interface) string { return "eth0" }
+	l.routed = func(netip.Addr, []Interface) string {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.routeLookups++
+		return h.routedTo
+	}
+	h.routedTo = "eth0"
+	h.links = make(chan struct{})
+	l.watchLinks = func(ctx context.Context, changed chan<- struct{}) error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-h.links:
+				changed <- struct{}{}
+			}
+		}
+	}
 	l.newResponder = func(p protocol, iface string, _ *slog.Logger) responder {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -391,4 +418,61 @@ func TestReannounceRepeatsTheBurstForAnnouncedIPs(t *testing.T) {
 	if n := a1.sentFor(v4); n != first+3 || a1.sentFor(v4b) != 0 || len(h.responders("ndp/eth0")) != 0 {
 		t.Fatalf("Reannounce announced what is not owned, or too often (%d for %s)", n, v4)
 	}
+}
+
+// A route change reported by the kernel re-places the addresses that were
+// placed by route, and Placeable answers from the same choice, looking the
+// route up once per address until links or routes change.
+func TestLinkEventsAndPlaceable(t *testing.T) {
+	h := newHarness(t, eth0, eth1)
+	h.l.rescan = time.Hour // only the kernel's events trigger rescans here
+	h.run(t)
+	h.l.Set([]Announcement{{IP: v6}})
+	eventually(t, func() error {
+		if got := fmt.Sprint(h.l.Status()); got != "[{2001:db8:100::5 [eth0]}]" {
+			return fmt.Errorf("Status = %s, want routed eth0", got)
+		}
+		return nil
+	})
+	reqs := []Announcement{{IP: v4}, {IP: v6}, {IP: v4b, Interfaces: []string{"eth7"}}, {IP: v4b, Interfaces: []string{"eth1"}}}
+	if got := fmt.Sprint(h.l.Placeable(reqs)); got != "[true true false true]" {
+		t.Fatalf("Placeable = %s, want [true true false true]", got)
+	}
+	h.mu.Lock()
+	lookups := h.routeLookups
+	h.mu.Unlock()
+	h.l.Placeable(reqs)
+	h.mu.Lock()
+	if h.routeLookups != lookups {
+		t.Errorf("route looked up again without a change (%d, then %d)", lookups, h.routeLookups)
+	}
+	// The route toward the IPv6 pool goes away: the kernel says so.
+	h.routedTo = ""
+	h.mu.Unlock()
+	h.links <- struct{}{}
+	eventually(t, func() error {
+		if got := fmt.Sprint(h.l.Status()); got != "[{2001:db8:100::5 []}]" {
+			return fmt.Errorf("Status = %s, want no interface once the route is gone", got)
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.linkChanges == 0 {
+			return fmt.Errorf("OnLinkChange not called")
+		}
+		return nil
+	})
+	if got := fmt.Sprint(h.l.Placeable(reqs)); got != "[true false false true]" {
+		t.Fatalf("Placeable after the route went = %s, want [true false false true]", got)
+	}
+	// A link without carrier is no place to answer.
+	down := eth1
+	down.Up = false
+	h.setInterfaces(eth0, down)
+	h.links <- struct{}{}
+	eventually(t, func() error {
+		if got := fmt.Sprint(h.l.Placeable(reqs)); got != "[false false false false]" {
+			return fmt.Errorf("Placeable with eth1 down = %s", got)
+		}
+		return nil
+	})
 }

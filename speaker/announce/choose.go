@@ -14,7 +14,9 @@ import (
 // Interface is what the default choice needs to know about a network
 // interface.
 type Interface struct {
-	Name      string
+	Name string
+	// Up: administratively up and with carrier (IFF_UP and IFF_RUNNING): a
+	// link whose cable, switch port or veth peer is down cannot answer.
 	Up        bool
 	Loopback  bool
 	Broadcast bool           // broadcast-capable Ethernet with ARP on: ARP and NDP make sense on it
@@ -112,7 +114,7 @@ func systemInterfaces() ([]Interface, error) {
 		flags := ifi.Flags
 		out = append(out, Interface{
 			Name:      name,
-			Up:        flags&syscall.IFF_UP != 0,
+			Up:        flags&syscall.IFF_UP != 0 && flags&syscall.IFF_RUNNING != 0,
 			Loopback:  flags&syscall.IFF_LOOPBACK != 0,
 			Broadcast: flags&syscall.IFF_BROADCAST != 0 && flags&syscall.IFF_NOARP == 0 && hwLen == 6,
 			Prefixes:  prefixes[int(ifi.Index)],

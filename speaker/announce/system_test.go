@@ -6,7 +6,10 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/testwait"
 	"github.com/heraldlb/herald/speaker/announce/lantest"
 )
 
@@ -54,4 +57,71 @@ func TestSystemInterfacesAndRoutedInterface(t *testing.T) {
 	if got := fmt.Sprint(DefaultInterface(netip.MustParseAddr("10.71.0.9"), ifaces, onEth1)); got != "" {
 		t.Fatalf("an IP in eth1's subnet with eth1's ARP off went to %q", got)
 	}
+}
+
+// The kernel's link, address and route changes reach linkEvents, and a
+// link whose peer is down (no carrier) is listed as not up.
+func TestSystemLinkEvents(t *testing.T) {
+	lan := lantest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	events := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() { done <- lan.NodeA.Do(func() error { return linkEvents(ctx, events) }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	expectIn := func(ns *netns.NS, what string, cmd ...string) {
+		t.Helper()
+		// drain what came before (the subscription may still be settling)
+		select {
+		case <-events:
+		default:
+		}
+		ns.MustRun(context.Background(), cmd...)
+		select {
+		case <-events:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no link event after %s", what)
+		}
+	}
+	// The subscription is set up on its own goroutine: wait until an event
+	// arrives for a harmless change before asserting.
+	testwait.For(t, 5*time.Second, "the subscription works", func() error {
+		lan.NodeA.MustRun(context.Background(), "ip", "link", "set", "eth1", "mtu", "1400")
+		lan.NodeA.MustRun(context.Background(), "ip", "link", "set", "eth1", "mtu", "1500")
+		select {
+		case <-events:
+			return nil
+		case <-time.After(200 * time.Millisecond):
+			return fmt.Errorf("no event")
+		}
+	})
+	expect := func(what string, cmd ...string) { t.Helper(); expectIn(lan.NodeA, what, cmd...) }
+	eth1Up := func() bool {
+		var ifaces []Interface
+		if err := lan.NodeA.Do(func() (err error) { ifaces, err = systemInterfaces(); return err }); err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(ifaces, func(i Interface) bool { return i.Name == "eth1" })
+		return i >= 0 && ifaces[i].Up
+	}
+	// The switch port of eth1 goes down: eth1 loses its carrier.
+	expectIn(lan.Switch, "the carrier going away", "ip", "link", "set", "p2", "down")
+	if eth1Up() {
+		t.Fatal("eth1 without carrier is listed as up")
+	}
+	expectIn(lan.Switch, "the carrier coming back", "ip", "link", "set", "p2", "up")
+	testwait.For(t, 5*time.Second, "eth1 listed as up with its carrier back", func() error {
+		if !eth1Up() {
+			return fmt.Errorf("eth1 not up")
+		}
+		return nil
+	})
+	expect("a link going down", "ip", "link", "set", "eth1", "down")
+	expect("a link coming up", "ip", "link", "set", "eth1", "up")
+	expect("a route added", "ip", "route", "add", "203.0.113.0/24", "dev", "eth0")
+	expect("a route removed", "ip", "route", "del", "203.0.113.0/24", "dev", "eth0")
 }

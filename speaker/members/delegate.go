@@ -1,6 +1,7 @@
 package members
 
 import (
+	"net"
 	"slices"
 	"time"
 
@@ -17,6 +18,7 @@ func (d *delegate) NotifyJoin(n *memberlist.Node) {
 	delete(d.m.gone, n.Name)
 	delete(d.m.suspects, n.Name)
 	d.m.mu.Unlock()
+	d.recordMeta(n)
 	d.m.log.Info("member joined", "member", n.Name, "address", n.Address())
 	d.m.notify()
 }
@@ -26,13 +28,20 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	d.m.mu.Lock()
 	d.m.gone[n.Name] = time.Now()
 	delete(d.m.suspects, n.Name)
+	delete(d.m.metas, n.Name)
+	delete(d.m.addrs, n.Name)
 	d.m.mu.Unlock()
 	d.m.log.Info("member gone", "member", n.Name, "address", n.Address())
 	d.m.notify()
 }
 
-// NotifyUpdate implements memberlist.EventDelegate.
-func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.m.notify() }
+// NotifyUpdate implements memberlist.EventDelegate: a member's metadata
+// changed (its published payload or keys).
+func (d *delegate) NotifyUpdate(n *memberlist.Node) {
+	d.recordMeta(n)
+	d.m.notify()
+	wake(d.m.wakeKeys)
+}
 
 // NotifyPingComplete implements memberlist.PingDelegate: our probe of other
 // got its ack, so we no longer suspect it.
@@ -52,8 +61,15 @@ func (d *delegate) NotifyMsg(b []byte) {
 	}
 }
 
-// NodeMeta implements memberlist.Delegate; members carry no metadata.
-func (d *delegate) NodeMeta(int) []byte { return nil }
+// NodeMeta implements memberlist.Delegate: this member's keys and payload.
+func (d *delegate) NodeMeta(limit int) []byte {
+	b := d.m.localMeta()
+	if len(b) > limit {
+		d.m.log.Error("node metadata over memberlist's limit: not published", "bytes", len(b), "limit", limit)
+		return nil
+	}
+	return b
+}
 
 // GetBroadcasts implements memberlist.Delegate; nothing is broadcast.
 func (d *delegate) GetBroadcasts(int, int) [][]byte { return nil }
@@ -63,3 +79,17 @@ func (d *delegate) LocalState(bool) []byte { return nil }
 
 // MergeRemoteState implements memberlist.Delegate.
 func (d *delegate) MergeRemoteState([]byte, bool) {}
+
+// recordMeta keeps a member's metadata. It must be read here, under
+// memberlist's lock: the Node that Members() returns is memberlist's own
+// and changes under our feet.
+func (d *delegate) recordMeta(n *memberlist.Node) {
+	meta, err := parseMeta(n.Meta)
+	if err != nil {
+		d.m.log.Warn("unreadable member metadata", "member", n.Name, "err", err)
+	}
+	d.m.mu.Lock()
+	d.m.metas[n.Name] = meta
+	d.m.addrs[n.Name] = &net.UDPAddr{IP: slices.Clone(n.Addr), Port: int(n.Port)}
+	d.m.mu.Unlock()
+}

@@ -48,7 +48,7 @@ func memberHelper(ctx context.Context) (func(string) string, func() error, error
 		Timings:    members.Timings{RejoinInterval: dur("REJOIN"), GossipToTheDeadTime: dur("DEADTIME")},
 		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		OnMessage: func(b []byte) {
-			h, err := members.ParseHandover(b)
+			h, err := members.ParseMessage(b)
 			if err != nil {
 				lantest.Emit("bad message %q: %v", b, err)
 				return
@@ -73,8 +73,7 @@ func memberHelper(ctx context.Context) (func(string) string, func() error, error
 		case "alive":
 			return strings.Join(m.Alive(), ",")
 		case "send":
-			var h members.Handover
-			h.From = name
+			h := members.Message{Kind: members.KindHandover, From: name}
 			for _, s := range f[2:] {
 				h.IPs = append(h.IPs, netip.MustParseAddr(s))
 			}

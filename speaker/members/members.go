@@ -2,20 +2,26 @@
 // hashicorp/memberlist behind a small interface, and carries direct messages
 // between them (the hand-over on graceful stop).
 //
-// Gossip is encrypted with a shared 32-byte key (AES-256) and unencrypted
-// traffic is refused, so a process without the key can neither join nor be
-// heard. Timings are tuned for fast failure detection (under a second on a
-// LAN, see DefaultTimings). Unlike a plain memberlist, Run keeps re-joining
-// known peers that are not members, so the two sides of a healed partition
-// merge again.
+// Gossip is encrypted with a shared key (16, 24 or 32 bytes: AES-128, -192
+// or -256) and unencrypted traffic is refused, so a process without the key
+// can neither join nor be heard. The key can be changed while running
+// (SetKey) without anyone losing sight of anyone: see nextKeyStep. Each
+// member publishes a small payload of the application's (SetMeta) that the
+// others read (Metas). Timings are tuned for fast failure detection (under a
+// second on a LAN, see DefaultTimings). Unlike a plain memberlist, Run keeps
+// re-joining known peers that are not members, so the two sides of a healed
+// partition merge again, and retries starting (a port still held by a
+// previous process) instead of giving up.
 package members
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -34,7 +40,8 @@ var (
 	ErrNotRunning    = errors.New("members: not running")
 	ErrRunning       = errors.New("members: already running")
 	ErrUnknownMember = errors.New("members: no such live member")
-	ErrKeySize       = errors.New("members: gossip key must be 32 bytes (AES-256)")
+	ErrKeySize       = errors.New("members: gossip key must be 16, 24 or 32 bytes (AES-128, -192 or -256)")
+	ErrMetaSize      = fmt.Errorf("members: metadata payload over %d bytes", MaxAppMeta)
 )
 
 // Timings are memberlist's failure-detection and gossip timings. A zero
@@ -106,7 +113,7 @@ type Options struct {
 	BindAddr netip.Addr
 	// Port for UDP and TCP; DefaultPort if 0.
 	Port int
-	// Key is the shared gossip key, 32 bytes. Required.
+	// Key is the shared gossip key, 16, 24 or 32 bytes. Required.
 	Key []byte
 	// Timings; zero fields take DefaultTimings.
 	Timings Timings
@@ -123,21 +130,30 @@ type Options struct {
 type Members struct {
 	name      string
 	self      netip.AddrPort
-	key       []byte
 	timings   Timings
 	log       *slog.Logger
 	onMessage func([]byte)
 	changes   chan struct{}
 	left      atomic.Bool
+	keyring   *memberlist.Keyring
+	wakeKeys  chan struct{} // a new target key or new metadata of others
+	wakeMeta  chan struct{} // our metadata changed: publish it
 
 	mu       sync.Mutex
 	list     *memberlist.Memberlist // nil unless running
 	ready    bool                   // the first join attempt is done
+	startErr error                  // why the member could not start, nil once it runs
+	app      []byte                 // our metadata payload
+	target   []byte                 // the key to end with
+	keyStep  time.Time              // when the current rotation step began
+	keyWait  []string               // members the rotation waits for
 	peers    []netip.AddrPort
 	suspects map[string]bool // suspected by our own probes
 	// keyMismatch is when gossip last arrived that our key cannot decrypt.
 	keyMismatch time.Time
 	gone        map[string]time.Time // failed or left, and when
+	metas       map[string]nodeMeta  // the live members' metadata
+	addrs       map[string]net.Addr  // and their addresses
 }
 
 // New checks the options and returns Members; it does no I/O.
@@ -148,11 +164,15 @@ func New(o Options) (*Members, error) {
 	if !o.BindAddr.IsValid() {
 		return nil, errors.New("members: a bind address is required")
 	}
-	if len(o.Key) != 32 {
-		return nil, ErrKeySize
+	if err := CheckKey(o.Key); err != nil {
+		return nil, err
 	}
 	if o.Port == 0 {
 		o.Port = DefaultPort
+	}
+	keyring, err := memberlist.NewKeyring(nil, slices.Clone(o.Key))
+	if err != nil {
+		return nil, fmt.Errorf("members: %w", err)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -160,12 +180,17 @@ func New(o Options) (*Members, error) {
 	m := &Members{
 		name:      o.Name,
 		self:      netip.AddrPortFrom(o.BindAddr.Unmap(), uint16(o.Port)),
-		key:       slices.Clone(o.Key),
 		timings:   o.Timings.withDefaults(),
 		log:       o.Logger.With("component", "memberlist"),
 		onMessage: o.OnMessage,
+		keyring:   keyring,
 		changes:   make(chan struct{}, 1),
+		wakeKeys:  make(chan struct{}, 1),
+		wakeMeta:  make(chan struct{}, 1),
+		target:    slices.Clone(o.Key),
 		suspects:  map[string]bool{},
+		metas:     map[string]nodeMeta{},
+		addrs:     map[string]net.Addr{},
 		gone:      map[string]time.Time{},
 	}
 	if o.Registerer != nil {
@@ -294,6 +319,44 @@ func (m *Members) Send(node string, msg []byte) error {
 	return fmt.Errorf("%w: %s", ErrUnknownMember, node)
 }
 
+// Ping probes the named live members now, all at once, each as
+// memberlist's own probe does (a UDP ping, ProbeTimeout to answer), and
+// returns those that answered. The speaker uses it to check, before it
+// takes over a failed member's addresses, that it still reaches a majority.
+func (m *Members) Ping(names []string) []string {
+	m.mu.Lock()
+	list := m.list
+	targets := map[string]net.Addr{}
+	for _, n := range names {
+		if a, ok := m.addrs[n]; ok && n != m.name {
+			targets[n] = a
+		}
+	}
+	m.mu.Unlock()
+	if list == nil {
+		return nil
+	}
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		answered []string
+	)
+	for n, a := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := list.Ping(n, a); err == nil {
+				mu.Lock()
+				answered = append(answered, n)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	slices.Sort(answered)
+	return answered
+}
+
 // Leave tells the other members that this one is leaving, waiting up to
 // timeout for the message to go out, and stops re-joining. Others see it gone
 // at once instead of after failure detection. Call it before ending Run.
@@ -314,7 +377,10 @@ func (m *Members) Leave(timeout time.Duration) error {
 // Run creates the member (listening on the bind address), joins the peers,
 // and re-joins every RejoinInterval the peers that are not members, until ctx
 // ends. It then shuts the member down without leaving (call Leave first for
-// a graceful stop) and returns nil.
+// a graceful stop) and returns nil. If the member cannot start (its port is
+// taken, its address missing) Run says so in the log and through Err, and
+// tries again with a growing delay (up to 10 s): the speaker stays up and
+// tells why it is not ready rather than exiting.
 func (m *Members) Run(ctx context.Context) error {
 	m.mu.Lock()
 	if m.list != nil {
@@ -323,22 +389,26 @@ func (m *Members) Run(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 
-	list, err := memberlist.Create(m.config())
-	if err != nil {
-		return fmt.Errorf("members: start on %s: %w", m.self, err)
+	list, err := m.create(ctx)
+	if list == nil {
+		return err
 	}
-	m.mu.Lock()
-	m.list = list
-	m.mu.Unlock()
 	defer func() {
 		m.mu.Lock()
 		m.list, m.ready = nil, false
 		m.mu.Unlock()
 		if err := list.Shutdown(); err != nil {
-			m.log.Warn("shutdown failed", "error", err)
+			m.log.Warn("shutdown failed", "err", err)
 		}
 	}()
-	m.log.Info("member started", "name", m.name, "address", m.self.String())
+	m.log.Info("member started", "name", m.name, "address", m.self.String(), "key", IDOf(m.keyring.GetPrimaryKey()).String())
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	loopCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	wg.Add(1)
+	go func() { defer wg.Done(); m.publishMeta(loopCtx, list) }()
 
 	m.rejoin(list)
 	m.mu.Lock()
@@ -346,19 +416,63 @@ func (m *Members) Run(ctx context.Context) error {
 	m.mu.Unlock()
 	m.notify()
 
-	tick := time.NewTicker(m.timings.RejoinInterval)
-	defer tick.Stop()
+	rejoin := time.NewTicker(m.timings.RejoinInterval)
+	defer rejoin.Stop()
+	keys := time.NewTicker(keyCheckInterval)
+	defer keys.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case <-rejoin.C:
 			if !m.left.Load() {
 				m.rejoin(list)
 			}
 			m.forgetOldGone()
+		case <-keys.C:
+			m.rotateKeys()
+		case <-m.wakeKeys:
+			m.rotateKeys()
 		}
 	}
+}
+
+// keyCheckInterval is how often a key rotation in flight looks at the
+// others' published keys (besides whenever their metadata changes).
+const keyCheckInterval = 250 * time.Millisecond
+
+// create starts the memberlist member, retrying until it works or ctx ends
+// (then it returns nil and ctx's error, or nil if ctx ended cleanly).
+func (m *Members) create(ctx context.Context) (*memberlist.Memberlist, error) {
+	delay := time.Second
+	for {
+		list, err := memberlist.Create(m.config())
+		if err == nil {
+			m.mu.Lock()
+			m.list, m.startErr = list, nil
+			m.mu.Unlock()
+			return list, nil
+		}
+		err = fmt.Errorf("members: cannot start on %s: %w", m.self, err)
+		m.mu.Lock()
+		m.startErr = err
+		m.mu.Unlock()
+		m.log.Error("memberlist cannot start; retrying", "err", err, "retryIn", delay.String())
+		m.notify()
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
+}
+
+// Err says why the member is not running (nil while it runs or before Run).
+func (m *Members) Err() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.startErr
 }
 
 // config builds memberlist's configuration.
@@ -370,7 +484,7 @@ func (m *Members) config() *memberlist.Config {
 	c.BindPort = int(m.self.Port())
 	c.AdvertiseAddr = c.BindAddr
 	c.AdvertisePort = c.BindPort
-	c.SecretKey = m.key
+	c.Keyring = m.keyring
 	c.GossipVerifyIncoming = true
 	c.GossipVerifyOutgoing = true
 	c.ProbeInterval = t.ProbeInterval
@@ -386,6 +500,163 @@ func (m *Members) config() *memberlist.Config {
 	c.Events = d
 	c.Ping = d
 	return c
+}
+
+// SetKey makes key the gossip key to end with. A different key starts a
+// rotation (see nextKeyStep); the same key does nothing. It does no I/O.
+func (m *Members) SetKey(key []byte) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	changed := !bytes.Equal(m.target, key)
+	if changed {
+		m.target = slices.Clone(key)
+		m.keyStep = time.Now()
+	}
+	m.mu.Unlock()
+	if changed {
+		m.log.Info("memberlist key changed: rotating to it", "key", IDOf(key).String())
+		wake(m.wakeKeys)
+	}
+	return nil
+}
+
+// KeyState is this member's key rotation as of now.
+type KeyState struct {
+	// Installed are the keys it decrypts with, the primary (the one it
+	// encrypts with) first.
+	Installed []KeyID
+	// Target is the key it rotates to (the primary once done).
+	Target KeyID
+	// WaitingFor are the live members the current step waits for.
+	WaitingFor []string
+}
+
+// Rotating reports whether a rotation is in flight.
+func (k KeyState) Rotating() bool {
+	return len(k.Installed) != 1 || k.Installed[0] != k.Target
+}
+
+// Keys returns the key rotation state.
+func (m *Members) Keys() KeyState {
+	st := KeyState{}
+	for _, k := range m.keyring.GetKeys() {
+		st.Installed = append(st.Installed, IDOf(k))
+	}
+	m.mu.Lock()
+	st.Target, st.WaitingFor = IDOf(m.target), slices.Clone(m.keyWait)
+	m.mu.Unlock()
+	return st
+}
+
+// rotateKeys takes the next step of a rotation once the others are ready.
+func (m *Members) rotateKeys() {
+	keys := slices.Clone(m.keyring.GetKeys())
+	m.mu.Lock()
+	target, since := m.target, m.keyStep
+	m.mu.Unlock()
+	peers := map[string][]KeyID{}
+	m.mu.Lock()
+	for n, meta := range m.metas {
+		if n != m.name {
+			peers[n] = meta.keys
+		}
+	}
+	m.mu.Unlock()
+	act := nextKeyStep(keys, target, peers, since, time.Now())
+	m.mu.Lock()
+	m.keyWait = act.waitingFor
+	if act.op != keyNone {
+		m.keyStep = time.Now()
+	}
+	m.mu.Unlock()
+	var err error
+	switch act.op {
+	case keyNone:
+		return
+	case keyAdd:
+		err = m.keyring.AddKey(act.key)
+		m.log.Info("memberlist key installed beside the current one", "key", IDOf(act.key).String())
+	case keyUse:
+		err = m.keyring.UseKey(act.key)
+		m.log.Info("memberlist encrypts with the new key", "key", IDOf(act.key).String(), "notConfirmedBy", act.waitingFor)
+	case keyRemove:
+		err = m.keyring.RemoveKey(act.key)
+		m.log.Info("old memberlist key removed", "key", IDOf(act.key).String(), "notConfirmedBy", act.waitingFor)
+	}
+	if err != nil {
+		m.log.Error("memberlist key rotation step failed", "err", err)
+		return
+	}
+	wake(m.wakeMeta)
+	m.notify()
+}
+
+// SetMeta publishes payload to the other members (at most MaxAppMeta
+// bytes); they read it with Metas. Publishing happens in the background.
+func (m *Members) SetMeta(payload []byte) error {
+	if len(payload) > MaxAppMeta {
+		return ErrMetaSize
+	}
+	m.mu.Lock()
+	same := bytes.Equal(m.app, payload)
+	m.app = bytes.Clone(payload)
+	m.mu.Unlock()
+	if !same {
+		wake(m.wakeMeta)
+	}
+	return nil
+}
+
+// Metas returns each live member's published payload (this one's
+// included), by name; a member whose metadata cannot be read has none.
+func (m *Members) Metas() map[string][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.list == nil || !m.ready {
+		return nil
+	}
+	out := make(map[string][]byte, len(m.metas)+1)
+	for n, meta := range m.metas {
+		out[n] = meta.app
+	}
+	out[m.name] = m.app
+	return out
+}
+
+// localMeta is what this member publishes now.
+func (m *Members) localMeta() []byte {
+	meta := nodeMeta{}
+	for _, k := range m.keyring.GetKeys() {
+		meta.keys = append(meta.keys, IDOf(k))
+	}
+	m.mu.Lock()
+	meta.app = m.app
+	m.mu.Unlock()
+	return meta.marshal()
+}
+
+// publishMeta gossips this member's metadata whenever it changed, one
+// update at a time (an update waits for its broadcast).
+func (m *Members) publishMeta(ctx context.Context, list *memberlist.Memberlist) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.wakeMeta:
+		}
+		if err := list.UpdateNode(m.timings.TCPTimeout); err != nil {
+			m.log.Debug("metadata update not confirmed", "err", err)
+		}
+	}
+}
+
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 // rejoin joins the known peers that are not members, a few at a time (a

@@ -35,7 +35,7 @@ func TestNewChecksOptions(t *testing.T) {
 		o    Options
 		want error
 	}{
-		{"short key", Options{Name: "a", BindAddr: addr, Key: key32[:16]}, ErrKeySize},
+		{"short key", Options{Name: "a", BindAddr: addr, Key: key32[:15]}, ErrKeySize},
 		{"no key", Options{Name: "a", BindAddr: addr}, ErrKeySize},
 		{"no name", Options{BindAddr: addr, Key: key32}, nil},
 		{"no address", Options{Name: "a", Key: key32}, nil},
@@ -82,21 +82,46 @@ func TestSetPeersNormalizes(t *testing.T) {
 	}
 }
 
-func TestHandover(t *testing.T) {
-	h := Handover{From: "node-a", IPs: []netip.Addr{netip.MustParseAddr("198.51.100.5"), netip.MustParseAddr("2001:db8:100::5")}}
+func TestMessage(t *testing.T) {
+	h := Message{Kind: KindHandover, From: "node-a", IPs: []netip.Addr{netip.MustParseAddr("198.51.100.5"), netip.MustParseAddr("2001:db8:100::5")}}
 	b := h.Marshal()
 	if want := `{"kind":"handover/v1","from":"node-a","ips":["198.51.100.5","2001:db8:100::5"]}`; string(b) != want {
 		t.Fatalf("wire format %s, want %s", b, want)
 	}
-	got, err := ParseHandover(b)
-	if err != nil || got.From != h.From || !slices.Equal(got.IPs, h.IPs) {
+	got, err := ParseMessage(b)
+	if err != nil || got.Kind != KindHandover || got.From != h.From || !slices.Equal(got.IPs, h.IPs) {
 		t.Fatalf("round trip: %+v, %v", got, err)
 	}
-	for _, bad := range []string{`{"kind":"other","from":"a"}`, `{"kind":"handover/v1"}`, `not json`, `{"kind":"handover/v1","from":"a","ips":["x"]}`} {
-		if _, err := ParseHandover([]byte(bad)); !errors.Is(err, ErrNotHandover) {
-			t.Fatalf("ParseHandover(%s) = %v, want ErrNotHandover", bad, err)
+	r, err := ParseMessage(Message{Kind: KindRelease, From: "b"}.Marshal())
+	if err != nil || r.Kind != KindRelease || r.IPs != nil {
+		t.Fatalf("empty release: %+v, %v", r, err)
+	}
+	if got, err := ParseMessage([]byte(`{"kind":"release/v1","from":"a","ips":["::ffff:198.51.100.5"]}`)); err != nil || got.IPs[0] != netip.MustParseAddr("198.51.100.5") {
+		t.Fatalf("mapped address: %+v, %v, want it unmapped", got, err)
+	}
+	for _, bad := range []string{`{"kind":"other","from":"a"}`, `{"kind":"handover/v1"}`, `not json`, `{"kind":"handover/v1","from":"a","ips":["x"]}`, `{"kind":"release/v1","from":"a","ips":["fe80::1%eth0"]}`} {
+		if _, err := ParseMessage([]byte(bad)); !errors.Is(err, ErrBadMessage) {
+			t.Fatalf("ParseMessage(%s) = %v, want ErrBadMessage", bad, err)
 		}
 	}
+}
+
+// Messages arrive from the network: whatever the bytes, parsing must not
+// panic, and what parses must encode and parse back the same.
+func FuzzParseMessage(f *testing.F) {
+	f.Add([]byte(`{"kind":"handover/v1","from":"node-a","ips":["198.51.100.5","2001:db8:100::5"]}`))
+	f.Add([]byte(`{"kind":"release/v1","from":"b"}`))
+	f.Add([]byte(`{"kind":"release/v1","from":"b","ips":[null]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseMessage(data)
+		if err != nil {
+			return
+		}
+		again, err := ParseMessage(m.Marshal())
+		if err != nil || again.Kind != m.Kind || again.From != m.From || !slices.Equal(again.IPs, m.IPs) {
+			t.Fatalf("%q parsed as %+v, which does not survive a round trip: %+v, %v", data, m, again, err)
+		}
+	})
 }
 
 func TestLogWriterLevelsAndSuspects(t *testing.T) {

@@ -1,84 +1,69 @@
 package reconcile
 
 import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/heraldlb/herald/speaker/members"
+	"github.com/heraldlb/herald/speaker/takeover"
 )
 
-// releaseHold is how long an address released to this node may be taken
-// over even while it settles (its own view may lag the sender's).
-const releaseHold = 2 * time.Second
-
-// converge applies the membership and the messages received, elects, and
+// converge applies the membership, this node's data path and the messages
+// received, asks the takeover guard what this node may do, elects, and
 // drives the announcer. The caller holds s.mu.
-func (s *Speaker) converge(now time.Time, stalled bool, handovers []members.Handover, releases []release) {
-	// Addresses handed or released to this node may be taken at once.
-	for ip, until := range s.released {
-		if now.After(until) {
-			delete(s.released, ip)
+func (s *Speaker) converge(now time.Time, stalled bool, msgs inboxBatch) {
+	regained := s.checkDataPath(msgs.links)
+	grown := s.readPublished()
+	if msgs.reach != nil {
+		s.reach, s.probing = *msgs.reach, false
+	}
+	m := s.opts.Members
+	alive, suspects := m.Alive(), m.Suspects()
+	d := s.guard.Observe(takeover.Input{
+		Now: now, Alive: alive, Suspects: suspects, Present: s.present(), Published: s.others,
+		KeyMismatch: m.LastKeyMismatch(), Stalled: stalled, Regained: regained, Grown: grown,
+		Handovers: msgs.handovers, Releases: msgs.releases, Reach: s.reach,
+	})
+	if d.Probe && !s.probing {
+		s.probe(now, alive, suspects)
+	}
+	s.publish(takeover.Published{Quorum: d.Quorum.OK, Settling: d.Settling, Blocked: s.blockedSelf})
+	for _, n := range d.Notes {
+		if n.Warning {
+			s.log.Warn(n.Message, "seen", d.Quorum.Seen, "expected", d.Quorum.Expected, "unseen", d.Quorum.Unseen)
+		} else {
+			s.log.Info(n.Message, "seen", d.Quorum.Seen, "expected", d.Quorum.Expected)
 		}
 	}
-	handed := map[netip.Addr]bool{}
-	for _, h := range handovers {
-		s.gone[h.From] = false
-		for _, ip := range h.IPs {
-			handed[ip.Unmap()] = true
-		}
+	for _, h := range msgs.handovers {
 		s.metrics.handoversReceived.Inc()
 		s.log.Info("hand-over received", "from", h.From, "ips", h.IPs)
 	}
-	var again []netip.Addr // released to us while we announce them: burst again
-	for _, r := range releases {
-		s.settle.heardFrom(now, r.From)
-		for _, ip := range r.IPs {
-			ip = ip.Unmap()
-			s.released[ip] = now.Add(releaseHold)
-			again = append(again, ip)
-		}
+	for _, r := range msgs.releases {
 		if len(r.IPs) > 0 {
 			s.log.Info("addresses released to this node", "from", r.From, "ips", r.IPs)
 		}
 	}
-	for ip := range s.released {
-		handed[ip] = true
+	if q, p := d.Quorum, s.decision.Quorum; q.OK != p.OK || q.Seen != p.Seen || q.Expected != p.Expected || q.Why != p.Why ||
+		d.Settling != s.decision.Settling || d.TakeOver != s.decision.TakeOver || !slices.Equal(d.Waiting, s.decision.Waiting) {
+		s.notifyStatus()
 	}
+	s.decision = d
+	s.reportSelf(now, d)
 
-	// Membership: memberlist's view minus the nodes that handed over.
-	before := s.live
-	s.live = s.liveMembers()
-	s.engine.SetLive(s.live)
-	s.quorum.Observe(now, s.live, s.gone)
-	v := s.quorum.Check(now, View{Live: s.live, Suspects: s.opts.Members.Suspects(), KeyMismatch: s.opts.Members.LastKeyMismatch()})
-	if v.Trusted != s.trusted || v.Why != s.untrustedWhy {
-		if v.Trusted {
-			s.log.Info("this node sees a majority of the speakers", "healthyMembers", v.Healthy, "expectedMembers", v.Expected)
-			if s.minority {
-				s.settle.begin(now, "rejoined the majority")
-			}
-		} else {
-			s.log.Warn("takeovers held back: "+v.Why, "healthyMembers", v.Healthy, "expectedMembers", v.Expected, "live", s.live)
-		}
-		s.trusted, s.untrustedWhy = v.Trusted, v.Why
-	}
-	s.minority = v.Minority
-	if stalled {
-		s.settle.begin(now, "was stalled")
-	}
-	settling, ended := s.settle.check(now, s.live, s.opts.Node, len(s.nodes) > 1)
-	if ended != "" {
-		s.log.Info("settled: taking over addresses it owns", "why", ended)
-	}
-	trusted := v.Trusted && !settling
-	if trusted != s.takeovers {
-		s.takeovers = trusted
+	s.live = d.Live
+	s.engine.SetLive(d.Live)
+	if d.TakeOver != s.takeovers {
+		s.takeovers = d.TakeOver
 		s.engine.MarkAllDirty()
 	}
-	s.metrics.setQuorum(trusted)
+	s.metrics.setQuorum(d.TakeOver)
 
-	changes, changed := s.engine.Elect(now, trusted, handed)
+	changes, changed := s.engine.Elect(now, d.TakeOver, d.Given)
 	if changed {
 		s.opts.L2.Set(s.engine.Desired())
 	}
@@ -100,19 +85,17 @@ func (s *Speaker) converge(now time.Time, stalled bool, handovers []members.Hand
 	// Released addresses this node announced already (kept while cut off or
 	// stalled): clients may follow the node that released them, so announce
 	// them again. Fresh takeovers burst on their own.
-	again = slices.DeleteFunc(again, func(ip netip.Addr) bool {
+	again := slices.DeleteFunc(slices.Clone(d.Reannounce), func(ip netip.Addr) bool {
 		return !s.engine.Announces(ip) || slices.ContainsFunc(changes, func(c Change) bool { return c.IP == ip })
 	})
 	if len(again) > 0 {
 		s.opts.L2.Reannounce(again)
 	}
-	// Tell every member that just (re)appeared, and every new owner, what
-	// this node yields to it.
-	for _, n := range s.live {
-		if n != s.opts.Node && !slices.Contains(before, n) {
-			if _, ok := yield[n]; !ok {
-				yield[n] = nil
-			}
+	// Tell every new owner what this node yields to it, and every member
+	// that just (re)appeared, even with nothing to yield, that it was seen.
+	for _, n := range d.Greet {
+		if _, ok := yield[n]; !ok {
+			yield[n] = nil
 		}
 	}
 	for to, ips := range yield {
@@ -120,9 +103,132 @@ func (s *Speaker) converge(now time.Time, stalled bool, handovers []members.Hand
 	}
 }
 
+// present are the speakers the API server shows running whose Node exists.
+func (s *Speaker) present() []string {
+	return slices.DeleteFunc(s.tracker.Present(), func(n string) bool { _, ok := s.nodes[n]; return !ok })
+}
+
+// checkDataPath works out which addresses this node cannot announce now
+// (no interface would qualify). It runs when links or routes changed or the
+// addresses did. It reports whether the node can now announce addresses it
+// could not (it must then settle as a returning node). The caller holds s.mu.
+func (s *Speaker) checkDataPath(linksChanged bool) (regained bool) {
+	if s.blockedSet && !linksChanged && s.engine.IPVersion() == s.blockedAt {
+		return false
+	}
+	s.blockedSet, s.blockedAt = true, s.engine.IPVersion()
+	reqs := s.engine.Placements()
+	ok := s.opts.L2.Placeable(reqs)
+	ips := make([]netip.Addr, len(reqs))
+	blocked := make([]bool, len(reqs))
+	var examples []netip.Addr
+	for i, r := range reqs {
+		ips[i], blocked[i] = r.IP, !ok[i]
+		if blocked[i] && len(examples) < 5 {
+			examples = append(examples, r.IP)
+		}
+	}
+	b := takeover.BlockedOf(ips, blocked, takeover.MaxBlockedRanges)
+	if b.Equal(s.blockedSelf) {
+		return false
+	}
+	regained = !b.Covers(s.blockedSelf)
+	switch {
+	case b.Empty():
+		s.log.Info("this node can announce every Layer 2 address it is selected for again")
+	default:
+		s.log.Warn("this node cannot announce some Layer 2 addresses (no usable interface): the next nodes announce them", "examples", examples, "all", b.All)
+	}
+	s.blockedSelf = b
+	return regained
+}
+
+// publish tells the other speakers, through memberlist metadata, whether
+// this node sees a majority and what it cannot announce, when that
+// changed. The caller holds s.mu.
+func (s *Speaker) publish(p takeover.Published) {
+	if s.publishedSet && p.Equal(s.published) {
+		return
+	}
+	data, err := p.MarshalBinary()
+	if err == nil {
+		err = s.opts.Members.SetMeta(data)
+	}
+	if err != nil {
+		s.retryLater("publish this node's state to the other speakers", err)
+		return
+	}
+	s.published, s.publishedSet = p, true
+}
+
+// readPublished reads what the other members published (into s.others)
+// and hands the addresses each cannot announce to the engine, with this
+// node's own. It returns the members that can now announce addresses they
+// could not (they may rank first again). The caller holds s.mu.
+func (s *Speaker) readPublished() (grown []string) {
+	metas := s.opts.Members.Metas()
+	next := make(map[string]takeover.Published, len(metas))
+	for n, raw := range metas {
+		if n == s.opts.Node {
+			continue
+		}
+		p, known := s.others[n]
+		if !known || !bytes.Equal(raw, s.metaRaw[n]) {
+			parsed, err := takeover.ParsePublished(raw)
+			if err != nil {
+				s.retryLater("read "+n+"'s published state", fmt.Errorf("%w (treated as not ready, blocking nothing)", err))
+			}
+			if known && !parsed.Blocked.Covers(p.Blocked) {
+				grown = append(grown, n)
+			}
+			p = parsed
+			s.metaRaw[n] = raw
+		}
+		next[n] = p
+	}
+	for n := range s.metaRaw {
+		if _, ok := metas[n]; !ok {
+			delete(s.metaRaw, n)
+		}
+	}
+	s.others = next
+	blocked := make(map[string]takeover.Blocked, len(next)+1)
+	for n, p := range next {
+		blocked[n] = p.Blocked
+	}
+	blocked[s.opts.Node] = s.blockedSelf
+	s.engine.SetBlocked(blocked)
+	slices.Sort(grown)
+	return grown
+}
+
+// maxProbed caps how many live members a probe asks: a random sample that
+// large tells a majority from a minority well enough in a big cluster,
+// and every member is asked in clusters of up to that many.
+const maxProbed = 32
+
+// probe pings the live members (a sample of them) in the background and
+// hands the result to the loop through the inbox. The caller holds s.mu.
+func (s *Speaker) probe(now time.Time, alive, suspects []string) {
+	others := slices.DeleteFunc(slices.Clone(alive), func(n string) bool {
+		return n == s.opts.Node || slices.Contains(suspects, n)
+	})
+	asked := slices.Clone(others)
+	if len(asked) > maxProbed {
+		rand.Shuffle(len(asked), func(i, j int) { asked[i], asked[j] = asked[j], asked[i] })
+		asked = asked[:maxProbed]
+	}
+	s.probing = true
+	go func() {
+		answered := s.opts.Members.Ping(asked)
+		s.log.Debug("probed the live speakers before taking over", "asked", len(asked), "answered", len(answered), "of", len(others))
+		s.opts.Inbox.reached(takeover.Reach{At: now, Live: len(others), Asked: len(asked), Answered: len(answered)})
+	}()
+}
+
 // sendRelease sends a release message without blocking the loop.
 func (s *Speaker) sendRelease(to string, ips []netip.Addr) {
-	msg := release{From: s.opts.Node, IPs: ips}.marshal()
+	msg := members.Message{Kind: members.KindRelease, From: s.opts.Node, IPs: ips}.Marshal()
 	go func() {
 		s.sends <- struct{}{}
 		defer func() { <-s.sends }()

@@ -14,6 +14,7 @@ import (
 	"github.com/heraldlb/herald/speaker/advertise"
 	"github.com/heraldlb/herald/speaker/announce"
 	"github.com/heraldlb/herald/speaker/election"
+	"github.com/heraldlb/herald/speaker/takeover"
 )
 
 // Service is a LoadBalancer Service as the engine needs it.
@@ -45,8 +46,12 @@ type Engine struct {
 	services map[string]*serviceState
 	ips      map[netip.Addr]*ipState
 	live     map[string]bool
+	// blocked are the addresses each node published it cannot announce
+	// (this node's own included): it is no candidate for them.
+	blocked map[string]takeover.Blocked
 
 	dirty     map[netip.Addr]bool // IPs to elect again
+	ipVersion uint64              // see IPVersion
 	announced map[netip.Addr]*announcement
 	// Version changes whenever anything a status report shows changed.
 	Version uint64
@@ -82,6 +87,7 @@ func NewEngine(self string) *Engine {
 		services:  map[string]*serviceState{},
 		ips:       map[netip.Addr]*ipState{},
 		live:      map[string]bool{},
+		blocked:   map[string]takeover.Blocked{},
 		dirty:     map[netip.Addr]bool{},
 		announced: map[netip.Addr]*announcement{},
 	}
@@ -176,6 +182,7 @@ func (e *Engine) compute(st *serviceState) {
 		ip.uids[key] = st.svc.UID
 		ip.derive(e.self)
 		e.dirty[t.IP] = true
+		e.ipVersion++
 	}
 	st.routes = routes
 }
@@ -195,6 +202,7 @@ func (e *Engine) unindex(key string, targets []advertise.L2Target) {
 			ip.derive(e.self)
 		}
 		e.dirty[t.IP] = true
+		e.ipVersion++
 	}
 }
 
@@ -254,6 +262,46 @@ func (e *Engine) SetLive(names []string) bool {
 	return true
 }
 
+// SetBlocked replaces what each node published it cannot announce. A
+// change re-elects every IP.
+func (e *Engine) SetBlocked(blocked map[string]takeover.Blocked) bool {
+	same := len(blocked) == len(e.blocked)
+	for n, b := range blocked {
+		if o, ok := e.blocked[n]; !ok || !o.Equal(b) {
+			same = false
+		}
+	}
+	if same {
+		return false
+	}
+	e.blocked = blocked
+	e.MarkAllDirty()
+	return true
+}
+
+// candidate reports whether node n may own ip: live, and not blocked for it.
+func (e *Engine) candidate(n string, ip netip.Addr) bool {
+	return e.live[n] && !e.blocked[n].Has(ip)
+}
+
+// Placements lists, sorted by IP, every address an L2Advertisement selects
+// this node for, with the interfaces it would use (nil: the default
+// choice): what the node must be able to announce to be a candidate.
+func (e *Engine) Placements() []announce.Announcement {
+	out := make([]announce.Announcement, 0, len(e.ips))
+	for ip, st := range e.ips {
+		if slices.Contains(st.selected, e.self) {
+			out = append(out, announce.Announcement{IP: ip, Interfaces: st.ifaces})
+		}
+	}
+	slices.SortFunc(out, func(a, b announce.Announcement) int { return a.IP.Compare(b.IP) })
+	return out
+}
+
+// IPVersion changes whenever the set of addresses or their interfaces
+// changed (Placements may differ).
+func (e *Engine) IPVersion() uint64 { return e.ipVersion }
+
 // MarkAllDirty makes the next Elect look at every IP (after a trust change).
 func (e *Engine) MarkAllDirty() {
 	for ip := range e.ips {
@@ -276,9 +324,11 @@ type Change struct {
 }
 
 // Elect re-elects the IPs that changed and decides what this node
-// announces. An IP this node owns is taken over only when trusted (see
-// Quorum) or when its previous owner handed it over; one it announces
-// already is kept as long as it owns it. It returns the starts and stops,
+// announces. The owner of an IP is election.Owner among its eligible nodes
+// that are live and not blocked for it (see takeover.Blocked). An IP this
+// node owns is taken over only when trusted (see takeover) or when it was
+// handed over or released to it; one it announces already is kept as long
+// as it owns it. It returns the starts and stops,
 // and whether anything in the desired state changed (interfaces included).
 func (e *Engine) Elect(now time.Time, trusted bool, handedOver map[netip.Addr]bool) (changes []Change, changed bool) {
 	cands := make([]string, 0, len(e.live))
@@ -294,7 +344,7 @@ func (e *Engine) Elect(now time.Time, trusted bool, handedOver map[netip.Addr]bo
 		}
 		cands = cands[:0]
 		for _, n := range st.eligible {
-			if e.live[n] {
+			if e.candidate(n, ip) {
 				cands = append(cands, n)
 			}
 		}
@@ -315,7 +365,7 @@ func (e *Engine) Elect(now time.Time, trusted bool, handedOver map[netip.Addr]bo
 			st.waiting = true
 		case cur != nil:
 			delete(e.announced, ip)
-			changes = append(changes, Change{IP: ip, Services: cur.services, Why: e.stopReason(st), To: owner})
+			changes = append(changes, Change{IP: ip, Services: cur.services, Why: e.stopReason(ip, st), To: owner})
 		}
 		if st.waiting != wasWaiting {
 			e.Version++
@@ -330,12 +380,21 @@ func (e *Engine) Elect(now time.Time, trusted bool, handedOver map[netip.Addr]bo
 	return changes, changed
 }
 
-func (e *Engine) stopReason(st *ipState) string {
+func or(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}
+
+func (e *Engine) stopReason(ip netip.Addr, st *ipState) string {
 	switch {
 	case !slices.Contains(st.selected, e.self):
 		return "no L2Advertisement selects " + e.self + " for it any more"
 	case !slices.Contains(st.eligible, e.self):
 		return "no ready endpoint on " + e.self + " (externalTrafficPolicy: Local)"
+	case e.blocked[e.self].Has(ip):
+		return e.self + " cannot announce it (no usable interface); " + or(st.owner, "no other node") + " announces it now"
 	case st.owner != "":
 		return st.owner + " announces it now"
 	default:
@@ -377,7 +436,7 @@ func (e *Engine) Successors() map[string][]netip.Addr {
 		}
 		var cands []string
 		for _, n := range st.eligible {
-			if n != e.self && e.live[n] {
+			if n != e.self && e.candidate(n, ip) {
 				cands = append(cands, n)
 			}
 		}

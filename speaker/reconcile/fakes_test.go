@@ -11,6 +11,7 @@ import (
 	"github.com/heraldlb/herald/speaker/announce"
 	"github.com/heraldlb/herald/speaker/bgp"
 	"github.com/heraldlb/herald/speaker/members"
+	"github.com/heraldlb/herald/speaker/takeover"
 )
 
 // fakeMembers is memberlist as a test sets it.
@@ -25,10 +26,94 @@ type fakeMembers struct {
 	changes  chan struct{}
 	// onLeave runs when Leave is called (set before the speaker starts).
 	onLeave func()
+	err     error             // Err's answer
+	key     []byte            // the last key set
+	metas   map[string][]byte // what the others published (and ours)
+	// unreachable members do not answer Ping
+	unreachable map[string]bool
 }
 
 func newFakeMembers(alive ...string) *fakeMembers {
-	return &fakeMembers{alive: alive, sent: map[string][]netip.Addr{}, released: map[string][][]netip.Addr{}, changes: make(chan struct{}, 1)}
+	return &fakeMembers{alive: alive, sent: map[string][]netip.Addr{}, released: map[string][][]netip.Addr{}, changes: make(chan struct{}, 1), metas: map[string][]byte{}}
+}
+
+func (f *fakeMembers) Err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+func (f *fakeMembers) SetKey(key []byte) error {
+	if err := members.CheckKey(key); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.key = slices.Clone(key)
+	return nil
+}
+func (f *fakeMembers) Keys() members.KeyState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := members.IDOf(f.key)
+	return members.KeyState{Installed: []members.KeyID{id}, Target: id}
+}
+func (f *fakeMembers) SetMeta(b []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.metas["n1"] = slices.Clone(b)
+	return nil
+}
+
+// Metas gives each alive member what it published; the others, unless a
+// test set theirs, say they see a majority and block nothing.
+func (f *fakeMembers) Metas() map[string][]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ready, _ := takeover.Published{Quorum: true}.MarshalBinary()
+	out := map[string][]byte{}
+	for _, n := range f.alive {
+		m, ok := f.metas[n]
+		if !ok && n != "n1" {
+			m = ready
+		}
+		out[n] = m
+	}
+	return out
+}
+
+// Ping answers for the alive members that are not unreachable.
+func (f *fakeMembers) Ping(names []string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, n := range names {
+		if slices.Contains(f.alive, n) && !f.unreachable[n] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// setMeta publishes node's metadata as its memberlist would.
+func (f *fakeMembers) setMeta(node string, b []byte) {
+	f.mu.Lock()
+	f.metas[node] = b
+	f.mu.Unlock()
+	f.wake()
+}
+
+func (f *fakeMembers) setErr(err error) {
+	f.mu.Lock()
+	f.err = err
+	f.mu.Unlock()
+	f.wake()
+}
+
+func (f *fakeMembers) wake() {
+	select {
+	case f.changes <- struct{}{}:
+	default:
+	}
 }
 
 func (f *fakeMembers) Run(ctx context.Context) error { <-ctx.Done(); return nil }
@@ -47,15 +132,15 @@ func (f *fakeMembers) LastKeyMismatch() time.Time { return time.Time{} }
 func (f *fakeMembers) Send(node string, msg []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if r, err := parseRelease(msg); err == nil {
-		f.released[node] = append(f.released[node], r.IPs)
-		return nil
-	}
-	h, err := members.ParseHandover(msg)
+	m, err := members.ParseMessage(msg)
 	if err != nil {
 		return err
 	}
-	f.sent[node] = h.IPs
+	if m.Kind == members.KindRelease {
+		f.released[node] = append(f.released[node], m.IPs)
+	} else {
+		f.sent[node] = m.IPs
+	}
 	return nil
 }
 
@@ -87,19 +172,36 @@ func (f *fakeMembers) setAlive(names ...string) {
 	f.mu.Lock()
 	f.alive = names
 	f.mu.Unlock()
-	select {
-	case f.changes <- struct{}{}:
-	default:
-	}
+	f.wake()
 }
 
 // fakeL2 places every IP on eth0 (or the requested interfaces) and reports
-// the changes as the real announcer does.
+// the changes as the real announcer does; eth0 can be taken down.
 type fakeL2 struct {
 	mu         sync.Mutex
 	placed     map[netip.Addr][]string
 	reannounce [][]netip.Addr
 	onChange   func(announce.Status)
+	onLinks    func()
+	eth0Down   bool
+}
+
+func (f *fakeL2) Placeable(reqs []announce.Announcement) []bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]bool, len(reqs))
+	for i, r := range reqs {
+		out[i] = !f.eth0Down || (len(r.Interfaces) > 0 && !slices.Equal(r.Interfaces, []string{"eth0"}))
+	}
+	return out
+}
+
+// setEth0 takes eth0 down or up, as the kernel would report it.
+func (f *fakeL2) setEth0(up bool) {
+	f.mu.Lock()
+	f.eth0Down = !up
+	f.mu.Unlock()
+	f.onLinks()
 }
 
 func (f *fakeL2) Run(ctx context.Context) error { <-ctx.Done(); return nil }

@@ -6,6 +6,7 @@ import (
 	"github.com/heraldlb/herald/speaker/announce"
 	"github.com/heraldlb/herald/speaker/bgp"
 	"github.com/heraldlb/herald/speaker/members"
+	"github.com/heraldlb/herald/speaker/takeover"
 )
 
 // Inbox collects what the speaker's components report from their own
@@ -15,9 +16,11 @@ import (
 // the components' options.
 type Inbox struct {
 	mu        sync.Mutex
-	handovers []members.Handover
-	releases  []release
+	handovers []takeover.Message
+	releases  []takeover.Message
 	l2        []announce.Status
+	links     bool // links, addresses or routes changed
+	reach     *takeover.Reach
 	bgp       []bgp.Event
 	signal    chan struct{}
 }
@@ -26,18 +29,18 @@ type Inbox struct {
 func NewInbox() *Inbox { return &Inbox{signal: make(chan struct{}, 1)} }
 
 // Message is members.Options.OnMessage: it keeps hand-over and release
-// messages.
+// messages and drops anything else.
 func (in *Inbox) Message(b []byte) {
-	h, herr := members.ParseHandover(b)
-	r, rerr := parseRelease(b)
-	if herr != nil && rerr != nil {
+	m, err := members.ParseMessage(b)
+	if err != nil {
 		return
 	}
+	msg := takeover.Message{From: m.From, IPs: m.IPs}
 	in.mu.Lock()
-	if herr == nil {
-		in.handovers = append(in.handovers, h)
+	if m.Kind == members.KindHandover {
+		in.handovers = append(in.handovers, msg)
 	} else {
-		in.releases = append(in.releases, r)
+		in.releases = append(in.releases, msg)
 	}
 	in.mu.Unlock()
 	in.wake()
@@ -47,6 +50,22 @@ func (in *Inbox) Message(b []byte) {
 func (in *Inbox) L2Changed(s announce.Status) {
 	in.mu.Lock()
 	in.l2 = append(in.l2, s)
+	in.mu.Unlock()
+	in.wake()
+}
+
+// LinksChanged is announce.Options.OnLinkChange.
+func (in *Inbox) LinksChanged() {
+	in.mu.Lock()
+	in.links = true
+	in.mu.Unlock()
+	in.wake()
+}
+
+// reached reports the result of probing the live members.
+func (in *Inbox) reached(r takeover.Reach) {
+	in.mu.Lock()
+	in.reach = &r
 	in.mu.Unlock()
 	in.wake()
 }
@@ -66,13 +85,21 @@ func (in *Inbox) wake() {
 	}
 }
 
-// takeMessages empties the hand-overs, releases and BGP events.
-func (in *Inbox) takeMessages() ([]members.Handover, []release, []bgp.Event) {
+// inboxBatch is what the loop takes from the inbox at each step.
+type inboxBatch struct {
+	handovers, releases []takeover.Message
+	links               bool
+	reach               *takeover.Reach
+	bgp                 []bgp.Event
+}
+
+// take empties the hand-overs, releases, link flag and BGP events.
+func (in *Inbox) take() inboxBatch {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	h, r, b := in.handovers, in.releases, in.bgp
-	in.handovers, in.releases, in.bgp = nil, nil, nil
-	return h, r, b
+	b := inboxBatch{in.handovers, in.releases, in.links, in.reach, in.bgp}
+	in.handovers, in.releases, in.links, in.reach, in.bgp = nil, nil, false, nil, nil
+	return b
 }
 
 // takeL2 empties the announcer's changes.

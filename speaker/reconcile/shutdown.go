@@ -46,6 +46,16 @@ func (s *Speaker) shutdown(runs *components) {
 	if err := s.opts.Members.Leave(s.opts.HandoverTimeout); err != nil {
 		s.log.Warn("leaving the speakers' cluster", "err", err)
 	}
+	// The others stop expecting this speaker at once (a two-node cluster
+	// can then take over new addresses without waiting for the Lease).
+	runs.presence.stop(time.Second)
+	if s.opts.Presence != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.HandoverTimeout)
+		if err := s.opts.Presence.Release(ctx); err != nil {
+			s.log.Warn("speaker Lease not deleted", "err", err)
+		}
+		cancel()
+	}
 	handedOver := time.Since(begin)
 	if !<-bgpStopped {
 		s.log.Warn("BGP router did not stop in time")
@@ -70,7 +80,7 @@ func (s *Speaker) handOver(live []string, successors map[string][]netip.Addr) {
 		if node == s.opts.Node {
 			continue
 		}
-		msg := members.Handover{From: s.opts.Node, IPs: successors[node]}.Marshal()
+		msg := members.Message{Kind: members.KindHandover, From: s.opts.Node, IPs: successors[node]}.Marshal()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -22,8 +22,10 @@ import (
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/internal/testenv"
+	"github.com/heraldlb/herald/internal/testwait"
 	"github.com/heraldlb/herald/speaker/bgp"
 	"github.com/heraldlb/herald/speaker/election"
+	"github.com/heraldlb/herald/speaker/members"
 	"github.com/heraldlb/herald/speaker/status"
 )
 
@@ -44,7 +46,7 @@ type harness struct {
 
 var key32 = []byte(strings.Repeat("k", 32))
 
-func startHarness(t *testing.T) *harness {
+func startHarness(t *testing.T, tweaks ...func(*Options)) *harness {
 	t.Helper()
 	env := testenv.Start(t, testenv.WithoutControllerManager())
 	mgr, err := k8s.NewManager(env.Config, k8s.ManagerOptions{MetricsBindAddress: "0", HealthProbeBindAddress: "0"})
@@ -56,7 +58,7 @@ func startHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, c: direct, members: newFakeMembers("n1", "n2", "n3"), router: newFakeRouter(), inbox: NewInbox()}
-	h.l2 = &fakeL2{onChange: h.inbox.L2Changed}
+	h.l2 = &fakeL2{onChange: h.inbox.L2Changed, onLinks: h.inbox.LinksChanged}
 	ctx := context.Background()
 	h.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: v1beta1.Namespace}})
 	h.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo"}})
@@ -80,11 +82,11 @@ func startHarness(t *testing.T) *harness {
 
 	h.spk, err = New(Options{
 		Node: "n1", NodeIP: netip.MustParseAddr("10.0.0.11"), Cache: mgr.GetCache(),
-		MemberlistSecret: k8s.MemberlistSecretName, MemberlistKey: key32,
-		Events:  events,
-		Members: h.members, L2: h.l2, BGP: h.router, Inbox: h.inbox,
+		MemberlistSecret: k8s.MemberlistSecretName,
+		Events:           events,
+		Members:          h.members, L2: h.l2, BGP: h.router, Inbox: h.inbox,
 		Registerer: prometheus.NewRegistry(),
-	})
+	}.with(tweaks))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,17 +124,15 @@ func (h *harness) create(obj client.Object) {
 
 func (h *harness) eventually(what string, cond func() error) {
 	h.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	testwait.For(h.t, 15*time.Second, what, cond)
+}
+
+// with applies tweaks to the options.
+func (o Options) with(tweaks []func(*Options)) Options {
+	for _, f := range tweaks {
+		f(&o)
 	}
+	return o
 }
 
 // service creates a LoadBalancer Service and writes its ingress IPs.
@@ -241,7 +241,7 @@ func TestSpeakerAgainstAPIServer(t *testing.T) {
 
 	// n1 settles once n2 and n3 have told it what they yield (they see it join).
 	for _, n := range []string{"n2", "n3"} {
-		h.inbox.Message(release{From: n}.marshal())
+		h.inbox.Message(members.Message{Kind: members.KindRelease, From: n}.Marshal())
 	}
 	// n1 announces the address it ranks first for, not the others.
 	h.eventually("n1 announces its address", func() error {
@@ -309,7 +309,7 @@ func TestSpeakerAgainstAPIServer(t *testing.T) {
 		return h.event("demo", "other", ReasonStoppedAnnouncingL2, "n2 announces it now")
 	})
 	// A release for an address n1 announces already makes it announce it again.
-	h.inbox.Message(release{From: "n3", IPs: []netip.Addr{mine}}.marshal())
+	h.inbox.Message(members.Message{Kind: members.KindRelease, From: "n3", IPs: []netip.Addr{mine}}.Marshal())
 	h.eventually("a release makes n1 announce again", func() error {
 		h.l2.mu.Lock()
 		defer h.l2.mu.Unlock()
@@ -420,3 +420,5 @@ func TestWaitForMemberlistKey(t *testing.T) {
 		t.Fatalf("key %q, %v", got, err)
 	}
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -36,6 +36,8 @@ func (s *Speaker) Status() v1beta1.SpeakerStatusStatus {
 	st.L2Announcements = slices.Clone(st.L2Announcements)
 	st.L2Skipped = slices.Clone(st.L2Skipped)
 	st.MembersAlive = int32(len(s.live))
+	st.MembersExpected = int32(s.decision.Quorum.Expected)
+	st.Conditions = slices.Clone(s.setConditions())
 	BGPReport(&st, s.bgpDesired, bgpStatus, s.bgpIssues)
 	return st
 }

@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -14,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/internal/config"
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/speaker/advertise"
@@ -22,16 +22,22 @@ import (
 // step applies everything pending (watch events, messages, membership) and
 // converges the announcer and the router. Work is proportional to what
 // changed, except a configuration or node-label change, which recomputes
-// every Service.
-func (s *Speaker) step(ctx context.Context, now time.Time, stalled bool) error {
+// every Service. What cannot be done now (a failed cache read) is put back
+// and tried again at the next step.
+func (s *Speaker) step(ctx context.Context, now time.Time, stalled bool) {
 	p := s.watch.take()
-	handovers, releases, bgpEvents := s.opts.Inbox.takeMessages()
-	if k := s.watch.memberlistKey(); k != nil && s.opts.MemberlistKey != nil && !bytes.Equal(k, s.opts.MemberlistKey) {
-		return ErrKeyChanged
-	}
+	msgs := s.opts.Inbox.take()
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.applyKey()
+	for _, l := range p.leases {
+		if l.deleted {
+			s.tracker.Forget(l.node)
+		} else {
+			s.tracker.Observe(l.at, l.node, l.renew)
+		}
+	}
 	before := s.engine.Version
 	peersChanged := false
 	if p.nodes != nil {
@@ -40,30 +46,36 @@ func (s *Speaker) step(ctx context.Context, now time.Time, stalled bool) error {
 	}
 	if p.config || p.nodes != nil || s.model == nil {
 		if err := s.rebuildModel(ctx); err != nil {
-			return err
+			s.retryLater("rebuild the configuration model", err)
+			s.watch.requeue(nil, true)
+		} else {
+			peersChanged = true
 		}
-		peersChanged = true
 	}
 	touched := make([]string, 0, len(p.services))
-	for _, key := range p.services {
+	var failed []string
+	read := func(key string) {
 		if err := s.readService(ctx, key); err != nil {
-			return err
+			s.retryLater("read a Service", err)
+			failed = append(failed, key)
+			return
 		}
 		touched = append(touched, key)
 	}
+	for _, key := range p.services {
+		read(key)
+	}
 	for _, key := range p.endpoints {
 		if s.engine.LocalTraffic(key) {
-			if err := s.readService(ctx, key); err != nil {
-				return err
-			}
-			touched = append(touched, key)
+			read(key)
 		}
 	}
+	s.watch.requeue(failed, false)
 
 	prevLive := len(s.live)
-	s.converge(now, stalled, handovers, releases)
+	s.converge(now, stalled, msgs)
 
-	for _, e := range bgpEvents {
+	for _, e := range msgs.bgp {
 		sessionEvent(s.opts.Events, s.opts.Node, types.UID(s.peerUIDs[e.Peer]), e)
 	}
 	// BGP: a configuration or node change sets the whole state; a Service
@@ -81,36 +93,56 @@ func (s *Speaker) step(ctx context.Context, now time.Time, stalled bool) error {
 	}
 
 	s.metrics.services.Set(float64(len(s.engine.services)))
-	if s.engine.Version != before || len(s.live) != prevLive || len(bgpEvents) > 0 {
+	if s.engine.Version != before || len(s.live) != prevLive || len(msgs.bgp) > 0 {
 		s.notifyStatus()
 	}
-	return nil
 }
 
-// liveMembers is memberlist's view minus the nodes that handed their
-// addresses over; a node that handed over counts as alive again once
-// memberlist has seen it go and come back (a restarted speaker).
-func (s *Speaker) liveMembers() []string {
-	alive := s.opts.Members.Alive()
-	for n, seenOut := range s.gone {
-		switch in := slices.Contains(alive, n); {
-		case !in:
-			s.gone[n] = true
-		case seenOut:
-			delete(s.gone, n)
-		}
-	}
-	return slices.DeleteFunc(alive, func(n string) bool { _, g := s.gone[n]; return g })
+// retryLog limits how often one kind of failure is logged while it repeats.
+type retryLog struct {
+	at  time.Time
+	msg string
 }
+
+// retryLater logs a failure that the next step retries: at once when it is
+// new, then at most every 30 s while it repeats. The caller holds s.mu.
+func (s *Speaker) retryLater(what string, err error) {
+	last := s.retryLogs[what]
+	if last.msg == err.Error() && time.Since(last.at) < 30*time.Second {
+		return
+	}
+	s.retryLogs[what] = retryLog{time.Now(), err.Error()}
+	s.log.Error("could not "+what+"; retrying", "err", err)
+}
+
+// applyKey hands a new memberlist key from the Secret to memberlist (which
+// rotates to it without an outage) and notes a key it cannot use. The
+// caller holds s.mu.
+func (s *Speaker) applyKey() {
+	key, seen := s.watch.memberlistKey()
+	if !seen {
+		return
+	}
+	problem := ""
+	if key == nil {
+		problem = "the Secret " + s.secretName() + " is missing; the current key stays in use (herald-controller creates a new one)"
+	} else if err := s.opts.Members.SetKey(key); err != nil {
+		problem = fmt.Sprintf("the Secret %s holds an unusable key (%v); the current key stays in use", s.secretName(), err)
+	}
+	if problem != s.keyProblem {
+		if problem != "" {
+			s.log.Error("memberlist key not used", "why", problem)
+		}
+		s.keyProblem = problem
+		s.notifyStatus()
+	}
+}
+
+func (s *Speaker) secretName() string { return v1beta1.Namespace + "/" + s.opts.MemberlistSecret }
 
 // applyNodes installs a new set of nodes: labels for selectors, InternalIPs
 // as memberlist peers.
 func (s *Speaker) applyNodes(nodes map[string]nodeInfo) {
-	for name := range s.nodes {
-		if _, ok := nodes[name]; !ok && s.quorum != nil {
-			s.quorum.Forget(name)
-		}
-	}
 	s.nodes = nodes
 	list := make([]advertise.Node, 0, len(nodes))
 	var peers []string

@@ -26,7 +26,7 @@ func notStarted(err error) bool {
 }
 
 // WaitForMemberlistKey returns the gossip key from the Secret name in
-// herald-system (key "key", 32 bytes), waiting while it is absent or
+// herald-system (key "key", 16, 24 or 32 bytes), waiting while it is absent or
 // invalid: the controller creates it. It logs once why it waits, and again
 // every minute.
 func WaitForMemberlistKey(ctx context.Context, r client.Reader, name string, log *slog.Logger) ([]byte, error) {
@@ -42,8 +42,8 @@ func WaitForMemberlistKey(ctx context.Context, r client.Reader, name string, log
 			why = "the Secret does not exist yet (herald-controller creates it)"
 		case err != nil:
 			why = err.Error()
-		case len(sec.Data[k8s.MemberlistSecretKey]) != k8s.MemberlistKeySize:
-			why = fmt.Sprintf("its %q key must hold %d bytes, it holds %d", k8s.MemberlistSecretKey, k8s.MemberlistKeySize, len(sec.Data[k8s.MemberlistSecretKey]))
+		case k8s.CheckMemberlistKey(sec.Data[k8s.MemberlistSecretKey]) != nil:
+			why = fmt.Sprintf("its %q key: %v", k8s.MemberlistSecretKey, k8s.CheckMemberlistKey(sec.Data[k8s.MemberlistSecretKey]))
 		default:
 			return sec.Data[k8s.MemberlistSecretKey], nil
 		}

@@ -8,7 +8,9 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -17,6 +19,7 @@ import (
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/internal/k8s"
+	"github.com/heraldlb/herald/speaker/presence"
 )
 
 // nodeInfo is what the speaker uses of a Node.
@@ -41,7 +44,17 @@ type watcher struct {
 	nodesDirty bool
 	config     bool
 	key        []byte // the memberlist key, nil while absent
+	keySeen    bool   // the Secret was seen (or seen deleted) since the last take
+	leases     []leaseSeen
 	signal     chan struct{}
+}
+
+// leaseSeen is a speaker Lease as the watch delivered it, and when.
+type leaseSeen struct {
+	at      time.Time
+	node    string
+	renew   time.Time
+	deleted bool
 }
 
 func newWatcher(class, secretName string) *watcher {
@@ -89,6 +102,7 @@ func (w *watcher) register(ctx context.Context, c cache.Cache) (func() bool, err
 		{&discoveryv1.EndpointSlice{}, funcs(w.onSlice)},
 		{&corev1.Node{}, funcs(w.onNode)},
 		{&corev1.Secret{}, funcs(w.onSecret)},
+		{&coordinationv1.Lease{}, funcs(w.onLease)},
 	}
 	for _, obj := range configKinds() {
 		handlers = append(handlers, struct {
@@ -284,20 +298,36 @@ func (w *watcher) onSecret(old, cur any) {
 	w.mu.Lock()
 	w.config = true
 	if s.Name == w.secretName {
-		w.key = nil
+		w.key, w.keySeen = nil, true
 		if cur != nil {
-			w.key = slices.Clone(s.Data[k8s.MemberlistSecretKey])
+			w.key = append([]byte{}, s.Data[k8s.MemberlistSecretKey]...) // empty, not nil, when the data key is missing
 		}
 	}
 	w.mu.Unlock()
 	w.wake()
 }
 
-// memberlistKey returns the memberlist key as last seen (nil when absent).
-func (w *watcher) memberlistKey() []byte {
+// onLease records a speaker's Lease renewal (or its deletion) with the time
+// it arrived: presence is judged on this node's clock.
+func (w *watcher) onLease(old, cur any) {
+	l, ok := either(cur, old).(*coordinationv1.Lease)
+	if !ok || l.Namespace != v1beta1.Namespace || presence.Holder(l) == "" || l.Labels["app.kubernetes.io/component"] != presence.Labels["app.kubernetes.io/component"] {
+		return
+	}
+	w.mu.Lock()
+	w.leases = append(w.leases, leaseSeen{at: time.Now(), node: presence.Holder(l), renew: presence.RenewTime(l), deleted: cur == nil})
+	w.mu.Unlock()
+	w.wake()
+}
+
+// memberlistKey returns the memberlist key as last seen (nil when the
+// Secret is absent), and whether the Secret changed since the last call.
+func (w *watcher) memberlistKey() ([]byte, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return slices.Clone(w.key)
+	seen := w.keySeen
+	w.keySeen = false
+	return slices.Clone(w.key), seen
 }
 
 // pending is a batch of work for the loop.
@@ -306,13 +336,15 @@ type pending struct {
 	endpoints []string
 	nodes     map[string]nodeInfo // set when nodes changed
 	config    bool
+	leases    []leaseSeen
 }
 
 // take returns and clears the pending work.
 func (w *watcher) take() pending {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	p := pending{config: w.config}
+	p := pending{config: w.config, leases: w.leases}
+	w.leases = nil
 	for k := range w.services {
 		p.services = append(p.services, k)
 	}
@@ -328,6 +360,20 @@ func (w *watcher) take() pending {
 	clear(w.endpoints)
 	w.nodesDirty, w.config = false, false
 	return p
+}
+
+// requeue puts back the part of a batch that could not be done, so it is
+// tried again at the next step instead of waiting for the next change.
+func (w *watcher) requeue(services []string, config bool) {
+	if len(services) == 0 && !config {
+		return
+	}
+	w.mu.Lock()
+	for _, k := range services {
+		w.services[k] = true
+	}
+	w.config = w.config || config
+	w.mu.Unlock()
 }
 
 // nodeSnapshot copies the known nodes.

@@ -1,0 +1,478 @@
+// Package takeover holds the rule a reader of Herald's Layer 2 mode must
+// trust: when this node may start answering for an address that it does
+// not answer for yet. Election (speaker/election) says which node ranks
+// first for an address; this package says whether the node that ranks first
+// may act on it now, and what it must tell the others.
+//
+// The danger is a node that believes it is alone. A node whose link is cut,
+// whose memberlist port is blocked by a firewall, or that sits on one side
+// of a partition sees every other speaker fail, exactly as a node whose
+// peers all crashed does. If it then answered for their addresses, two MACs
+// would answer for one IP and clients would flip between them. So:
+//
+//  1. Quorum. A node takes over an address only while it sees a strict
+//     majority of the speakers it should see. What it should see does not
+//     come from its own memberlist history alone: it is every speaker the API
+//     server shows present (a fresh Lease, see speaker/presence), every
+//     member memberlist shows alive, and itself. Members its own probes
+//     suspect count as unseen. So a node that just started behind a
+//     firewall, a node cut off from the LAN, and both halves of an even
+//     split take nothing over; a node never drops what it already announces
+//     for lack of quorum.
+//  2. Settle. When a node's view turns trustworthy (it joins, or sees a
+//     majority again) its view may be ahead of the others': it sees them,
+//     they may not see it. It then publishes that it is settling and waits
+//     until every confirmed live member has answered it with a release
+//     message (each sends one, at least once a second, to every member that
+//     publishes it is settling). There is no timeout: a node that hears
+//     from nobody (a firewall drops what is sent to it) stays settling and
+//     takes nothing over, however well it sees the others. After that it
+//     waits a grace period in which it takes only what is released to it,
+//     so that the others, who now count it, stop before it starts: an
+//     address moves back once, when both sides agree. After a stall or when
+//     its data path came back, a node only waits the grace period.
+//  3. Confirmation. A member that (re)appears becomes a candidate for
+//     addresses only once it has published that it sees a majority and
+//     has settled (see Published). A node whose memberlist port is blocked
+//     one way keeps re-joining; without this rule the others would hand it
+//     addresses at every re-join and nobody would answer for them.
+//  4. Reach. Memberlist detects failures one probe at a time, so a node
+//     cut off with half the cluster may declare the first of the others
+//     dead while it still counts the rest as seen. Before it takes over
+//     anything after a member failed, a node therefore probes the live
+//     members at once (Decision.Probe) and goes on only if it reaches a
+//     strict majority of the speakers it expects.
+//  5. Messages. A stopping node hands its addresses to their successors
+//     (hand-over); an incumbent releases addresses to the member that now
+//     ranks first (release). Both may be taken at once, quorum or not: the
+//     only other claimant just let go.
+//
+// A Guard is pure: the caller passes the time and what memberlist, the API
+// server and the messages say, and acts on the Decision.
+package takeover
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Defaults for Config's zero fields.
+const (
+	DefaultGrace       = 2 * time.Second
+	DefaultReleaseHold = 2 * time.Second
+	DefaultGreetEvery  = time.Second
+)
+
+// heardSlack: a release this much older than the start of settling still
+// counts (it may arrive just before this node's own view changed).
+const heardSlack = time.Second
+
+// keyMismatchWindow is how recent undecryptable gossip must be to name a
+// different memberlist key as the likely reason a node sees only itself.
+const keyMismatchWindow = time.Minute
+
+// Config configures a Guard.
+type Config struct {
+	// Self is this node's name.
+	Self string
+	// Grace is how long a node that settled (or was stalled, or can announce
+	// again) takes only what is released to it, while the others catch up.
+	Grace time.Duration
+	// ReleaseHold is how long an address released to this node may be
+	// taken over even while it settles (its own view may lag the sender's).
+	ReleaseHold time.Duration
+	// GreetEvery is how often a member that publishes it is settling is
+	// sent a release message.
+	GreetEvery time.Duration
+}
+
+// Message is a hand-over or release received from another node.
+type Message struct {
+	From string
+	IPs  []netip.Addr
+}
+
+// Input is one observation of the world.
+type Input struct {
+	Now time.Time
+	// Alive are memberlist's live members, suspects included, this node
+	// included; empty while this node is not a member (memberlist not
+	// running or its first join not done).
+	Alive []string
+	// Suspects are live members this node's own probes suspect.
+	Suspects []string
+	// Present are the speakers the API server shows running (a fresh Lease).
+	Present []string
+	// Published is what the other members published (see Published; a
+	// member that published nothing is absent).
+	Published map[string]Published
+	// KeyMismatch is when gossip this node could not decrypt last arrived
+	// (zero if never).
+	KeyMismatch time.Time
+	// Stalled: the caller found its loop stalled (SIGSTOP, a frozen VM).
+	Stalled bool
+	// Regained: this node can announce addresses it could not announce
+	// before (its data path came back).
+	Regained bool
+	// Grown are members whose published data path grew: they may now rank
+	// first for addresses others announce, as if they had rejoined.
+	Grown []string
+	// Handovers and Releases received since the last observation.
+	Handovers, Releases []Message
+	// Reach is the latest probe of the live members (see Decision.Probe).
+	Reach Reach
+}
+
+// Reach is the result of probing live members at once.
+type Reach struct {
+	// At is when the probes were sent (zero: never).
+	At time.Time
+	// Live counts the live members other than this one when they were
+	// sent; Asked of them were probed (a sample in large clusters) and
+	// Answered answered.
+	Live, Asked, Answered int
+}
+
+// Quorum is the majority check of one observation.
+type Quorum struct {
+	// OK: this node sees a strict majority of the speakers it expects.
+	OK bool
+	// Seen and Expected are the counts the check used; Unseen names the
+	// expected speakers not seen, sorted.
+	Seen, Expected int
+	Unseen         []string
+	// Why says why not, empty when OK.
+	Why string
+}
+
+// Decision is what the caller must do.
+type Decision struct {
+	// Live are the members that may own addresses: memberlist's live
+	// members that have published, since they appeared, that they see a
+	// majority and have settled, minus those that handed their addresses
+	// over. This node is always among them while it is a member.
+	Live []string
+	// TakeOver: the node may start announcing addresses it ranks first for.
+	TakeOver bool
+	Quorum   Quorum
+	// Settling: the node waits for the others' releases (see the package
+	// doc); it publishes so. Waiting names the members it has not heard from.
+	Settling bool
+	Waiting  []string
+	// Given are addresses handed over or released to this node: it may take
+	// them when it ranks first, whatever TakeOver says.
+	Given map[netip.Addr]bool
+	// Reannounce are addresses released to this node: if it announces one
+	// already (kept while cut off or stalled), clients may follow the
+	// releaser, so it must send its gratuitous burst again.
+	Reannounce []netip.Addr
+	// Greet are members that just became candidates, can announce more, or
+	// are settling: send each a release (with the addresses it now ranks
+	// first for, or none).
+	Greet []string
+	// Probe asks the caller to probe the live members now and report
+	// the result in Input.Reach: a member failed since the last probe.
+	Probe bool
+	// Notes are log lines about changes of state, in order.
+	Notes []Note
+}
+
+// Note is a change worth a log line.
+type Note struct {
+	Warning bool
+	Message string
+}
+
+// Guard keeps the state the rule needs between observations. Not safe for
+// concurrent use.
+type Guard struct {
+	cfg Config
+
+	prevLive []string
+	prevSeen []string
+	lastLoss time.Time // when a member last failed (left without handing over)
+	quorum   bool
+	why      string
+	// gone are members that handed over: they left, they did not fail. The
+	// value turns true once memberlist showed them gone; a member seen
+	// alive after that is a restarted speaker and counts again.
+	gone map[string]bool
+	// confirmed: members that published they see a majority and have
+	// settled, since they last appeared in memberlist.
+	confirmed map[string]bool
+	// released: addresses released to this node, until when they count.
+	released map[netip.Addr]time.Time
+
+	settling    bool // waiting for releases
+	settleSince time.Time
+	settleSlack time.Duration        // how much older than settleSince a release may be
+	graceUntil  time.Time            // takes only what is released until then
+	heard       map[string]time.Time // release senders and when
+	greeted     map[string]time.Time // settling members, when last greeted
+}
+
+// New returns a Guard.
+func New(c Config) *Guard {
+	if c.Grace <= 0 {
+		c.Grace = DefaultGrace
+	}
+	if c.ReleaseHold <= 0 {
+		c.ReleaseHold = DefaultReleaseHold
+	}
+	if c.GreetEvery <= 0 {
+		c.GreetEvery = DefaultGreetEvery
+	}
+	return &Guard{cfg: c, gone: map[string]bool{}, confirmed: map[string]bool{}, released: map[netip.Addr]time.Time{},
+		heard: map[string]time.Time{}, greeted: map[string]time.Time{}}
+}
+
+// Observe takes one observation and decides.
+func (g *Guard) Observe(in Input) Decision {
+	now := in.Now
+	d := Decision{Given: map[netip.Addr]bool{}}
+	note := func(warn bool, format string, args ...any) {
+		d.Notes = append(d.Notes, Note{Warning: warn, Message: fmt.Sprintf(format, args...)})
+	}
+
+	// Messages: a hand-over's sender left; a release's sender has seen us.
+	for ip, until := range g.released {
+		if now.After(until) {
+			delete(g.released, ip)
+		}
+	}
+	for _, h := range in.Handovers {
+		g.gone[h.From] = false
+		for _, ip := range h.IPs {
+			d.Given[ip.Unmap()] = true
+		}
+	}
+	for _, r := range in.Releases {
+		g.heard[r.From] = now
+		for _, ip := range r.IPs {
+			ip = ip.Unmap()
+			g.released[ip] = now.Add(g.cfg.ReleaseHold)
+			d.Reannounce = append(d.Reannounce, ip)
+		}
+	}
+	for ip := range g.released {
+		d.Given[ip] = true
+	}
+
+	seen := g.live(in.Alive)
+	d.Quorum = g.check(in, seen)
+	q := d.Quorum
+	d.Live = g.confirm(seen, in.Published)
+
+	// Whenever the view turns trustworthy, the others may not have seen
+	// this node yet: settle. After a stall or when the data path came
+	// back, only wait the grace period.
+	switch {
+	case q.OK && !g.quorum:
+		why := "joined the speakers"
+		if g.why != "" && !strings.HasPrefix(g.why, "not a member") {
+			why = "sees a majority of the speakers again"
+		}
+		note(false, "%s (%d of %d): settling before taking anything over", why, q.Seen, q.Expected)
+		g.settling, g.settleSince, g.settleSlack = true, now, heardSlack
+	case !q.OK && (g.quorum || g.why != q.Why):
+		note(true, "takes over no address: %s", q.Why)
+	}
+	g.quorum, g.why = q.OK, q.Why
+	if in.Stalled {
+		note(true, "this speaker was stalled: taking only what is released to it for a while")
+		g.graceUntil = now.Add(g.cfg.Grace)
+	}
+	if in.Regained {
+		note(false, "can announce addresses again: taking them only when released, for a while")
+		g.graceUntil = now.Add(g.cfg.Grace)
+	}
+	var ended string
+	ended, d.Waiting = g.checkSettle(now, d.Live)
+	if ended != "" {
+		note(false, "settled (%s)", ended)
+	}
+	d.Settling = g.settling
+	reached, probe := g.reached(now, in, seen, d.Quorum.Expected)
+	d.Probe = probe && q.OK && !g.settling
+	d.TakeOver = q.OK && !g.settling && !now.Before(g.graceUntil) && reached
+
+	// Greet every member that just became a candidate or can announce
+	// more, and, at most every GreetEvery, those that are settling.
+	for _, n := range d.Live {
+		if n != g.cfg.Self && !slices.Contains(g.prevLive, n) {
+			d.Greet = append(d.Greet, n)
+		}
+	}
+	for _, n := range in.Grown {
+		if n != g.cfg.Self && slices.Contains(d.Live, n) && !slices.Contains(d.Greet, n) {
+			d.Greet = append(d.Greet, n)
+		}
+	}
+	for n := range g.greeted {
+		if !slices.Contains(seen, n) || !in.Published[n].Settling {
+			delete(g.greeted, n)
+		}
+	}
+	for _, n := range seen {
+		if n == g.cfg.Self || !in.Published[n].Settling || slices.Contains(d.Greet, n) {
+			continue
+		}
+		if at, ok := g.greeted[n]; !ok || now.Sub(at) >= g.cfg.GreetEvery {
+			g.greeted[n] = now
+			d.Greet = append(d.Greet, n)
+		}
+	}
+	slices.Sort(d.Greet)
+	g.prevLive = d.Live
+	return d
+}
+
+// reprobeAfter is how soon a probe that did not reach a majority is
+// repeated while the node still counts one (a lost ping, say).
+const reprobeAfter = 500 * time.Millisecond
+
+// reached says whether the node may take over with respect to the reach
+// rule, and whether it should probe now. It notes a failure (a member
+// gone from view without handing over) first.
+func (g *Guard) reached(now time.Time, in Input, seen []string, expected int) (ok, probe bool) {
+	for _, n := range g.prevSeen {
+		if _, handedOver := g.gone[n]; !handedOver && !slices.Contains(seen, n) {
+			g.lastLoss = now
+		}
+	}
+	g.prevSeen = seen
+	if g.lastLoss.IsZero() || len(seen) <= 1 {
+		return true, false // nothing failed, or nobody to probe: quorum says it all
+	}
+	r := in.Reach
+	if r.At.Before(g.lastLoss) {
+		return false, true
+	}
+	reachable := 1.0
+	if r.Asked > 0 {
+		reachable += float64(r.Answered) * float64(r.Live) / float64(r.Asked)
+	}
+	if 2*reachable > float64(expected) {
+		return true, false
+	}
+	return false, now.Sub(r.At) >= reprobeAfter
+}
+
+// live is memberlist's view minus the members that handed over; one that
+// handed over counts again once memberlist has shown it gone and back.
+func (g *Guard) live(alive []string) []string {
+	for n, seenOut := range g.gone {
+		switch in := slices.Contains(alive, n); {
+		case !in:
+			g.gone[n] = true
+		case seenOut:
+			delete(g.gone, n)
+		}
+	}
+	out := slices.DeleteFunc(slices.Clone(alive), func(n string) bool { _, g := g.gone[n]; return g })
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// confirm keeps, of the live members, this node and those that have
+// published, since they last appeared, that they see a majority and have
+// settled.
+func (g *Guard) confirm(live []string, published map[string]Published) []string {
+	for n := range g.confirmed {
+		if !slices.Contains(live, n) {
+			delete(g.confirmed, n)
+		}
+	}
+	out := make([]string, 0, len(live))
+	for _, n := range live {
+		if p := published[n]; n == g.cfg.Self || (p.Quorum && !p.Settling) {
+			g.confirmed[n] = true
+		}
+		if g.confirmed[n] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// check is the quorum rule.
+func (g *Guard) check(in Input, live []string) Quorum {
+	expected := map[string]bool{g.cfg.Self: true}
+	for _, n := range in.Present {
+		expected[n] = true
+	}
+	for _, n := range live {
+		expected[n] = true
+	}
+	for n := range g.gone {
+		delete(expected, n) // it handed over: it announces nothing
+	}
+	seen := map[string]bool{}
+	for _, n := range live {
+		if !slices.Contains(in.Suspects, n) || n == g.cfg.Self {
+			seen[n] = true
+		}
+	}
+	q := Quorum{Seen: len(seen), Expected: len(expected)}
+	for n := range expected {
+		if !seen[n] {
+			q.Unseen = append(q.Unseen, n)
+		}
+	}
+	slices.Sort(q.Unseen)
+	switch {
+	case len(in.Alive) == 0:
+		q.Why = "not a member of the speakers' cluster yet (memberlist not running or not joined)"
+	case 2*q.Seen <= q.Expected && q.Seen == 1 && !in.KeyMismatch.IsZero() && in.Now.Sub(in.KeyMismatch) < keyMismatchWindow:
+		q.Why = fmt.Sprintf("sees only itself of %d speakers and receives gossip it cannot decrypt: the other speakers use a different memberlist key (check the memberlist Secret)", q.Expected)
+	case 2*q.Seen <= q.Expected:
+		q.Why = fmt.Sprintf("sees %d of the %d speakers it should see (unseen: %s): this node may be cut off, or TCP and UDP to the memberlist port are blocked between nodes", q.Seen, q.Expected, names(q.Unseen))
+	default:
+		q.OK = true
+	}
+	return q
+}
+
+func names(ns []string) string {
+	const show = 5
+	if len(ns) <= show {
+		return strings.Join(ns, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(ns[:show], ", "), len(ns)-show)
+}
+
+// checkSettle ends settling once every confirmed live member but this one
+// has sent a release since it began; the grace period follows when there
+// are others. It returns why settling just ended, and the members not
+// heard from yet.
+func (g *Guard) checkSettle(now time.Time, live []string) (ended string, waiting []string) {
+	if !g.settling {
+		return "", nil
+	}
+	others := 0
+	for _, n := range live {
+		if n == g.cfg.Self {
+			continue
+		}
+		others++
+		if at, ok := g.heard[n]; !ok || at.Before(g.settleSince.Add(-g.settleSlack)) {
+			waiting = append(waiting, n)
+		}
+	}
+	switch {
+	case !g.quorum || len(waiting) > 0:
+		return "", waiting
+	case others == 0:
+		ended = "no other speaker"
+	default:
+		ended = "every live speaker has answered; taking only what is released to it for a while"
+		g.graceUntil = now.Add(g.cfg.Grace)
+	}
+	g.settling = false
+	g.lastLoss = time.Time{} // the answers show whom it reaches
+	g.prevSeen = live
+	return ended, nil
+}

@@ -1,0 +1,291 @@
+package takeover
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Unix(1000, 0)
+
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+func addrs(s ...string) []netip.Addr {
+	out := make([]netip.Addr, len(s))
+	for i, a := range s {
+		out[i] = netip.MustParseAddr(a)
+	}
+	return out
+}
+
+// step is one observation and what must follow from it. Every alive
+// member but "a" publishes that it sees a majority and has settled, unless
+// listed in notReady (publishes nothing) or settlingPeers.
+type step struct {
+	at            time.Duration
+	alive         []string
+	suspects      []string
+	present       []string
+	mismatch      *time.Duration // when undecryptable gossip last arrived (nil: never)
+	stalled       bool
+	regained      bool
+	grown         []string
+	handovers     []Message
+	releases      []Message
+	notReady      []string
+	settlingPeers []string
+	probed        bool     // the caller probed the live others now
+	unanswered    []string // of them, these did not answer
+
+	takeOver bool
+	settling bool
+	greet    []string
+	given    []string // addresses
+	why      string   // substring of the quorum's Why
+	live     []string // nil: not checked
+	waiting  []string // nil: not checked
+	probe    bool
+}
+
+var abc = []string{"a", "b", "c"}
+
+func rel(from string, ips ...string) []Message {
+	return []Message{{From: from, IPs: addrs(ips...)}}
+}
+
+func rels(from ...string) []Message {
+	var out []Message
+	for _, f := range from {
+		out = append(out, rel(f)...)
+	}
+	return out
+}
+
+// joined is a node that joined a, b and c: answered by both, in its grace
+// period until 2 s.
+var joined = []step{
+	{at: 0, alive: abc, present: abc, releases: rels("b", "c"), greet: []string{"b", "c"}},
+	{at: 2 * time.Second, alive: abc, present: abc, takeOver: true},
+}
+
+func TestGuard(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"start alone behind a firewall: the API server shows the others, so nothing is taken over, ever", []step{
+			{at: 0, alive: []string{"a"}, present: abc, why: "sees 1 of the 3 speakers"},
+			{at: 5 * time.Second, alive: []string{"a"}, present: abc, why: "unseen: b, c"},
+			{at: 5 * time.Minute, alive: []string{"a"}, present: abc, why: "memberlist port"},
+		}},
+		{"start: not a member until memberlist has joined; then settle until everyone answered, then a grace period", []step{
+			{at: 0, alive: nil, present: abc, why: "not a member"},
+			{at: 200 * time.Millisecond, alive: abc, present: abc, settling: true, greet: []string{"b", "c"}, waiting: []string{"b", "c"}},
+			{at: 300 * time.Millisecond, alive: abc, present: abc, releases: rels("b"), settling: true, waiting: []string{"c"}},
+			{at: 400 * time.Millisecond, alive: abc, present: abc, releases: rel("c", "198.51.100.7"), given: []string{"198.51.100.7"}},
+			{at: 2300 * time.Millisecond, alive: abc, present: abc, given: []string{"198.51.100.7"}},
+			{at: 2500 * time.Millisecond, alive: abc, present: abc, takeOver: true},
+		}},
+		{"a node that hears from nobody (its memberlist port blocked inbound, the others seen through its own connections) settles never", []step{
+			{at: 0, alive: abc, present: abc, settling: true, greet: []string{"b", "c"}},
+			{at: 10 * time.Second, alive: abc, present: abc, settling: true, waiting: []string{"b", "c"}},
+			{at: 10 * time.Minute, alive: abc, present: abc, settling: true, waiting: []string{"b", "c"}},
+		}},
+		{"single node cluster: trusted at once", []step{
+			{at: 0, alive: []string{"a"}, present: []string{"a"}, takeOver: true},
+		}},
+		{"first speaker of a new cluster, before the others have Leases", []step{
+			{at: 0, alive: []string{"a"}, present: nil, takeOver: true},
+			{at: time.Second, alive: []string{"a"}, present: []string{"a", "b"}, why: "sees 1 of the 2"},
+			{at: 2 * time.Second, alive: []string{"a", "b"}, present: []string{"a", "b"}, settling: true, greet: []string{"b"}},
+		}},
+		{"majority side of a three-node cluster takes over when one fails, once a probe shows it reaches a majority", append(joined,
+			step{at: 3 * time.Second, alive: []string{"a", "b"}, present: abc, probe: true},
+			step{at: 3001 * time.Millisecond, alive: []string{"a", "b"}, present: abc, probed: true, takeOver: true},
+			step{at: 5 * time.Second, alive: []string{"a", "b"}, present: abc, takeOver: true},
+		)},
+		{"half of a four-node cluster declares one of the other half dead before it suspects the other: the probe shows no majority", []step{
+			{at: 0, alive: []string{"a", "b", "c", "d"}, present: []string{"a", "b", "c", "d"}, releases: rels("b", "c", "d"), greet: []string{"b", "c", "d"}},
+			{at: 3 * time.Second, alive: []string{"a", "b", "c", "d"}, present: []string{"a", "b", "c", "d"}, takeOver: true},
+			{at: 4 * time.Second, alive: []string{"a", "b", "d"}, present: []string{"a", "b", "c", "d"}, probe: true},
+			{at: 4001 * time.Millisecond, alive: []string{"a", "b", "d"}, present: []string{"a", "b", "c", "d"}, probed: true, unanswered: []string{"d"}},
+			{at: 4300 * time.Millisecond, alive: []string{"a", "b", "d"}, suspects: []string{"d"}, present: []string{"a", "b", "c", "d"}, why: "sees 2 of the 4"},
+		}},
+		{"a lost ping: probed again half a second later", append(joined,
+			step{at: 3 * time.Second, alive: []string{"a", "b"}, present: abc, probe: true},
+			step{at: 3001 * time.Millisecond, alive: []string{"a", "b"}, present: abc, probed: true, unanswered: []string{"b"}},
+			step{at: 3200 * time.Millisecond, alive: []string{"a", "b"}, present: abc},
+			step{at: 3600 * time.Millisecond, alive: []string{"a", "b"}, present: abc, probe: true},
+			step{at: 3601 * time.Millisecond, alive: []string{"a", "b"}, present: abc, probed: true, takeOver: true},
+		)},
+		{"isolated node: its probes suspect the others, then declare them dead; the API server still shows them", append(joined,
+			step{at: 3 * time.Second, alive: abc, suspects: []string{"b", "c"}, present: abc, why: "sees 1 of the 3"},
+			step{at: 4 * time.Second, alive: []string{"a", "c"}, suspects: []string{"c"}, present: abc, why: "sees 1 of the 3"},
+			step{at: 5 * time.Second, alive: []string{"a"}, present: abc, why: "sees 1 of the 3"},
+			step{at: 10 * time.Minute, alive: []string{"a"}, present: abc, why: "sees 1 of the 3"},
+			// heal: a settles, the incumbents release to it
+			step{at: 11 * time.Minute, alive: abc, present: abc, settling: true, greet: []string{"b", "c"}},
+			step{at: 11*time.Minute + 100*time.Millisecond, alive: abc, present: abc, releases: append(rel("b", "198.51.100.5"), rel("c")...), given: []string{"198.51.100.5"}},
+			step{at: 11*time.Minute + 3*time.Second, alive: abc, present: abc, takeOver: true},
+		)},
+		{"even split of four nodes: neither half takes over", []step{
+			{at: 0, alive: []string{"a", "b", "c", "d"}, present: []string{"a", "b", "c", "d"}, releases: rels("b", "c", "d"), greet: []string{"b", "c", "d"}},
+			{at: 3 * time.Second, alive: []string{"a", "b"}, present: []string{"a", "b", "c", "d"}, why: "sees 2 of the 4"},
+			{at: time.Hour, alive: []string{"a", "b"}, present: []string{"a", "b", "c", "d"}, why: "unseen: c, d"},
+		}},
+		{"even split, and the API server lets the other half's Leases expire: this half takes over", []step{
+			{at: 0, alive: []string{"a", "b"}, present: []string{"a", "b", "c", "d"}, greet: []string{"b"}, why: "sees 2 of the 4"},
+			{at: time.Minute, alive: []string{"a", "b"}, present: []string{"a", "b"}, settling: true, waiting: []string{"b"}},
+			{at: time.Minute + time.Second, alive: []string{"a", "b"}, present: []string{"a", "b"}, releases: rels("b")},
+			{at: time.Minute + 4*time.Second, alive: []string{"a", "b"}, present: []string{"a", "b"}, takeOver: true},
+		}},
+		{"two nodes, one crashes: no takeover until the API server stops showing it", []step{
+			{at: 0, alive: []string{"a", "b"}, present: []string{"a", "b"}, releases: rels("b"), greet: []string{"b"}},
+			{at: 3 * time.Second, alive: []string{"a", "b"}, present: []string{"a", "b"}, takeOver: true},
+			{at: 4 * time.Second, alive: []string{"a"}, present: []string{"a", "b"}, why: "sees 1 of the 2"},
+			{at: 40 * time.Second, alive: []string{"a"}, present: []string{"a"}, takeOver: true},
+		}},
+		{"two nodes, one stops gracefully: its hand-over is taken at once and it is not expected", []step{
+			{at: 0, alive: []string{"a", "b"}, present: []string{"a", "b"}, releases: rels("b"), greet: []string{"b"}},
+			{at: 3 * time.Second, alive: []string{"a", "b"}, present: []string{"a", "b"}, handovers: rel("b", "198.51.100.9"), takeOver: true, given: []string{"198.51.100.9"}, live: []string{"a"}},
+			{at: 3100 * time.Millisecond, alive: []string{"a"}, present: []string{"a", "b"}, takeOver: true, live: []string{"a"}},
+			// b restarts: memberlist shows it again, it counts again
+			{at: 8 * time.Second, alive: []string{"a", "b"}, present: []string{"a", "b"}, takeOver: true, greet: []string{"b"}, live: []string{"a", "b"}},
+		}},
+		{"a member whose memberlist port is blocked one way settles never: never a candidate, greeted every second", []step{
+			{at: 0, alive: []string{"a", "b"}, present: abc, releases: rels("b"), greet: []string{"b"}},
+			{at: 3 * time.Second, alive: abc, present: abc, settlingPeers: []string{"c"}, takeOver: true, greet: []string{"c"}, live: []string{"a", "b"}},
+			{at: 3500 * time.Millisecond, alive: abc, present: abc, settlingPeers: []string{"c"}, takeOver: true, live: []string{"a", "b"}},
+			{at: 4 * time.Second, alive: abc, present: abc, settlingPeers: []string{"c"}, takeOver: true, greet: []string{"c"}, live: []string{"a", "b"}},
+			{at: 5 * time.Second, alive: []string{"a", "b"}, present: abc, probe: true, live: []string{"a", "b"}},
+			{at: 5001 * time.Millisecond, alive: []string{"a", "b"}, present: abc, probed: true, takeOver: true, live: []string{"a", "b"}},
+			{at: 6 * time.Second, alive: abc, present: abc, notReady: []string{"c"}, takeOver: true, live: []string{"a", "b"}},
+			// c's port opens: it settles, says so, becomes a candidate
+			{at: 10 * time.Second, alive: abc, present: abc, takeOver: true, greet: []string{"c"}, live: abc},
+			// and stays one while it settles again (a stall)
+			{at: 11 * time.Second, alive: abc, present: abc, settlingPeers: []string{"c"}, takeOver: true, greet: []string{"c"}, live: abc},
+		}},
+		{"a hand-over is taken even without quorum", []step{
+			{at: 0, alive: []string{"a", "b"}, present: abc, handovers: rel("b", "198.51.100.9"), given: []string{"198.51.100.9"}, why: "sees 1 of the 2"},
+		}},
+		{"different memberlist key: sees only itself, the reason says so", []step{
+			{at: 0, alive: []string{"a"}, present: abc, mismatch: new(time.Duration(0)), why: "different memberlist key"},
+			{at: 5 * time.Minute, alive: []string{"a"}, present: abc, mismatch: new(time.Duration(0)), why: "sees 1 of the 3"},
+		}},
+		{"stalled process: a grace period, in which it takes only what is released", append(joined,
+			step{at: 5 * time.Second, alive: abc, present: abc, stalled: true},
+			step{at: 5100 * time.Millisecond, alive: abc, present: abc, releases: rel("b", "198.51.100.3"), given: []string{"198.51.100.3"}},
+			step{at: 7200 * time.Millisecond, alive: abc, present: abc, takeOver: true},
+		)},
+		{"data path back: a grace period; others greet a member whose data path grew", append(joined,
+			step{at: 5 * time.Second, alive: abc, present: abc, regained: true, grown: []string{"c"}, greet: []string{"c"}},
+			step{at: 5100 * time.Millisecond, alive: abc, present: abc, releases: rel("b", "198.51.100.3"), given: []string{"198.51.100.3"}},
+			step{at: 7200 * time.Millisecond, alive: abc, present: abc, takeOver: true},
+		)},
+		{"released addresses count for the hold time only", []step{
+			{at: 0, alive: []string{"a"}, present: []string{"a"}, takeOver: true},
+			{at: time.Second, alive: []string{"a"}, present: []string{"a"}, releases: rel("b", "198.51.100.3"), takeOver: true, given: []string{"198.51.100.3"}},
+			{at: 2 * time.Second, alive: []string{"a"}, present: []string{"a"}, takeOver: true, given: []string{"198.51.100.3"}},
+			{at: 4 * time.Second, alive: []string{"a"}, present: []string{"a"}, takeOver: true},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := New(Config{Self: "a"})
+			var lastReach Reach
+			for i, s := range tc.steps {
+				pub := map[string]Published{}
+				for _, n := range s.alive {
+					switch {
+					case n == "a" || slices.Contains(s.notReady, n):
+					case slices.Contains(s.settlingPeers, n):
+						pub[n] = Published{Quorum: true, Settling: true}
+					default:
+						pub[n] = Published{Quorum: true}
+					}
+				}
+				in := Input{Now: at(s.at), Alive: s.alive, Suspects: s.suspects, Present: s.present, Published: pub,
+					Stalled: s.stalled, Regained: s.regained, Grown: s.grown, Handovers: s.handovers, Releases: s.releases}
+				if s.mismatch != nil {
+					in.KeyMismatch = at(*s.mismatch)
+				}
+				if s.probed {
+					others := len(slices.DeleteFunc(slices.Clone(s.alive), func(n string) bool { return n == "a" || slices.Contains(s.suspects, n) }))
+					lastReach = Reach{At: at(s.at), Live: others, Asked: others, Answered: others - len(s.unanswered)}
+				}
+				in.Reach = lastReach
+				d := g.Observe(in)
+				var given []string
+				for ip := range d.Given {
+					given = append(given, ip.String())
+				}
+				slices.Sort(given)
+				ctx := fmt.Sprintf("step %d (%v, alive %v, present %v)", i, s.at, s.alive, s.present)
+				if d.TakeOver != s.takeOver || d.Settling != s.settling {
+					t.Errorf("%s: takeOver %v settling %v (quorum %+v, waiting %v), want %v %v", ctx, d.TakeOver, d.Settling, d.Quorum, d.Waiting, s.takeOver, s.settling)
+				}
+				if !slices.Equal(d.Greet, s.greet) {
+					t.Errorf("%s: greet %v, want %v", ctx, d.Greet, s.greet)
+				}
+				if !slices.Equal(given, s.given) {
+					t.Errorf("%s: given %v, want %v", ctx, given, s.given)
+				}
+				if s.why != "" && !strings.Contains(d.Quorum.Why, s.why) {
+					t.Errorf("%s: why %q, want it to say %q", ctx, d.Quorum.Why, s.why)
+				}
+				if s.why == "" && !d.Quorum.OK {
+					t.Errorf("%s: no quorum: %s", ctx, d.Quorum.Why)
+				}
+				if s.live != nil && !slices.Equal(d.Live, s.live) {
+					t.Errorf("%s: live %v, want %v", ctx, d.Live, s.live)
+				}
+				if s.waiting != nil && !slices.Equal(d.Waiting, s.waiting) {
+					t.Errorf("%s: waiting for %v, want %v", ctx, d.Waiting, s.waiting)
+				}
+				if d.Probe != s.probe {
+					t.Errorf("%s: probe %v, want %v", ctx, d.Probe, s.probe)
+				}
+			}
+		})
+	}
+}
+
+// A node that never sees a majority never takes over, whatever the timing:
+// a property check over random views.
+func TestGuardNeverTakesOverWithoutMajority(t *testing.T) {
+	nodes := []string{"a", "b", "c", "d", "e"}
+	g := New(Config{Self: "a"})
+	seed := uint64(1)
+	rnd := func(n int) int { seed = seed*6364136223846793005 + 1442695040888963407; return int(seed>>33) % n }
+	for i := range 5000 {
+		var alive, suspects, present []string
+		for _, n := range nodes {
+			if n == "a" || rnd(2) == 0 {
+				alive = append(alive, n)
+				if n != "a" && rnd(4) == 0 {
+					suspects = append(suspects, n)
+				}
+			}
+			if rnd(4) != 0 {
+				present = append(present, n)
+			}
+		}
+		pub := map[string]Published{}
+		for _, n := range alive {
+			pub[n] = Published{Quorum: rnd(3) != 0, Settling: rnd(5) == 0}
+		}
+		d := g.Observe(Input{Now: at(time.Duration(i) * 700 * time.Millisecond), Alive: alive, Suspects: suspects, Present: present, Published: pub, Releases: rels(alive...)})
+		if d.TakeOver && 2*d.Quorum.Seen <= d.Quorum.Expected {
+			t.Fatalf("step %d: takes over seeing %d of %d (alive %v suspects %v present %v)", i, d.Quorum.Seen, d.Quorum.Expected, alive, suspects, present)
+		}
+		expected := map[string]bool{"a": true}
+		for _, n := range append(slices.Clone(alive), present...) {
+			expected[n] = true
+		}
+		if d.Quorum.Expected != len(expected) {
+			t.Fatalf("step %d: expected %d, want %d", i, d.Quorum.Expected, len(expected))
+		}
+	}
+}
