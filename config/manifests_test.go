@@ -42,7 +42,7 @@ func TestManifests(t *testing.T) {
 		if err != nil {
 			t.Fatalf("kubectl apply -f config/samples failed: %v\n%s", err, out)
 		}
-		for _, want := range []string{"ippool.herald.dev/lan created", "bgppeer.herald.dev/frr created", "l2advertisement.herald.dev/lan created", "bgpadvertisement.herald.dev/routed created", "bfdprofile.herald.dev/fast created"} {
+		for _, want := range []string{"ippool.herald.dev/lan created", "bgppeer.herald.dev/frr created", "l2advertisement.herald.dev/lan created", "bgpadvertisement.herald.dev/routed created", "bfdprofile.herald.dev/fast created", "bgpadvertisement.herald.dev/routed-gold created", "l2advertisement.herald.dev/lan-edge created"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("kubectl output lacks %q:\n%s", want, out)
 			}
