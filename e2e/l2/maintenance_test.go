@@ -130,6 +130,32 @@ func noFailure(t *testing.T, what string, probes map[string]*lab.Probe, moves ma
 	}
 }
 
+// underProbes probes every address from the LAN client, with the client
+// capturing ARP and NDP, while change is made: from 300 ms before it until
+// a second after done holds (within 30 s). It returns what the client saw
+// on the wire, when the change was made, and the running probes (for
+// noFailure).
+func (e *env) underProbes(t *testing.T, ctx context.Context, ips []string, change func() error, what string, done func() error) ([]lab.L2Message, time.Time, map[string]*lab.Probe) {
+	t.Helper()
+	capt, err := e.Client.StartCapture(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probes := e.probeAll(ips)
+	time.Sleep(300 * time.Millisecond) // requests before the change too
+	at := time.Now()
+	if err := change(); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, 30*time.Second, what, done)
+	time.Sleep(time.Second) // and after it
+	msgs, err := capt.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs, at, probes
+}
+
 // movesOf is, for each of ips, when a node other than not ("": any)
 // first announced it gratuitously after since.
 func movesOf(e *env, msgs []lab.L2Message, since time.Time, ips []string, not string) map[string]time.Time {
@@ -182,31 +208,17 @@ func TestDrainHandsOverWithoutAFailedRequest(t *testing.T) {
 		}
 	}
 
-	capt, err := e.Client.StartCapture(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	probes := e.probeAll(ips)
-	time.Sleep(300 * time.Millisecond) // requests before the drain too
-	drained := time.Now()
-	if err := drain.set(ctx, e, node, true); err != nil {
-		t.Fatal(err)
-	}
-	testwait.For(t, 30*time.Second, node+" hands its addresses over", func() error {
-		got, c, err := e.announced(ctx, node)
-		if err != nil {
-			return err
-		}
-		if len(got) > 0 || c == nil || c.Status != "True" || c.Reason != drain.reason {
-			return fmt.Errorf("%s announces %v, Excluded %+v", node, got, c)
-		}
-		return e.OneAnswerEach(ctx, ips, node)
-	})
-	time.Sleep(time.Second) // requests after the hand-over too
-	msgs, err := capt.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
+	msgs, drained, probes := e.underProbes(t, ctx, ips, func() error { return drain.set(ctx, e, node, true) },
+		node+" hands its addresses over", func() error {
+			got, c, err := e.announced(ctx, node)
+			if err != nil {
+				return err
+			}
+			if len(got) > 0 || c == nil || c.Status != "True" || c.Reason != drain.reason {
+				return fmt.Errorf("%s announces %v, Excluded %+v", node, got, c)
+			}
+			return e.OneAnswerEach(ctx, ips, node)
+		})
 	moves := movesOf(e, msgs, drained, mine, node)
 	noFailure(t, "during the drain", probes, moves)
 	// Every ARP and NDP answer and announcement the client saw after the
@@ -259,30 +271,17 @@ func TestDrainHandsOverWithoutAFailedRequest(t *testing.T) {
 	})
 
 	// Back in service: its addresses return, one move each, no request lost.
-	capt, err = e.Client.StartCapture(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	probes = e.probeAll(ips)
-	time.Sleep(300 * time.Millisecond)
-	back := time.Now()
-	if err := drain.set(ctx, e, node, false); err != nil {
-		t.Fatal(err)
-	}
-	testwait.For(t, 30*time.Second, node+" takes its addresses back", func() error {
-		got, c, err := e.announced(ctx, node)
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(got, mine) || c == nil || c.Status != "False" {
-			return fmt.Errorf("%s announces %v, want %v; Excluded %+v", node, got, mine, c)
-		}
-		return e.OneAnswerEach(ctx, ips)
-	})
-	time.Sleep(time.Second)
-	if msgs, err = capt.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	msgs, back, probes := e.underProbes(t, ctx, ips, func() error { return drain.set(ctx, e, node, false) },
+		node+" takes its addresses back", func() error {
+			got, c, err := e.announced(ctx, node)
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(got, mine) || c == nil || c.Status != "False" {
+				return fmt.Errorf("%s announces %v, want %v; Excluded %+v", node, got, mine, c)
+			}
+			return e.OneAnswerEach(ctx, ips)
+		})
 	moves = movesOf(e, msgs, back, mine, "")
 	noFailure(t, "back in service", probes, moves)
 	holders = e.Holders(msgs, back)
