@@ -319,7 +319,8 @@ func (m *Members) Send(node string, msg []byte) error {
 	return fmt.Errorf("%w: %s", ErrUnknownMember, node)
 }
 
-// Ping probes the named live members now, all at once, each as
+// Ping probes the named members now (live ones, or ones that just failed),
+// all at once, each as
 // memberlist's own probe does (a UDP ping, ProbeTimeout to answer), and
 // returns those that answered. The speaker uses it to check, before it
 // takes over a failed member's addresses, that it still reaches a majority.

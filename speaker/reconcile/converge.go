@@ -29,7 +29,7 @@ func (s *Speaker) converge(now time.Time, stalled bool, msgs inboxBatch) {
 		Handovers: msgs.handovers, Releases: msgs.releases, Reach: s.reach, Excluded: s.excl.reason != "",
 	})
 	if d.Probe && !s.probing {
-		s.probe(now, alive, suspects)
+		s.probe(now, alive, suspects, d.ProbeFailed)
 	}
 	for _, n := range d.Notes {
 		if n.Warning {
@@ -214,9 +214,10 @@ func (s *Speaker) readPublished() (grown []string) {
 // and every member is asked in clusters of up to that many.
 const maxProbed = 32
 
-// probe pings the live members (a sample of them) in the background and
-// hands the result to the loop through the inbox. The caller holds s.mu.
-func (s *Speaker) probe(now time.Time, alive, suspects []string) {
+// probe pings the live members (a sample of them) and the members that
+// failed since the last probe, in the background, and hands the result to
+// the loop through the inbox. The caller holds s.mu.
+func (s *Speaker) probe(now time.Time, alive, suspects, failed []string) {
 	others := slices.DeleteFunc(slices.Clone(alive), func(n string) bool {
 		return n == s.opts.Node || slices.Contains(suspects, n)
 	})
@@ -227,9 +228,17 @@ func (s *Speaker) probe(now time.Time, alive, suspects []string) {
 	}
 	s.probing = true
 	go func() {
-		answered := s.opts.Members.Ping(asked)
-		s.log.Debug("probed the live speakers before taking over", "asked", len(asked), "answered", len(answered), "of", len(others))
-		s.opts.Inbox.reached(takeover.Reach{At: now, Live: len(others), Asked: len(asked), Answered: len(answered)})
+		answered := s.opts.Members.Ping(append(slices.Clone(asked), failed...))
+		r := takeover.Reach{At: now, Live: len(others), Asked: len(asked)}
+		for _, n := range answered {
+			if slices.Contains(failed, n) {
+				r.Revived = append(r.Revived, n)
+			} else {
+				r.Answered++
+			}
+		}
+		s.log.Debug("probed the speakers before taking over", "asked", len(asked), "answered", r.Answered, "of", len(others), "failed", failed, "revived", r.Revived)
+		s.opts.Inbox.reached(r)
 	}()
 }
 

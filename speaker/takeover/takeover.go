@@ -41,7 +41,13 @@
 //     dead while it still counts the rest as seen. Before it takes over
 //     anything after a member failed, a node therefore probes the live
 //     members at once (Decision.Probe) and goes on only if it reaches a
-//     strict majority of the speakers it expects.
+//     strict majority of the speakers it expects. It probes the failed
+//     members too: one that still answers was declared dead by stale or
+//     slow gossip (a node back from a cut link spreads its old view; a
+//     loaded peer refutes a suspicion too late), not by a crash, and it
+//     may still answer for its addresses, so nothing is taken over until
+//     memberlist sees it again or it stops answering. A real failure pays
+//     one probe timeout for this.
 //  5. Messages. A stopping node hands its addresses to their successors
 //     (hand-over); an incumbent releases addresses to the member that now
 //     ranks first (release). Both may be taken at once, quorum or not: the
@@ -158,6 +164,9 @@ type Reach struct {
 	// sent; Asked of them were probed (a sample in large clusters) and
 	// Answered answered.
 	Live, Asked, Answered int
+	// Revived are the failed members probed (Decision.ProbeFailed) that
+	// answered anyway.
+	Revived []string
 }
 
 // Quorum is the majority check of one observation.
@@ -200,7 +209,9 @@ type Decision struct {
 	Greet []string
 	// Probe asks the caller to probe the live members now and report
 	// the result in Input.Reach: a member failed since the last probe.
-	Probe bool
+	// ProbeFailed are the members that failed since: probe them too.
+	Probe       bool
+	ProbeFailed []string
 	// Excluded: this node is out of Layer 2 (Input.Excluded, held for
 	// Config.ExcludedHold at least); it publishes so.
 	Excluded bool
@@ -222,8 +233,12 @@ type Guard struct {
 	prevLive []string
 	prevSeen []string
 	lastLoss time.Time // when a member last failed (left without handing over)
-	quorum   bool
-	why      string
+	// failed: members that failed since the last probe that allowed a
+	// takeover, and are not seen again.
+	failed       []string
+	revivedNoted time.Time // the probe whose revived members were noted
+	quorum       bool
+	why          string
 	// gone are members that handed over: they left, they did not fail. The
 	// value turns true once memberlist showed them gone; a member seen
 	// alive after that is a restarted speaker and counts again.
@@ -358,8 +373,14 @@ func (g *Guard) Observe(in Input) Decision {
 		note(false, "settled (%s)", ended)
 	}
 	d.Settling = g.settling
-	reached, probe := g.reached(now, in, seen, d.Quorum.Expected)
+	reached, probe, revived := g.reached(now, in, seen, d.Quorum.Expected)
 	d.Probe = probe && q.OK && !g.settling
+	if d.Probe {
+		d.ProbeFailed = slices.Clone(g.failed)
+	}
+	if len(revived) > 0 {
+		note(true, "takes over nothing for now: %s declared failed but still answering (a false failure, memberlist will see it again)", strings.Join(revived, ", "))
+	}
 	d.TakeOver = q.OK && !g.settling && !now.Before(g.graceUntil) && reached
 
 	// Greet every member that just became a candidate or can announce
@@ -408,29 +429,47 @@ const reprobeAfter = 500 * time.Millisecond
 
 // reached says whether the node may take over with respect to the reach
 // rule, and whether it should probe now. It notes a failure (a member
-// gone from view without handing over) first.
-func (g *Guard) reached(now time.Time, in Input, seen []string, expected int) (ok, probe bool) {
+// gone from view without handing over) first. revived are the failed
+// members that answered the latest probe, when that just blocked a
+// takeover.
+func (g *Guard) reached(now time.Time, in Input, seen []string, expected int) (ok, probe bool, revived []string) {
 	for _, n := range g.prevSeen {
 		if _, handedOver := g.gone[n]; !handedOver && !slices.Contains(seen, n) {
 			g.lastLoss = now
+			if !slices.Contains(g.failed, n) {
+				g.failed = append(g.failed, n)
+			}
 		}
 	}
+	g.failed = slices.DeleteFunc(g.failed, func(n string) bool { return slices.Contains(seen, n) })
+	slices.Sort(g.failed)
 	g.prevSeen = seen
 	if g.lastLoss.IsZero() || len(seen) <= 1 {
-		return true, false // nothing failed, or nobody to probe: quorum says it all
+		return true, false, nil // nothing failed, or nobody to probe: quorum says it all
 	}
 	r := in.Reach
 	if r.At.Before(g.lastLoss) {
-		return false, true
+		return false, true, nil
+	}
+	for _, n := range r.Revived {
+		if slices.Contains(g.failed, n) {
+			revived = append(revived, n)
+		}
 	}
 	reachable := 1.0
 	if r.Asked > 0 {
 		reachable += float64(r.Answered) * float64(r.Live) / float64(r.Asked)
 	}
-	if 2*reachable > float64(expected) {
-		return true, false
+	if 2*reachable > float64(expected) && len(revived) == 0 {
+		g.failed = nil
+		return true, false, nil
 	}
-	return false, now.Sub(r.At) >= reprobeAfter
+	if !r.At.After(g.revivedNoted) {
+		revived = nil // noted once per probe
+	} else if len(revived) > 0 {
+		g.revivedNoted = r.At
+	}
+	return false, now.Sub(r.At) >= reprobeAfter, revived
 }
 
 // live is memberlist's view minus the members that handed over; one that
@@ -544,7 +583,7 @@ func (g *Guard) checkSettle(now time.Time, live []string) (ended string, waiting
 		g.graceUntil = now.Add(g.cfg.Grace)
 	}
 	g.settling = false
-	g.lastLoss = time.Time{} // the answers show whom it reaches
+	g.lastLoss, g.failed = time.Time{}, nil // the answers show whom it reaches
 	g.prevSeen = live
 	return ended, nil
 }

@@ -41,6 +41,7 @@ type step struct {
 	unanswered    []string // of them, these did not answer
 	excluded      bool     // this node is excluded from load balancing
 	excludedPeers []string // these publish that they are
+	revived       []string // failed members that answered the probe
 
 	takeOver bool
 	settling bool
@@ -50,6 +51,7 @@ type step struct {
 	live     []string // nil: not checked
 	waiting  []string // nil: not checked
 	probe    bool
+	failed   []string // Decision.ProbeFailed, checked when probe
 }
 
 var abc = []string{"a", "b", "c"}
@@ -116,6 +118,20 @@ func TestGuard(t *testing.T) {
 			{at: 4001 * time.Millisecond, alive: []string{"a", "b", "d"}, present: []string{"a", "b", "c", "d"}, probed: true, unanswered: []string{"d"}},
 			{at: 4300 * time.Millisecond, alive: []string{"a", "b", "d"}, suspects: []string{"d"}, present: []string{"a", "b", "c", "d"}, why: "sees 2 of the 4"},
 		}},
+		{"a member declared dead by stale gossip (a peer back from a cut link spread its old view) still answers: nothing is taken over until memberlist sees it again", append(joined,
+			step{at: 3 * time.Second, alive: []string{"a", "b"}, present: abc, probe: true, failed: []string{"c"}},
+			step{at: 3001 * time.Millisecond, alive: []string{"a", "b"}, present: abc, probed: true, revived: []string{"c"}},
+			step{at: 3300 * time.Millisecond, alive: []string{"a", "b"}, present: abc},
+			step{at: 3600 * time.Millisecond, alive: []string{"a", "b"}, present: abc, probe: true, failed: []string{"c"}},
+			step{at: 3601 * time.Millisecond, alive: []string{"a", "b"}, present: abc, probed: true, revived: []string{"c"}},
+			step{at: 3700 * time.Millisecond, alive: abc, present: abc, takeOver: true, greet: []string{"c"}, live: abc},
+			step{at: 4 * time.Second, alive: abc, present: abc, takeOver: true, live: abc},
+		)},
+		{"a crashed member does not answer the probe: taken over at once; a later failure probes only the new one", append(joined,
+			step{at: 3 * time.Second, alive: []string{"a", "b"}, present: abc, probe: true, failed: []string{"c"}},
+			step{at: 3001 * time.Millisecond, alive: []string{"a", "b"}, present: abc, probed: true, takeOver: true},
+			step{at: 4 * time.Second, alive: []string{"a"}, present: []string{"a", "b"}, why: "sees 1 of the 2"},
+		)},
 		{"a lost ping: probed again half a second later", append(joined,
 			step{at: 3 * time.Second, alive: []string{"a", "b"}, present: abc, probe: true},
 			step{at: 3001 * time.Millisecond, alive: []string{"a", "b"}, present: abc, probed: true, unanswered: []string{"b"}},
@@ -245,7 +261,7 @@ func TestGuard(t *testing.T) {
 				}
 				if s.probed {
 					others := len(slices.DeleteFunc(slices.Clone(s.alive), func(n string) bool { return n == "a" || slices.Contains(s.suspects, n) }))
-					lastReach = Reach{At: at(s.at), Live: others, Asked: others, Answered: others - len(s.unanswered)}
+					lastReach = Reach{At: at(s.at), Live: others, Asked: others, Answered: others - len(s.unanswered), Revived: s.revived}
 				}
 				in.Reach = lastReach
 				d := g.Observe(in)
@@ -278,6 +294,9 @@ func TestGuard(t *testing.T) {
 				}
 				if d.Probe != s.probe {
 					t.Errorf("%s: probe %v, want %v", ctx, d.Probe, s.probe)
+				}
+				if d.Probe && s.failed != nil && !slices.Equal(d.ProbeFailed, s.failed) {
+					t.Errorf("%s: probe the failed %v, want %v", ctx, d.ProbeFailed, s.failed)
 				}
 			}
 		})
