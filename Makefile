@@ -24,10 +24,11 @@ IMAGE_FLAGS = $(if $(TAG),--tag $(TAG)) $(if $(REGISTRY),--registry $(REGISTRY))
 
 all: build
 
-## build: the controller, the speaker and the lab CLI into bin/
+## build: the controller, the speaker, the MetalLB importer and the lab CLI into bin/
 build:
 	$(GO) build -o $(BIN)/herald-controller ./controller
 	$(GO) build -o $(BIN)/herald-speaker ./speaker
+	$(GO) build -o $(BIN)/herald-migrate ./cmd/herald-migrate
 	$(GO) build -o $(BIN)/herald-lab ./cmd/herald-lab
 
 ## generate: deepcopy code and CRD manifests from api/ (controller-gen, pinned in go.mod), also into the chart

@@ -3,13 +3,15 @@ package v1beta1
 import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 // DynamicASN takes the peer's AS number from the session instead of a fixed
-// peerASN. Only "internal" (iBGP: the peer is in myASN) is supported; MetalLB's
-// "external" is refused because the embedded BGP speaker must know an eBGP
-// peer's AS number before it connects.
-// +kubebuilder:validation:Enum=internal
+// peerASN: "internal" accepts only a peer in myASN (iBGP), "external" any
+// other AS (eBGP), learnt from the peer's OPEN message.
+// +kubebuilder:validation:Enum=internal;external
 type DynamicASN string
 
-const DynamicASNInternal DynamicASN = "internal"
+const (
+	DynamicASNInternal DynamicASN = "internal"
+	DynamicASNExternal DynamicASN = "external"
+)
 
 // SecretRef names a Secret in the herald-system namespace.
 type SecretRef struct {
@@ -22,12 +24,20 @@ type SecretRef struct {
 // BGPPeerSpec describes one BGP neighbor of the selected nodes.
 //
 // +kubebuilder:validation:XValidation:rule="has(self.peerASN) != has(self.dynamicASN)",message="set exactly one of peerASN and dynamicASN"
+// +kubebuilder:validation:XValidation:rule="has(self.peerAddress) || has(self.interface)",message="set peerAddress, interface, or both (a link-local peerAddress on that interface)"
+// +kubebuilder:validation:XValidation:rule="!has(self.peerAddress) || has(self.interface) || !(ip(self.peerAddress).family() == 6 && ip(self.peerAddress).isLinkLocalUnicast())",message="a link-local peerAddress needs interface, the link to reach it on",fieldPath=".peerAddress"
+// +kubebuilder:validation:XValidation:rule="!has(self.interface) || !has(self.peerAddress) || (ip(self.peerAddress).family() == 6 && ip(self.peerAddress).isLinkLocalUnicast())",message="with interface, peerAddress must be an IPv6 link-local address (fe80::/10) or left out to peer with the router found on the interface",fieldPath=".peerAddress"
+// +kubebuilder:validation:XValidation:rule="!has(self.interface) || !has(self.sourceAddress)",message="sourceAddress does not apply to an interface session: it uses the interface's link-local address",fieldPath=".sourceAddress"
+// +kubebuilder:validation:XValidation:rule="!has(self.interface) || !has(self.ebgpMultiHop) || !self.ebgpMultiHop",message="ebgpMultiHop does not apply to an interface session: link-local addresses do not cross routers",fieldPath=".ebgpMultiHop"
+// +kubebuilder:validation:XValidation:rule="!has(self.listenPort) || (has(self.passive) && self.passive)",message="listenPort applies to passive sessions only",fieldPath=".listenPort"
+// +kubebuilder:validation:XValidation:rule="!has(self.gracefulRestartTime) || (has(self.gracefulRestart) && self.gracefulRestart)",message="gracefulRestartTime needs gracefulRestart: true",fieldPath=".gracefulRestartTime"
+// +kubebuilder:validation:XValidation:rule="!has(self.gracefulRestartTime) || (duration(self.gracefulRestartTime) >= duration('1s') && duration(self.gracefulRestartTime) <= duration('4095s'))",message="gracefulRestartTime must be between 1s and 4095s (the capability's 12-bit field)",fieldPath=".gracefulRestartTime"
 // +kubebuilder:validation:XValidation:rule="!has(self.password) || !has(self.passwordSecret)",message="password and passwordSecret are mutually exclusive",fieldPath=".passwordSecret"
 // +kubebuilder:validation:XValidation:rule="!has(self.holdTime) || (duration(self.holdTime) >= duration('3s') && duration(self.holdTime) <= duration('65535s'))",message="holdTime must be between 3s and 65535s",fieldPath=".holdTime"
 // +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || (duration(self.keepaliveTime) >= duration('1s') && duration(self.keepaliveTime) < (has(self.holdTime) ? duration(self.holdTime) : duration('90s')))",message="keepaliveTime must be at least 1s and less than holdTime (default 90s)",fieldPath=".keepaliveTime"
 // +kubebuilder:validation:XValidation:rule="!has(self.connectTime) || (duration(self.connectTime) >= duration('1s') && duration(self.connectTime) <= duration('65535s'))",message="connectTime must be between 1s and 65535s",fieldPath=".connectTime"
-// +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || !self.ebgpMultiHop || (has(self.peerASN) && self.peerASN != self.myASN)",message="ebgpMultiHop applies to eBGP peers only (peerASN differs from myASN)",fieldPath=".ebgpMultiHop"
-// +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress and peerAddress must be of the same IP family",fieldPath=".sourceAddress"
+// +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || !self.ebgpMultiHop || (has(self.peerASN) && self.peerASN != self.myASN) || (has(self.dynamicASN) && self.dynamicASN == 'external')",message="ebgpMultiHop applies to eBGP peers only (peerASN differs from myASN, or dynamicASN external)",fieldPath=".ebgpMultiHop"
+// +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !has(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress and peerAddress must be of the same IP family",fieldPath=".sourceAddress"
 type BGPPeerSpec struct {
 	// MyASN is the nodes' own AS number.
 	// +kubebuilder:validation:Minimum=1
@@ -40,15 +50,44 @@ type BGPPeerSpec struct {
 	// +optional
 	PeerASN *int64 `json:"peerASN,omitempty"`
 
-	// DynamicASN "internal" makes the peer an iBGP peer in myASN, instead of
-	// a fixed peerASN.
+	// DynamicASN takes the peer's AS from the session instead of a fixed
+	// peerASN: "internal" accepts a peer in myASN only (iBGP), "external"
+	// any other AS (eBGP). No route is sent before the AS is checked.
 	// +optional
 	DynamicASN DynamicASN `json:"dynamicASN,omitempty"`
 
-	// PeerAddress is the peer's IP address.
+	// PeerAddress is the peer's IP address. With interface, an IPv6
+	// link-local address on that interface, or empty to peer with the
+	// router found there.
 	// +kubebuilder:validation:MaxLength=45
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="must be an IPv4 or IPv6 address"
-	PeerAddress string `json:"peerAddress"`
+	// +optional
+	PeerAddress string `json:"peerAddress,omitempty"`
+
+	// Interface is the node's interface toward a directly connected peer,
+	// for a session over IPv6 link-local addresses. Without peerAddress the
+	// peer is the one IPv6 router the node hears Router Advertisements from
+	// on that interface (BGP unnumbered), and the node sends its own so the
+	// router finds it. IPv4 routes then carry an IPv6 next hop (RFC 8950)
+	// unless the interface has an IPv4 address.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:Pattern=`^[^\s/:%]+$`
+	// +optional
+	Interface string `json:"interface,omitempty"`
+
+	// Passive makes the node wait for the peer to connect instead of
+	// dialing it. The node then listens on listenPort; with no passive peer
+	// it listens on no port.
+	// +optional
+	Passive bool `json:"passive,omitempty"`
+
+	// ListenPort is the TCP port a passive session is accepted on. Default
+	// 179. All passive peers of a node must use the same port.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	ListenPort *int32 `json:"listenPort,omitempty"`
 
 	// PeerPort is the peer's TCP port.
 	// +kubebuilder:validation:Minimum=1
@@ -121,6 +160,13 @@ type BGPPeerSpec struct {
 	// while its speaker restarts (RFC 4724).
 	// +optional
 	GracefulRestart bool `json:"gracefulRestart,omitempty"`
+
+	// GracefulRestartTime is how long the peer keeps the node's routes
+	// after the session ends, 1s-4095s. Default 120s.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +optional
+	GracefulRestartTime *metav1.Duration `json:"gracefulRestartTime,omitempty"`
 }
 
 // BGPPeer is a BGP neighbor that Herald's speakers open sessions to.
@@ -129,6 +175,7 @@ type BGPPeerSpec struct {
 // +kubebuilder:resource:scope=Cluster,shortName=bgpp,categories=herald
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.spec.peerAddress`
+// +kubebuilder:printcolumn:name="Interface",type=string,JSONPath=`.spec.interface`,priority=1
 // +kubebuilder:printcolumn:name="My ASN",type=integer,JSONPath=`.spec.myASN`
 // +kubebuilder:printcolumn:name="Peer ASN",type=integer,JSONPath=`.spec.peerASN`
 // +kubebuilder:printcolumn:name="BFD",type=string,JSONPath=`.spec.bfdProfile`

@@ -76,8 +76,6 @@ spec: {myASN: 64500, peerASN: 4294967296, peerAddress: 10.0.0.1}`, "spec.peerASN
 spec: {myASN: 64500, peerASN: 64501, dynamicASN: internal, peerAddress: 10.0.0.1}`, "set exactly one of peerASN and dynamicASN"},
 	{"neither peerASN nor dynamicASN", `kind: BGPPeer
 spec: {myASN: 64500, peerAddress: 10.0.0.1}`, "set exactly one of peerASN and dynamicASN"},
-	{"dynamicASN external (unsupported)", `kind: BGPPeer
-spec: {myASN: 64500, dynamicASN: external, peerAddress: 10.0.0.1}`, "spec.dynamicASN: Unsupported value: \"external\""},
 	{"peer address not an IP", `kind: BGPPeer
 spec: {myASN: 64500, peerASN: 64501, peerAddress: router.example}`, "spec.peerAddress: Invalid value: \"router.example\": must be an IPv4 or IPv6 address"},
 	{"port zero", `kind: BGPPeer
@@ -104,6 +102,36 @@ spec: {myASN: 64500, peerASN: 64500, peerAddress: 10.0.0.1, ebgpMultiHop: true}`
 spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, sourceAddress: "fd00::1"}`, "spec.sourceAddress: Invalid value: sourceAddress and peerAddress must be of the same IP family"},
 	{"router ID that is IPv6", `kind: BGPPeer
 spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, routerID: "fd00::1"}`, "spec.routerID: Invalid value: \"fd00::1\": must be an IPv4 address"},
+	{"neither peerAddress nor interface", `kind: BGPPeer
+spec: {myASN: 64500, peerASN: 64501}`, "set peerAddress, interface, or both"},
+	{"link-local peerAddress without interface", `kind: BGPPeer
+spec: {myASN: 64500, peerASN: 64501, peerAddress: "fe80::1"}`, "spec.peerAddress: Invalid value: a link-local peerAddress needs interface"},
+	{"global peerAddress with interface", `kind: BGPPeer
+spec: {myASN: 64500, peerASN: 64501, peerAddress: "2001:db8::1", interface: eth1}`, "spec.peerAddress: Invalid value: with interface, peerAddress must be an IPv6 link-local address"},
+	{"IPv4 peerAddress with interface", `kind: BGPPeer
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, interface: eth1}`, "with interface, peerAddress must be an IPv6 link-local address"},
+	{"interface name with a slash", `kind: BGPPeer
+spec: {myASN: 64500, dynamicASN: external, interface: "eth0/1"}`, "spec.interface"},
+	{"interface name too long", `kind: BGPPeer
+spec: {myASN: 64500, dynamicASN: external, interface: "a-very-long-interface-name"}`, "spec.interface"},
+	{"sourceAddress on an interface session", `kind: BGPPeer
+spec: {myASN: 64500, dynamicASN: external, interface: eth1, sourceAddress: "fe80::2"}`, "spec.sourceAddress: Invalid value: sourceAddress does not apply to an interface session"},
+	{"multihop on an interface session", `kind: BGPPeer
+spec: {myASN: 64500, dynamicASN: external, interface: eth1, ebgpMultiHop: true}`, "spec.ebgpMultiHop: Invalid value: ebgpMultiHop does not apply to an interface session"},
+	{"dynamicASN of another kind", `kind: BGPPeer
+spec: {myASN: 64500, dynamicASN: any, peerAddress: 10.0.0.1}`, "spec.dynamicASN: Unsupported value: \"any\""},
+	{"multihop with dynamicASN internal", `kind: BGPPeer
+spec: {myASN: 64500, dynamicASN: internal, peerAddress: 10.0.0.1, ebgpMultiHop: true}`, "spec.ebgpMultiHop: Invalid value: ebgpMultiHop applies to eBGP peers only"},
+	{"listenPort without passive", `kind: BGPPeer
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, listenPort: 1790}`, "spec.listenPort: Invalid value: listenPort applies to passive sessions only"},
+	{"listenPort above 65535", `kind: BGPPeer
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, passive: true, listenPort: 65536}`, "spec.listenPort"},
+	{"gracefulRestartTime without gracefulRestart", `kind: BGPPeer
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, gracefulRestartTime: 30s}`, "spec.gracefulRestartTime: Invalid value: gracefulRestartTime needs gracefulRestart: true"},
+	{"gracefulRestartTime above 4095s", `kind: BGPPeer
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, gracefulRestart: true, gracefulRestartTime: 2h}`, "spec.gracefulRestartTime: Invalid value: gracefulRestartTime must be between 1s and 4095s"},
+	{"gracefulRestartTime below 1s", `kind: BGPPeer
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, gracefulRestart: true, gracefulRestartTime: 500ms}`, "gracefulRestartTime must be between 1s and 4095s"},
 	// BFDProfile
 	{"BFD interval too short", `kind: BFDProfile
 spec: {receiveInterval: 5}`, "spec.receiveInterval"},

@@ -326,6 +326,11 @@ func (in *BGPPeerSpec) DeepCopyInto(out *BGPPeerSpec) {
 		*out = new(int64)
 		**out = **in
 	}
+	if in.ListenPort != nil {
+		in, out := &in.ListenPort, &out.ListenPort
+		*out = new(int32)
+		**out = **in
+	}
 	if in.HoldTime != nil {
 		in, out := &in.HoldTime, &out.HoldTime
 		*out = new(v1.Duration)
@@ -352,6 +357,11 @@ func (in *BGPPeerSpec) DeepCopyInto(out *BGPPeerSpec) {
 		for i := range *in {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
+	}
+	if in.GracefulRestartTime != nil {
+		in, out := &in.GracefulRestartTime, &out.GracefulRestartTime
+		*out = new(v1.Duration)
+		**out = **in
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,12 +105,19 @@ func TestSessionsEstablishFromEveryNode(t *testing.T) {
 	}
 }
 
-// bgpColumns returns the "BGP Up" and "BGP Sessions" columns of node's
-// line in "kubectl get speakerstatus" (NAME MEMBERS L2-IPS BGP-UP BGP-SESSIONS UPDATED).
+// bgpColumns returns the "BGP UP" and "BGP SESSIONS" columns of node's
+// line in "kubectl get speakerstatus", found by the header (single-word
+// columns before them; the header's two-word names count as one each).
 func bgpColumns(table, node string) string {
-	for _, line := range strings.Split(table, "\n") {
-		if f := strings.Fields(line); len(f) >= 5 && f[0] == node {
-			return f[3] + "/" + f[4]
+	lines := strings.Split(table, "\n")
+	if len(lines) == 0 {
+		return ""
+	}
+	header := strings.Fields(strings.NewReplacer("BGP UP", "BGP_UP", "BGP SESSIONS", "BGP_SESSIONS", "L2 IPS", "L2_IPS").Replace(lines[0]))
+	up, sessions := slices.Index(header, "BGP_UP"), slices.Index(header, "BGP_SESSIONS")
+	for _, line := range lines[1:] {
+		if f := strings.Fields(line); up >= 0 && sessions >= 0 && len(f) > max(up, sessions) && f[0] == node {
+			return f[up] + "/" + f[sessions]
 		}
 	}
 	return ""

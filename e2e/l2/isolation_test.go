@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,67 +13,11 @@ import (
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 
-	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/internal/testwait"
-	"github.com/heraldlb/herald/speaker/election"
 	"github.com/heraldlb/herald/speaker/members"
 )
-
-// rankedAddrs picks, for each node, an IPv4 and an IPv6 address of
-// 198.51.100.<from-to> and 2001:db8:100::<from-to> that the node ranks first
-// for among all nodes, so that every node owns something.
-func (e *env) rankedAddrs(t *testing.T, from, to int) map[string][2]string {
-	t.Helper()
-	nodes := e.NodeNames()
-	out := map[string][2]string{}
-	for _, n := range nodes {
-		var pair [2]string
-		for fam := range 2 {
-			for i := from; i <= to && pair[fam] == ""; i++ {
-				ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})
-				if fam == 1 {
-					ip = netip.MustParseAddr(fmt.Sprintf("2001:db8:100::%d", i))
-				}
-				if election.Owner(ip, nodes) == n && !slices.ContainsFunc(mapValues(out), func(p [2]string) bool { return p[fam] == ip.String() }) {
-					pair[fam] = ip.String()
-				}
-			}
-			if pair[fam] == "" {
-				t.Fatalf("no address in %d-%d ranks %s first", from, to, n)
-			}
-		}
-		out[n] = pair
-	}
-	return out
-}
-
-func mapValues[K comparable, V any](m map[K]V) []V {
-	out := make([]V, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
-}
-
-// ownedEverywhere deploys, in its own pool, one dual-stack Service per node
-// with addresses that node ranks first for, and returns every address.
-func (e *env) ownedEverywhere(t *testing.T, name string, from, to int) []string {
-	t.Helper()
-	e.pool(t, name, []v1beta1.AddressRange{
-		v1beta1.AddressRange(fmt.Sprintf("198.51.100.%d-198.51.100.%d", from, to)),
-		v1beta1.AddressRange(fmt.Sprintf("2001:db8:100::%d-2001:db8:100::%d", from, to)),
-	}, v1beta1.L2AdvertisementSpec{})
-	var ips []string
-	for node, pair := range e.rankedAddrs(t, from, to) {
-		w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: name + "-" + node, Replicas: 1, Pool: name,
-			Annotations: map[string]string{"herald.dev/load-balancer-ips": pair[0] + "," + pair[1]}})
-		ips = append(ips, w.IPs...)
-	}
-	slices.Sort(ips)
-	return ips
-}
 
 // readyz asks a node's speaker for its readiness (it listens on :7474 in
 // the node's namespace) and returns the answer's status and body.
@@ -101,14 +44,9 @@ func (e *env) readyz(ctx context.Context, node string) (int, string, error) {
 // one owner per address, and each of its own addresses moves back once.
 func TestABlockedMemberlistPortTakesNothingOver(t *testing.T) {
 	e := herald(t)
-	ips := e.ownedEverywhere(t, "iso", 120, 139)
+	ips := labtest.OwnedEverywhere(t, e.Herald, "iso", 120, 139)
 	ctx := labtest.Context(t, 5*time.Minute)
 	odd := e.Nodes[2].Name
-	for _, ip := range ips {
-		if _, err := e.WaitOwner(ctx, ip); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	if err := e.BlockPort(ctx, odd, members.DefaultPort); err != nil {
 		t.Fatal(err)
@@ -164,7 +102,7 @@ func TestABlockedMemberlistPortTakesNothingOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	testwait.For(t, 30*time.Second, odd+" announces its own addresses again", func() error {
-		for node, pair := range e.rankedAddrs(t, 120, 139) {
+		for node, pair := range labtest.RankedAddrs(t, e.NodeNames(), 120, 139) {
 			for _, ip := range pair {
 				if o, err := e.Owners(ctx, ip); err != nil || !slices.Equal(o, []string{node}) {
 					return fmt.Errorf("%s owned by %v (%v), want %s", ip, o, err, node)

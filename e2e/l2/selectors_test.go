@@ -15,31 +15,11 @@ import (
 	"github.com/heraldlb/herald/e2e/labtest"
 )
 
-// pool makes a pool that only Services naming it use, with one
-// L2Advertisement, removed after the test.
-func (e *env) pool(t *testing.T, name string, ranges []v1beta1.AddressRange, adv v1beta1.L2AdvertisementSpec) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	adv.PoolSelection = v1beta1.PoolSelection{IPPools: []string{name}}
-	p := lab.ManualPool(name, ranges...)
-	a := &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: adv}
-	if err := e.Create(ctx, p, a); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = e.API.Delete(ctx, a)
-		_ = e.API.Delete(ctx, p)
-	})
-}
-
 // An L2Advertisement's node selectors pick the nodes that may announce.
 func TestNodeSelectorsAreObeyed(t *testing.T) {
 	e := herald(t)
 	only := e.Nodes[2].Name
-	e.pool(t, "sel", []v1beta1.AddressRange{"198.51.100.100-198.51.100.109", "2001:db8:100::100-2001:db8:100::109"}, v1beta1.L2AdvertisementSpec{
+	labtest.L2Pool(t, e.Herald, "sel", []v1beta1.AddressRange{"198.51.100.100-198.51.100.109", "2001:db8:100::100-2001:db8:100::109"}, v1beta1.L2AdvertisementSpec{
 		NodeSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"kubernetes.io/hostname": only}}},
 	})
 	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "sel", Replicas: 2, Pool: "sel"})
@@ -75,7 +55,7 @@ func TestNodeSelectorsAreObeyed(t *testing.T) {
 // client does.
 func TestInterfaceSelectorsAreObeyed(t *testing.T) {
 	e := herald(t)
-	e.pool(t, "ifc", []v1beta1.AddressRange{"198.51.100.110-198.51.100.119"}, v1beta1.L2AdvertisementSpec{Interfaces: []string{"cni0"}})
+	labtest.L2Pool(t, e.Herald, "ifc", []v1beta1.AddressRange{"198.51.100.110-198.51.100.119"}, v1beta1.L2AdvertisementSpec{Interfaces: []string{"cni0"}})
 	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "ifc", Nodes: e.NodeNames(), Pool: "ifc", Family: "IPv4"})
 	ip := w.IPs[0]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -11,10 +11,13 @@ import (
 type BIRDNeighbor struct {
 	// Name is the protocol name (letters, digits, underscores); "" means "peer<index>".
 	Name string
-	// Address is the neighbor; or Range for dynamic BGP (any address inside may connect).
+	// Address is the neighbor (a link-local one with its zone, fe80::1%eth1);
+	// or Range for dynamic BGP (any address inside may connect).
 	Address netip.Addr
 	Range   netip.Prefix
 	ASN     uint32
+	// Port is the neighbor's TCP port; 0 means 179.
+	Port uint16
 	// LocalAddress pins the session's source address.
 	LocalAddress netip.Addr
 	Password     string
@@ -27,6 +30,9 @@ type BIRDNeighbor struct {
 	// NextHop6 is the IPv6 next hop BIRD sets when it exports IPv6 routes
 	// over an IPv4 session; zero lets BIRD choose.
 	NextHop6 netip.Addr
+	// ExtendedNextHop accepts IPv4 routes with an IPv6 next hop (RFC 8950),
+	// as an IPv6 link-local session carries them.
+	ExtendedNextHop bool
 }
 
 // BIRDConfig describes one BIRD 2 router.
@@ -43,6 +49,9 @@ type BIRDConfig struct {
 	BFD BFDProfile
 	// ECMPLimit caps "merge paths" in the kernel protocols; 0 means 16.
 	ECMPLimit int
+	// RAInterfaces get Router Advertisements (router lifetime 0), so that
+	// BGP unnumbered neighbors there find BIRD's link-local address.
+	RAInterfaces []string
 }
 
 func (c BIRDConfig) validate() error {
@@ -113,6 +122,13 @@ func (c BIRDConfig) conf() string {
 		}
 		b.WriteString(" };\n}\n")
 	}
+	if len(c.RAInterfaces) > 0 {
+		b.WriteString("protocol radv {\n")
+		for _, ifname := range c.RAInterfaces {
+			fmt.Fprintf(&b, " interface %q { min ra interval 3; max ra interval 4; default lifetime 0; };\n", ifname)
+		}
+		b.WriteString("}\n")
+	}
 	for i, n := range c.Neighbors {
 		c.writeNeighbor(&b, i, n)
 	}
@@ -126,10 +142,14 @@ func (c BIRDConfig) writeNeighbor(b *strings.Builder, i int, n BIRDNeighbor) {
 	} else {
 		fmt.Fprintf(b, " local as %d;\n", c.ASN)
 	}
+	port := ""
+	if n.Port != 0 {
+		port = fmt.Sprintf(" port %d", n.Port)
+	}
 	if n.Range.IsValid() {
-		fmt.Fprintf(b, " neighbor range %s as %d;\n", n.Range.Masked(), n.ASN)
+		fmt.Fprintf(b, " neighbor range %s%s as %d;\n", n.Range.Masked(), port, n.ASN)
 	} else {
-		fmt.Fprintf(b, " neighbor %s as %d;\n", n.Address, n.ASN)
+		fmt.Fprintf(b, " neighbor %s%s as %d;\n", n.Address, port, n.ASN)
 	}
 	// BIRD treats iBGP as multihop unless told otherwise; a directly
 	// connected session resolves next hops on the link.
@@ -162,7 +182,11 @@ func (c BIRDConfig) writeNeighbor(b *strings.Builder, i int, n BIRDNeighbor) {
 	if n.GracefulRestart {
 		b.WriteString(" graceful restart on;\n")
 	}
-	b.WriteString(" ipv4 { import all; export all; };\n")
+	if n.ExtendedNextHop {
+		b.WriteString(" ipv4 { import all; export all; extended next hop on; };\n")
+	} else {
+		b.WriteString(" ipv4 { import all; export all; };\n")
+	}
 	if n.NextHop6.IsValid() {
 		fmt.Fprintf(b, " ipv6 { import all; export all; next hop address %s; };\n", n.NextHop6)
 	} else {

@@ -134,7 +134,7 @@ type Peer struct {
 	Name            string
 	MyASN           uint32
 	PeerASN         uint32 // 0 with DynamicASN
-	DynamicASN      string // "" or "internal"
+	DynamicASN      string // "", "internal" or "external"
 	Address         netip.Addr
 	Port            uint16
 	SourceAddress   netip.Addr // invalid when unset
@@ -147,6 +147,16 @@ type Peer struct {
 	NodeSelectors   []labels.Selector // empty: all nodes
 	BFD             *BFDProfile       // nil: no BFD
 	GracefulRestart bool
+
+	// Interface is the link of a link-local session; Address is then an
+	// IPv6 link-local address on it, or invalid to peer with the router
+	// found there (unnumbered).
+	Interface string
+	// Passive peers connect to the node, on ListenPort.
+	Passive    bool
+	ListenPort uint16
+	// GracefulRestartTime is the restart time the peer is told.
+	GracefulRestartTime time.Duration
 }
 
 // IBGP reports whether the session is internal BGP.

@@ -14,9 +14,10 @@ import (
 
 // Defaults for BGPPeer fields left empty.
 const (
-	DefaultHoldTime    = 90 * time.Second
-	DefaultConnectTime = 5 * time.Second
-	DefaultPort        = 179
+	DefaultHoldTime            = 90 * time.Second
+	DefaultConnectTime         = 5 * time.Second
+	DefaultGracefulRestartTime = 120 * time.Second
+	DefaultPort                = 179
 	// PasswordKey is the key of a BGP password in its Secret.
 	PasswordKey = "password"
 )
@@ -126,9 +127,14 @@ func (b *builder) peers() {
 	var accepted []*Peer
 	for _, c := range cands {
 		ref := Ref{KindBGPPeer, c.obj.Name}
-		if other, node, dup := b.duplicatePeer(c.peer, accepted); dup {
+		if other, node, dup := b.sharedNode(c.peer, accepted, samePeer); dup {
 			b.problems.add(ref, Skipped, v1beta1.ReasonConflict,
-				"node %s already peers with %s through BGPPeer %q", node, c.peer.Address, other)
+				"node %s already peers with %s through BGPPeer %q", node, c.peer.target(), other)
+			continue
+		}
+		if other, node, dup := b.sharedNode(c.peer, accepted, otherListenPort); dup {
+			b.problems.add(ref, Skipped, v1beta1.ReasonConflict,
+				"listenPort: node %s already listens on port %d for BGPPeer %q; a node listens on one port", node, b.m.Peers[other].ListenPort, other)
 			continue
 		}
 		accepted = append(accepted, c.peer)
@@ -137,11 +143,34 @@ func (b *builder) peers() {
 	}
 }
 
-// duplicatePeer finds an accepted peer with the same address that some node
-// would also peer with. Without node information it compares selectors.
-func (b *builder) duplicatePeer(p *Peer, accepted []*Peer) (string, string, bool) {
+// samePeer: two peers a node cannot both run, the same address (or the
+// same interface without one).
+func samePeer(a, b *Peer) bool {
+	return a.Address == b.Address && a.Interface == b.Interface
+}
+
+// otherListenPort: two passive peers that ask one node to listen on
+// different ports.
+func otherListenPort(a, b *Peer) bool {
+	return a.Passive && b.Passive && a.ListenPort != b.ListenPort
+}
+
+// target is how the peer is reached, for messages.
+func (p *Peer) target() string {
+	switch {
+	case p.Interface == "":
+		return p.Address.String()
+	case p.Address.IsValid():
+		return p.Address.String() + "%" + p.Interface
+	}
+	return "the router on " + p.Interface
+}
+
+// sharedNode finds an accepted peer that clashes with p on some node both
+// select. Without node information it compares selectors.
+func (b *builder) sharedNode(p *Peer, accepted []*Peer, clash func(a, b *Peer) bool) (string, string, bool) {
 	for _, a := range accepted {
-		if a.Address != p.Address {
+		if !clash(a, p) {
 			continue
 		}
 		for name, l := range b.in.Nodes {
@@ -167,7 +196,8 @@ func (b *builder) resolvePassword(s v1beta1.BGPPeerSpec) (string, error) {
 // parsePeer validates a peer whose password is already resolved.
 func (b *builder) parsePeer(name string, in peerInput) (*Peer, error) {
 	s := in.Spec
-	p := &Peer{Name: name, DynamicASN: string(s.DynamicASN), EBGPMultiHop: s.EBGPMultiHop, GracefulRestart: s.GracefulRestart}
+	p := &Peer{Name: name, DynamicASN: string(s.DynamicASN), EBGPMultiHop: s.EBGPMultiHop, GracefulRestart: s.GracefulRestart,
+		Interface: s.Interface, Passive: s.Passive}
 	if s.MyASN < 1 || s.MyASN > 4294967295 {
 		return nil, fmt.Errorf("myASN: %d is outside 1-4294967295", s.MyASN)
 	}
@@ -180,25 +210,20 @@ func (b *builder) parsePeer(name string, in peerInput) (*Peer, error) {
 			return nil, fmt.Errorf("peerASN: %d is outside 1-4294967295", *s.PeerASN)
 		}
 		p.PeerASN = uint32(*s.PeerASN)
-	case s.DynamicASN != v1beta1.DynamicASNInternal:
-		return nil, errors.New("set exactly one of peerASN and dynamicASN (internal)")
+	case s.DynamicASN != v1beta1.DynamicASNInternal && s.DynamicASN != v1beta1.DynamicASNExternal:
+		return nil, errors.New("set exactly one of peerASN and dynamicASN (internal or external)")
 	}
-	var err error
-	if p.Address, err = netip.ParseAddr(s.PeerAddress); err != nil {
-		return nil, fmt.Errorf("peerAddress: %w", err)
+	if err := p.setAddresses(s); err != nil {
+		return nil, err
 	}
 	p.Port = DefaultPort
 	if s.PeerPort != 0 {
 		p.Port = uint16(s.PeerPort)
 	}
-	if s.SourceAddress != "" {
-		if p.SourceAddress, err = netip.ParseAddr(s.SourceAddress); err != nil {
-			return nil, fmt.Errorf("sourceAddress: %w", err)
-		}
-		if p.SourceAddress.Is4() != p.Address.Is4() {
-			return nil, errors.New("sourceAddress and peerAddress must be of the same IP family")
-		}
+	if err := p.setPassive(s); err != nil {
+		return nil, err
 	}
+	var err error
 	if s.RouterID != "" {
 		if p.RouterID, err = netip.ParseAddr(s.RouterID); err != nil || !p.RouterID.Is4() {
 			return nil, fmt.Errorf("routerID: %q is not an IPv4 address", s.RouterID)
@@ -212,6 +237,9 @@ func (b *builder) parsePeer(name string, in peerInput) (*Peer, error) {
 	}
 	if p.EBGPMultiHop && p.IBGP() {
 		return nil, errors.New("ebgpMultiHop applies to eBGP peers only")
+	}
+	if err := p.setGracefulRestart(s); err != nil {
+		return nil, err
 	}
 	if s.Password != "" && s.PasswordSecret != nil {
 		return nil, errors.New("password and passwordSecret are mutually exclusive")
@@ -268,4 +296,72 @@ func (b *builder) secretPassword(name string) (string, error) {
 		return string(pw), nil
 	}
 	return "", missingRefError{fmt.Errorf("passwordSecret: Secret %s/%s does not exist", v1beta1.Namespace, name)}
+}
+
+// setAddresses reads the peer's address, interface and source address.
+func (p *Peer) setAddresses(s v1beta1.BGPPeerSpec) error {
+	var err error
+	if s.PeerAddress != "" {
+		if p.Address, err = netip.ParseAddr(s.PeerAddress); err != nil {
+			return fmt.Errorf("peerAddress: %w", err)
+		}
+	}
+	linkLocal := p.Address.Is6() && p.Address.IsLinkLocalUnicast()
+	switch {
+	case s.PeerAddress == "" && s.Interface == "":
+		return errors.New("set peerAddress, interface, or both")
+	case linkLocal && s.Interface == "":
+		return errors.New("peerAddress: a link-local address needs interface, the link to reach it on")
+	case s.Interface != "" && p.Address.IsValid() && !linkLocal:
+		return errors.New("peerAddress: with interface it must be an IPv6 link-local address (fe80::/10)")
+	case s.Interface != "" && s.SourceAddress != "":
+		return errors.New("sourceAddress does not apply to an interface session")
+	case s.Interface != "" && s.EBGPMultiHop:
+		return errors.New("ebgpMultiHop does not apply to an interface session")
+	}
+	if s.SourceAddress != "" {
+		if p.SourceAddress, err = netip.ParseAddr(s.SourceAddress); err != nil {
+			return fmt.Errorf("sourceAddress: %w", err)
+		}
+		if p.SourceAddress.Is4() != p.Address.Is4() {
+			return errors.New("sourceAddress and peerAddress must be of the same IP family")
+		}
+	}
+	return nil
+}
+
+// setPassive reads the passive mode and its port.
+func (p *Peer) setPassive(s v1beta1.BGPPeerSpec) error {
+	if s.ListenPort != nil && !s.Passive {
+		return errors.New("listenPort applies to passive sessions only")
+	}
+	if !s.Passive {
+		return nil
+	}
+	p.ListenPort = DefaultPort
+	if s.ListenPort != nil {
+		if *s.ListenPort < 1 || *s.ListenPort > 65535 {
+			return fmt.Errorf("listenPort: %d is outside 1-65535", *s.ListenPort)
+		}
+		p.ListenPort = uint16(*s.ListenPort)
+	}
+	return nil
+}
+
+// setGracefulRestart reads the restart time.
+func (p *Peer) setGracefulRestart(s v1beta1.BGPPeerSpec) error {
+	if s.GracefulRestartTime != nil && !s.GracefulRestart {
+		return errors.New("gracefulRestartTime needs gracefulRestart: true")
+	}
+	if !s.GracefulRestart {
+		return nil
+	}
+	p.GracefulRestartTime = DefaultGracefulRestartTime
+	if s.GracefulRestartTime != nil {
+		p.GracefulRestartTime = s.GracefulRestartTime.Duration
+	}
+	if p.GracefulRestartTime < time.Second || p.GracefulRestartTime > 4095*time.Second {
+		return fmt.Errorf("gracefulRestartTime: %s must be between 1s and 4095s", p.GracefulRestartTime)
+	}
+	return nil
 }

@@ -31,12 +31,7 @@ func TestPeers(t *testing.T) {
 		return metav1.LabelSelector{MatchLabels: map[string]string{"rack": r}}
 	}
 	nodes := map[string]map[string]string{"n1": {"rack": "a"}, "n2": {"rack": "b"}}
-	cases := []struct {
-		name      string
-		in        Input
-		wantPeers []string
-		problem   *Problem
-	}{
+	cases := []peerCase{
 		{
 			name:      "defaults",
 			in:        Input{Peers: []v1beta1.BGPPeer{peer("p", 0, "10.0.0.1")}},
@@ -94,6 +89,19 @@ func TestPeers(t *testing.T) {
 			wantPeers: []string{"a", "b"},
 		},
 	}
+	runPeerCases(t, cases)
+}
+
+// peerCase is a config input and the peers and problem its model must have.
+type peerCase struct {
+	name      string
+	in        Input
+	wantPeers []string
+	problem   *Problem
+}
+
+func runPeerCases(t *testing.T, cases []peerCase) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := Build(tc.in, nil)

@@ -18,21 +18,12 @@ func TestInteropWithBIRD(t *testing.T) {
 	l := newLab(t)
 	l.addBIRDLink(t)
 	ctx := l.ctx
-	bird, err := routers.StartBIRD(ctx, l.reg, l.bird, routers.BIRDConfig{
+	bird := l.startBIRD(t, routers.BIRDConfig{
 		Name: "tor2", ASN: routerASN, RouterID: birdV4,
 		Neighbors: []routers.BIRDNeighbor{
 			{Name: "node4", Address: nodeBV4, ASN: nodeASN, ConnectRetry: time.Second},
 			{Name: "node6", Address: nodeBV6, ASN: nodeASN, ConnectRetry: time.Second},
 		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(bird.Logs())
-		}
-		_ = bird.Close()
 	})
 	sp := startSpeaker(t, l.reg, l.node, "speaker")
 	d := Desired{

@@ -54,8 +54,8 @@ var unicastFamilies = []*api.Family{
 }
 
 // apiPeer is the gobgp neighbor for p, bound to the peer's own VRF so that
-// it is sent exactly the paths of that VRF. It is active only: gobgp does
-// not listen, so the node always dials the router. With bfd, it carries
+// it is sent exactly the paths of that VRF. The node dials the router,
+// unless p is passive (passive.go). With bfd, it carries
 // p's BFD settings (see bfdgate.go for when they are given).
 func apiPeer(p Peer, vrf string, bfd bool) *api.Peer {
 	hold := orDefault(p.HoldTime, defaultHoldTime)
@@ -64,7 +64,7 @@ func apiPeer(p Peer, vrf string, bfd bool) *api.Peer {
 	peer := &api.Peer{
 		Conf: &api.PeerConf{
 			NeighborAddress: p.Address.String(),
-			PeerAsn:         p.PeerASN,
+			PeerAsn:         p.peerASN(),
 			LocalAsn:        p.MyASN,
 			AuthPassword:    p.Password,
 			Vrf:             vrf,
@@ -77,7 +77,7 @@ func apiPeer(p Peer, vrf string, bfd bool) *api.Peer {
 			// After a reset (BFD down, say) gobgp waits this long; its default is 30 s.
 			IdleHoldTimeAfterReset: wholeSeconds(connect),
 		}},
-		Transport: &api.Transport{RemotePort: uint32(p.Port)},
+		Transport: &api.Transport{RemotePort: uint32(p.Port), PassiveMode: p.Passive},
 	}
 	if p.SourceAddress.IsValid() {
 		peer.Transport.LocalAddress = p.SourceAddress.String()

@@ -20,7 +20,11 @@
 // session first comes up; for IPv6 with no such address, the IPv4-mapped
 // form ::ffff:a.b.c.d of the local address.
 //
-// gobgp never listens (ListenPort -1): the node always dials its peers,
-// retrying every ConnectTime (5 s unless set). Routes the peers send are
-// rejected on import: the node announces, it does not route by BGP.
+// The node dials its peers, retrying every ConnectTime (5 s unless set);
+// gobgp listens (Desired.ListenPort) only while a passive peer asks for it
+// (passive.go). Peers on an interface use IPv6 link-local addresses, found
+// in the neighbor table for BGP unnumbered (linklocal.go); a dynamic
+// external AS is checked before any path is sent (dynamicasn.go). Routes
+// the peers send are rejected on import: the node announces, it does not
+// route by BGP.
 package bgp

@@ -35,7 +35,12 @@ type engine struct {
 	bfdDue   chan struct{}
 	bfdTimer *time.Timer
 
-	routerID netip.Addr
+	routerID   netip.Addr
+	listenPort uint16
+	// last is the latest Set, re-applied when an unnumbered peer's router
+	// changes (linklocal.go).
+	last *snapshot
+	ll   linkLocal
 	// paths are the desired paths by peer name, running or not: the latest
 	// Set's, with the Updates since applied in place.
 	paths    map[string]pathSet
@@ -71,11 +76,15 @@ type peerState struct {
 	// to start (zero: not scheduled). See bfdgate.go.
 	bfdOn bool
 	bfdAt time.Time
+	// asChecked: the AS of a dynamic external peer's session was checked
+	// (dynamicasn.go).
+	asChecked bool
 }
 
 type peerEvent struct {
 	addr   netip.Addr
 	local  netip.Addr
+	peerAS uint32
 	state  SessionState
 	reason string
 	time   time.Time
@@ -92,6 +101,7 @@ func newEngine(r *Router) *engine {
 		status:   map[string]PeerStatus{},
 		rejected: map[string]bool{},
 		connErrs: map[netip.Addr]string{},
+		ll:       linkLocal{log: r.log, readNeighbors: readNeighbors},
 	}
 }
 
@@ -110,11 +120,15 @@ func (e *engine) apply(ctx context.Context, d *snapshot) {
 		}
 		return
 	}
+	e.last = d
+	e.ll.advertise(d.peers)
 	running := make(map[string]Peer, len(e.peers))
 	for name, ps := range e.peers {
 		running[name] = ps.cfg
 	}
-	plan := planPeers(running, d.peers)
+	resolved, waiting := e.resolvePeers(d.peers)
+	plan := planPeers(running, resolved)
+	rejectUnreachablePassive(&plan, d.listenPort)
 	e.rejectAddressClashes(&plan)
 	for _, name := range plan.remove {
 		e.removePeer(ctx, name)
@@ -132,6 +146,7 @@ func (e *engine) apply(ctx context.Context, d *snapshot) {
 		e.resolveCrossNextHop(ps)
 	}
 	e.recordInvalid(d, plan.invalid)
+	e.recordWaiting(waiting)
 	e.paths = d.paths
 	for _, name := range sortedNames(e.peers) {
 		e.syncPaths(ctx, e.peers[name], e.wantFor(name))
@@ -235,14 +250,17 @@ func (e *engine) rejectAddressClashes(plan *peerPlan) {
 	plan.add = keep(plan.add)
 }
 
-// ensureServer starts gobgp with d's router ID, or restarts it when the
-// router ID changed (which gobgp cannot change in place).
+// ensureServer starts gobgp with d's router ID and listen port, or
+// restarts it when either changed (gobgp can change neither in place).
 func (e *engine) ensureServer(ctx context.Context, d *snapshot) error {
-	if e.s != nil && (d.routerID == e.routerID || !d.routerID.Is4()) {
+	if e.s != nil && (d.routerID == e.routerID || !d.routerID.Is4()) && d.listenPort == e.listenPort {
 		if d.routerID != e.routerID {
 			e.log.Warn("BGP router ID rejected, keeping the running one", "routerID", d.routerID, "running", e.routerID)
 		}
 		return nil
+	}
+	if e.s != nil && !d.routerID.Is4() {
+		d.routerID = e.routerID // a listen port change keeps the running router ID
 	}
 	if !d.routerID.Is4() {
 		if len(d.peers) == 0 {
@@ -251,7 +269,8 @@ func (e *engine) ensureServer(ctx context.Context, d *snapshot) error {
 		return fmt.Errorf("%w: router ID must be an IPv4 address, got %v", ErrInvalid, d.routerID)
 	}
 	if e.s != nil {
-		e.log.Info("BGP router ID changed, restarting every session", "from", e.routerID, "to", d.routerID)
+		e.log.Info("BGP router ID or listen port changed, restarting every session",
+			"from", e.routerID, "to", d.routerID, "listenPortFrom", e.listenPort, "listenPortTo", d.listenPort)
 		e.stopServer(true)
 	}
 	asn := uint32(64512) // gobgp needs one; every neighbor sets its own local AS
@@ -263,8 +282,9 @@ func (e *engine) ensureServer(ctx context.Context, d *snapshot) error {
 	}
 	s := server.NewBgpServer(server.LoggerOption(newGobgpLogger(e.log.Handler(), e.reportConnErr, &e.stopping), nil))
 	go s.Serve()
-	// ListenPort -1: the node only dials; nothing listens on port 179.
-	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: asn, RouterId: d.routerID.String(), ListenPort: -1, Families: globalFamilies()}}); err != nil {
+	// Without passive peers (ListenPort -1) the node only dials.
+	global := &api.Global{Asn: asn, RouterId: d.routerID.String(), ListenPort: listenPort(d.listenPort), Families: globalFamilies()}
+	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: global}); err != nil {
 		s.Stop()
 		return fmt.Errorf("bgp: start: %w", err)
 	}
@@ -280,7 +300,7 @@ func (e *engine) ensureServer(ctx context.Context, d *snapshot) error {
 		s.Stop()
 		return fmt.Errorf("bgp: watch peers: %w", err)
 	}
-	e.s, e.stopW, e.routerID = s, stop, d.routerID
+	e.s, e.stopW, e.routerID, e.listenPort = s, stop, d.routerID, d.listenPort
 	e.stopping.Store(false)
 	return nil
 }
@@ -376,6 +396,7 @@ func (e *engine) recreatePeer(ctx context.Context, p Peer) {
 	ps.local, ps.crossNH, ps.crossErr = netip.Addr{}, netip.Addr{}, nil
 	ps.lastUpdates = 0
 	ps.bfdOn, ps.bfdAt = false, time.Time{} // BFD went with the old neighbor
+	ps.asChecked = false
 	e.resolveCrossNextHop(ps)
 	st := e.status[p.Name]
 	st.Address, st.State, st.Since, st.BFD, st.LastError = p.Address, StateIdle, time.Now(), bfdLabel(p), ""
@@ -389,8 +410,12 @@ func (e *engine) recreatePeer(ctx context.Context, p Peer) {
 }
 
 // nextHop returns the next hop for prefix on ps's session, or false while
-// it is not known (a cross-family path before the session was ever up).
+// the path must wait: its next hop is not known (a cross-family path
+// before the session was ever up) or the peer's AS is not checked yet.
 func (ps *peerState) nextHop(prefix netip.Prefix) (netip.Addr, bool) {
+	if ps.held() {
+		return netip.Addr{}, false
+	}
 	v6 := prefix.Addr().Is6()
 	if v6 == ps.cfg.Address.Is6() {
 		if v6 {
@@ -410,6 +435,10 @@ func (ps *peerState) nextHop(prefix netip.Prefix) (netip.Addr, bool) {
 // resolveCrossNextHop derives the other family's next hop from the
 // session's local address (known once the session was up).
 func (e *engine) resolveCrossNextHop(ps *peerState) {
+	if ps.cfg.Interface != "" {
+		e.resolveLinkNextHop(ps)
+		return
+	}
 	local := ps.local
 	if !local.IsValid() {
 		local = ps.cfg.SourceAddress

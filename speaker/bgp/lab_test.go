@@ -162,6 +162,23 @@ func (l *lab) startFRRWith(t testing.TB, cfg routers.FRRConfig) *routers.FRR {
 	return frr
 }
 
+// startBIRD runs BIRD in the BIRD namespace (addBIRDLink) and shows its
+// log when the test fails.
+func (l *lab) startBIRD(t testing.TB, cfg routers.BIRDConfig) *routers.BIRD {
+	t.Helper()
+	bird, err := routers.StartBIRD(l.ctx, l.reg, l.bird, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(bird.Logs())
+		}
+		_ = bird.Close()
+	})
+	return bird
+}
+
 // frrNeighbor is FRR's side of a session from the node: fast timers, so a
 // failed connect is retried within a second or two.
 func frrNeighbor(addr netip.Addr, asn uint32, opts ...func(*routers.SessionOptions)) routers.Neighbor {

@@ -45,9 +45,10 @@ func New(opts Options) *Router {
 // snapshot is a Desired copied and normalized by Set, so Run never shares
 // memory with the caller.
 type snapshot struct {
-	routerID netip.Addr
-	peers    []Peer
-	paths    map[string]pathSet
+	routerID   netip.Addr
+	listenPort uint16
+	peers      []Peer
+	paths      map[string]pathSet
 }
 
 // Set asks the Router to converge to d. It does not wait for that: a Set
@@ -55,7 +56,7 @@ type snapshot struct {
 // the latest state is applied. d is copied (work proportional to its
 // size); the caller may reuse it.
 func (r *Router) Set(d Desired) {
-	snap := &snapshot{routerID: d.RouterID, peers: slices.Clone(d.Peers), paths: make(map[string]pathSet, len(d.Paths))}
+	snap := &snapshot{routerID: d.RouterID, listenPort: d.ListenPort, peers: slices.Clone(d.Peers), paths: make(map[string]pathSet, len(d.Paths))}
 	for i, p := range snap.peers {
 		if p.BFD != nil {
 			b := *p.BFD
@@ -156,6 +157,7 @@ func (r *Router) Run(ctx context.Context) error {
 		defer r.opts.Registerer.Unregister(c)
 	}
 	e := newEngine(r)
+	defer e.ll.stop()
 	defer e.stopServer(true)
 	defer e.stopBFDTimer()
 	tick := time.NewTicker(r.opts.StatusInterval)
@@ -180,6 +182,7 @@ func (r *Router) Run(ctx context.Context) error {
 			e.startDueBFD()
 		case <-tick.C:
 			e.refresh()
+			e.reresolve(ctx)
 		}
 		e.publish()
 	}

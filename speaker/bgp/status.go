@@ -21,6 +21,7 @@ func (e *engine) forwardPeerEvent(watch context.Context, ev *apiutil.WatchEventM
 	pe := peerEvent{
 		addr:   ev.Peer.State.NeighborAddress,
 		local:  ev.Peer.Transport.LocalAddress,
+		peerAS: ev.Peer.State.PeerASN,
 		state:  sessionState(ev.Peer.State.SessionState),
 		reason: ev.Peer.State.DisconnectMessage,
 		time:   t,
@@ -76,6 +77,10 @@ func (e *engine) onPeerEvent(ev peerEvent) {
 	if !slices.Contains(benignReasons, ev.reason) {
 		st.LastError = ev.reason
 	}
+	if ev.state == StateEstablished && !e.acceptSession(ps, &st, ev.peerAS) {
+		e.status[name] = st
+		return
+	}
 	if ev.state == StateEstablished {
 		st.LastError = ""
 		e.takeConnErr(ev.addr)
@@ -100,6 +105,7 @@ func (e *engine) onPeerEvent(ev peerEvent) {
 		e.bfdSessionUp(ps)
 	} else {
 		e.bfdSessionDown(ps)
+		e.sessionEnded(ps)
 	}
 	if !up && !down {
 		return

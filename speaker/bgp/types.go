@@ -14,11 +14,23 @@ import (
 // node); a Set with the same Name and different fields re-creates only
 // that session.
 type Peer struct {
-	Name    string
+	Name string
+	// Address is the peer's address. With Interface it is an IPv6
+	// link-local address on that interface, or zero to peer with the one
+	// IPv6 router the node sees there (BGP unnumbered, see linklocal.go).
 	Address netip.Addr
+	// Interface names the node's link for a link-local session.
+	Interface string
 	// Port is the peer's TCP port; 0 means 179.
 	Port           uint16
 	MyASN, PeerASN uint32
+	// DynamicASN takes the peer's AS from its OPEN message instead of
+	// PeerASN (which must then be 0): DynamicInternal expects MyASN,
+	// DynamicExternal any other AS (checked before any path is sent).
+	DynamicASN DynamicASN
+	// Passive waits for the peer to connect to Desired.ListenPort instead
+	// of dialing it.
+	Passive bool
 	// SourceAddress pins the local address of the session (and so the
 	// next hop of same-family paths); zero lets the kernel choose.
 	SourceAddress netip.Addr
@@ -44,6 +56,14 @@ type Peer struct {
 	// the IPv4-mapped IPv6 form of the session's local address.
 	NextHopIPv4, NextHopIPv6 netip.Addr
 }
+
+// DynamicASN says how a peer's AS is learnt when it is not configured.
+type DynamicASN string
+
+const (
+	DynamicInternal DynamicASN = "internal"
+	DynamicExternal DynamicASN = "external"
+)
 
 // BFD is a peer's BFD setting. Zero values mean 300 ms, 300 ms and 3.
 type BFD struct {
@@ -73,7 +93,11 @@ type Desired struct {
 	// RouterID is the BGP identifier (an IPv4 address) of every session.
 	// gobgp has one per server, so changing it re-creates every session.
 	RouterID netip.Addr
-	Peers    []Peer
+	// ListenPort is the TCP port the node accepts sessions on, for passive
+	// peers; 0 listens nowhere. gobgp opens its listener when it starts, so
+	// changing it, like the router ID, re-creates every session.
+	ListenPort uint16
+	Peers      []Peer
 	// Paths maps a peer's Name to what this node announces to it. Paths
 	// for a name not in Peers wait until the peer appears. A prefix listed
 	// twice for one peer keeps the last entry.
@@ -103,8 +127,13 @@ const (
 
 // PeerStatus is what the node knows about one session.
 type PeerStatus struct {
-	Name    string
+	Name string
+	// Address is the peer's address; for a link-local peer found on its
+	// interface, the one found (zero while none is).
 	Address netip.Addr
+	// PeerASN is the configured AS, or with a dynamic ASN the AS the peer
+	// sent in its last OPEN (0 before that).
+	PeerASN uint32
 	State   SessionState
 	// Since is when State last changed.
 	Since time.Time
@@ -173,6 +202,9 @@ func (d Desired) Validate() error {
 		if err := p.validate(); err != nil {
 			errs = append(errs, err)
 		}
+		if err := p.validateListen(d.ListenPort); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for name, paths := range d.Paths {
 		for _, path := range paths {
@@ -188,13 +220,22 @@ func (p Peer) validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: peer %q: %s", ErrInvalid, p.Name, fmt.Sprintf(format, a...))
 	}
+	if err := p.validateLinkLocal(); err != nil {
+		return bad("%v", err)
+	}
 	switch {
 	case p.Name == "":
 		return bad("no name")
-	case !p.Address.IsValid() || p.Address.IsUnspecified():
+	case p.Interface == "" && (!p.Address.IsValid() || p.Address.IsUnspecified()):
 		return bad("no address")
-	case p.MyASN == 0 || p.PeerASN == 0:
-		return bad("ASNs must not be 0")
+	case p.MyASN == 0:
+		return bad("myASN must not be 0")
+	case p.DynamicASN == "" && p.PeerASN == 0:
+		return bad("peer ASN must not be 0 without a dynamic ASN")
+	case p.DynamicASN != "" && p.DynamicASN != DynamicInternal && p.DynamicASN != DynamicExternal:
+		return bad("dynamic ASN %q is neither internal nor external", p.DynamicASN)
+	case p.DynamicASN != "" && p.PeerASN != 0:
+		return bad("peer ASN %d and dynamic ASN %s both set", p.PeerASN, p.DynamicASN)
 	case p.SourceAddress.IsValid() && p.SourceAddress.Is4() != p.Address.Is4():
 		return bad("source address %v and peer address %v differ in family", p.SourceAddress, p.Address)
 	case p.HoldTime != 0 && p.HoldTime < 3*time.Second:

@@ -1,6 +1,7 @@
 package members
 
 import (
+	"net"
 	"slices"
 	"time"
 
@@ -28,6 +29,7 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	d.m.gone[n.Name] = time.Now()
 	delete(d.m.suspects, n.Name)
 	delete(d.m.metas, n.Name)
+	delete(d.m.addrs, n.Name)
 	d.m.mu.Unlock()
 	d.m.log.Info("member gone", "member", n.Name, "address", n.Address())
 	d.m.notify()
@@ -88,5 +90,6 @@ func (d *delegate) recordMeta(n *memberlist.Node) {
 	}
 	d.m.mu.Lock()
 	d.m.metas[n.Name] = meta
+	d.m.addrs[n.Name] = &net.UDPAddr{IP: slices.Clone(n.Addr), Port: int(n.Port)}
 	d.m.mu.Unlock()
 }

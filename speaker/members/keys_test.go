@@ -175,6 +175,9 @@ func TestMetas(t *testing.T) {
 	if err := ms[1].SetMeta(make([]byte, MaxAppMeta+1)); err == nil {
 		t.Fatal("an oversized payload was accepted")
 	}
+	if got := ms[0].Ping([]string{"b", "c", "nobody", "a"}); !slices.Equal(got, []string{"b", "c"}) {
+		t.Fatalf("Ping answered by %v, want b and c", got)
+	}
 }
 
 // A member whose port is taken says so and starts once the port is free.

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -152,6 +153,7 @@ type Members struct {
 	keyMismatch time.Time
 	gone        map[string]time.Time // failed or left, and when
 	metas       map[string]nodeMeta  // the live members' metadata
+	addrs       map[string]net.Addr  // and their addresses
 }
 
 // New checks the options and returns Members; it does no I/O.
@@ -188,6 +190,7 @@ func New(o Options) (*Members, error) {
 		target:    slices.Clone(o.Key),
 		suspects:  map[string]bool{},
 		metas:     map[string]nodeMeta{},
+		addrs:     map[string]net.Addr{},
 		gone:      map[string]time.Time{},
 	}
 	if o.Registerer != nil {
@@ -314,6 +317,44 @@ func (m *Members) Send(node string, msg []byte) error {
 		}
 	}
 	return fmt.Errorf("%w: %s", ErrUnknownMember, node)
+}
+
+// Ping probes the named live members now, all at once, each as
+// memberlist's own probe does (a UDP ping, ProbeTimeout to answer), and
+// returns those that answered. The speaker uses it to check, before it
+// takes over a failed member's addresses, that it still reaches a majority.
+func (m *Members) Ping(names []string) []string {
+	m.mu.Lock()
+	list := m.list
+	targets := map[string]net.Addr{}
+	for _, n := range names {
+		if a, ok := m.addrs[n]; ok && n != m.name {
+			targets[n] = a
+		}
+	}
+	m.mu.Unlock()
+	if list == nil {
+		return nil
+	}
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		answered []string
+	)
+	for n, a := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := list.Ping(n, a); err == nil {
+				mu.Lock()
+				answered = append(answered, n)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	slices.Sort(answered)
+	return answered
 }
 
 // Leave tells the other members that this one is leaving, waiting up to

@@ -62,6 +62,14 @@ func BGPDesired(peers []*config.Peer, routes []advertise.Route, node NodeAddrs) 
 	for _, p := range peers {
 		d.Peers = append(d.Peers, bgpPeer(p, node))
 		use[p.Name] = true
+		if !p.Passive {
+			continue
+		}
+		if d.ListenPort == 0 {
+			d.ListenPort = p.ListenPort
+		} else if p.ListenPort != d.ListenPort {
+			issues = append(issues, PeerIssue{p.Name, fmt.Sprintf("listenPort %d ignored: the node listens on %d (set by another BGPPeer)", p.ListenPort, d.ListenPort)})
+		}
 	}
 	for _, r := range routes {
 		if !use[r.Peer] {
@@ -94,16 +102,22 @@ func routerIDFor(node NodeAddrs) netip.Addr {
 
 // bgpPeer maps one model peer.
 func bgpPeer(p *config.Peer, node NodeAddrs) bgp.Peer {
-	asn := p.PeerASN
-	if p.DynamicASN == "internal" {
+	asn, dynamic := p.PeerASN, bgp.DynamicASN("")
+	switch p.DynamicASN {
+	case "internal":
 		asn = p.MyASN
+	case "external":
+		dynamic = bgp.DynamicExternal
 	}
 	bp := bgp.Peer{
 		Name:            p.Name,
 		Address:         p.Address,
+		Interface:       p.Interface,
+		Passive:         p.Passive,
 		Port:            p.Port,
 		MyASN:           p.MyASN,
 		PeerASN:         asn,
+		DynamicASN:      dynamic,
 		SourceAddress:   p.SourceAddress,
 		HoldTime:        p.HoldTime,
 		KeepaliveTime:   p.KeepaliveTime,
@@ -111,8 +125,11 @@ func bgpPeer(p *config.Peer, node NodeAddrs) bgp.Peer {
 		EBGPMultiHop:    p.EBGPMultiHop,
 		Password:        p.Password,
 		GracefulRestart: p.GracefulRestart,
-		NextHopIPv4:     node.IPv4,
-		NextHopIPv6:     node.IPv6,
+		RestartTime:     p.GracefulRestartTime,
+	}
+	if p.Interface == "" {
+		// An interface session picks its link's own addresses (speaker/bgp).
+		bp.NextHopIPv4, bp.NextHopIPv6 = node.IPv4, node.IPv6
 	}
 	if b := p.BFD; b != nil {
 		bp.BFD = &bgp.BFD{ReceiveInterval: b.ReceiveInterval, TransmitInterval: b.TransmitInterval, DetectMultiplier: b.DetectMultiplier}

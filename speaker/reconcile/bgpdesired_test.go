@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -82,5 +83,21 @@ func TestRouterIDAndNodeAddrs(t *testing.T) {
 	a := nodeAddrs(addr("10.0.0.99"), []netip.Addr{addr("fd00::1"), addr("10.0.0.11"), addr("fd00::2")})
 	if a.IPv4 != addr("10.0.0.99") || a.IPv6 != addr("fd00::1") {
 		t.Errorf("node addresses %+v", a)
+	}
+}
+
+// Unnumbered and dynamic-AS sessions show what the router found.
+func TestBGPReportShowsWhatTheRouterFound(t *testing.T) {
+	d := bgp.Desired{Peers: []bgp.Peer{
+		{Name: "tor", Interface: "eth0", DynamicASN: bgp.DynamicExternal},
+		{Name: "waiting", Interface: "eth1"},
+	}}
+	var st v1beta1.SpeakerStatusStatus
+	BGPReport(&st, d, []bgp.PeerStatus{
+		{Name: "tor", Address: addr("fe80::1"), PeerASN: 65001, State: bgp.StateEstablished},
+		{Name: "waiting", State: bgp.StateIdle},
+	}, nil)
+	if got := fmt.Sprintf("%s %d | %s %d", st.BGPSessions[0].Address, st.BGPSessions[0].PeerASN, st.BGPSessions[1].Address, st.BGPSessions[1].PeerASN); got != "fe80::1 65001 | %eth1 0" {
+		t.Fatalf("sessions: %s", got)
 	}
 }

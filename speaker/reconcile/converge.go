@@ -3,6 +3,7 @@ package reconcile
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"time"
@@ -17,12 +18,19 @@ import (
 func (s *Speaker) converge(now time.Time, stalled bool, msgs inboxBatch) {
 	regained := s.checkDataPath(msgs.links)
 	grown := s.readPublished()
+	if msgs.reach != nil {
+		s.reach, s.probing = *msgs.reach, false
+	}
 	m := s.opts.Members
+	alive, suspects := m.Alive(), m.Suspects()
 	d := s.guard.Observe(takeover.Input{
-		Now: now, Alive: m.Alive(), Suspects: m.Suspects(), Present: s.present(), Published: s.others,
+		Now: now, Alive: alive, Suspects: suspects, Present: s.present(), Published: s.others,
 		KeyMismatch: m.LastKeyMismatch(), Stalled: stalled, Regained: regained, Grown: grown,
-		Handovers: msgs.handovers, Releases: msgs.releases,
+		Handovers: msgs.handovers, Releases: msgs.releases, Reach: s.reach,
 	})
+	if d.Probe && !s.probing {
+		s.probe(now, alive, suspects)
+	}
 	s.publish(takeover.Published{Quorum: d.Quorum.OK, Settling: d.Settling, Blocked: s.blockedSelf})
 	for _, n := range d.Notes {
 		if n.Warning {
@@ -192,6 +200,30 @@ func (s *Speaker) readPublished() (grown []string) {
 	s.engine.SetBlocked(blocked)
 	slices.Sort(grown)
 	return grown
+}
+
+// maxProbed caps how many live members a probe asks: a random sample that
+// large tells a majority from a minority well enough in a big cluster,
+// and every member is asked in clusters of up to that many.
+const maxProbed = 32
+
+// probe pings the live members (a sample of them) in the background and
+// hands the result to the loop through the inbox. The caller holds s.mu.
+func (s *Speaker) probe(now time.Time, alive, suspects []string) {
+	others := slices.DeleteFunc(slices.Clone(alive), func(n string) bool {
+		return n == s.opts.Node || slices.Contains(suspects, n)
+	})
+	asked := slices.Clone(others)
+	if len(asked) > maxProbed {
+		rand.Shuffle(len(asked), func(i, j int) { asked[i], asked[j] = asked[j], asked[i] })
+		asked = asked[:maxProbed]
+	}
+	s.probing = true
+	go func() {
+		answered := s.opts.Members.Ping(asked)
+		s.log.Debug("probed the live speakers before taking over", "asked", len(asked), "answered", len(answered), "of", len(others))
+		s.opts.Inbox.reached(takeover.Reach{At: now, Live: len(others), Asked: len(asked), Answered: len(answered)})
+	}()
 }
 
 // sendRelease sends a release message without blocking the loop.

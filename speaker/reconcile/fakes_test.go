@@ -29,6 +29,8 @@ type fakeMembers struct {
 	err     error             // Err's answer
 	key     []byte            // the last key set
 	metas   map[string][]byte // what the others published (and ours)
+	// unreachable members do not answer Ping
+	unreachable map[string]bool
 }
 
 func newFakeMembers(alive ...string) *fakeMembers {
@@ -75,6 +77,19 @@ func (f *fakeMembers) Metas() map[string][]byte {
 			m = ready
 		}
 		out[n] = m
+	}
+	return out
+}
+
+// Ping answers for the alive members that are not unreachable.
+func (f *fakeMembers) Ping(names []string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, n := range names {
+		if slices.Contains(f.alive, n) && !f.unreachable[n] {
+			out = append(out, n)
+		}
 	}
 	return out
 }

@@ -20,6 +20,7 @@ type Inbox struct {
 	releases  []takeover.Message
 	l2        []announce.Status
 	links     bool // links, addresses or routes changed
+	reach     *takeover.Reach
 	bgp       []bgp.Event
 	signal    chan struct{}
 }
@@ -61,6 +62,14 @@ func (in *Inbox) LinksChanged() {
 	in.wake()
 }
 
+// reached reports the result of probing the live members.
+func (in *Inbox) reached(r takeover.Reach) {
+	in.mu.Lock()
+	in.reach = &r
+	in.mu.Unlock()
+	in.wake()
+}
+
 // BGPEvent is bgp.Options.OnEvent.
 func (in *Inbox) BGPEvent(e bgp.Event) {
 	in.mu.Lock()
@@ -80,6 +89,7 @@ func (in *Inbox) wake() {
 type inboxBatch struct {
 	handovers, releases []takeover.Message
 	links               bool
+	reach               *takeover.Reach
 	bgp                 []bgp.Event
 }
 
@@ -87,8 +97,8 @@ type inboxBatch struct {
 func (in *Inbox) take() inboxBatch {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	b := inboxBatch{in.handovers, in.releases, in.links, in.bgp}
-	in.handovers, in.releases, in.links, in.bgp = nil, nil, false, nil
+	b := inboxBatch{in.handovers, in.releases, in.links, in.reach, in.bgp}
+	in.handovers, in.releases, in.links, in.reach, in.bgp = nil, nil, false, nil, nil
 	return b
 }
 

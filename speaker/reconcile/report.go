@@ -92,7 +92,10 @@ func BGPReport(st *v1beta1.SpeakerStatusStatus, desired bgp.Desired, statuses []
 	for _, p := range desired.Peers {
 		st.Sessions++
 		s, ok := byName[p.Name]
-		sess := v1beta1.BGPSession{Peer: p.Name, Address: p.Address.String(), PeerASN: int64(p.PeerASN), State: "Idle"}
+		sess := v1beta1.BGPSession{Peer: p.Name, Address: peerAddress(p, s), PeerASN: int64(p.PeerASN), State: "Idle"}
+		if ok && s.PeerASN != 0 {
+			sess.PeerASN = int64(s.PeerASN) // learnt from the peer's OPEN with a dynamic ASN
+		}
 		if ok {
 			sess.State = sessionState(s.State)
 			if !s.Since.IsZero() {
@@ -119,6 +122,21 @@ func BGPReport(st *v1beta1.SpeakerStatusStatus, desired bgp.Desired, statuses []
 		st.BGPSessions = append(st.BGPSessions, v1beta1.BGPSession{Peer: is.Peer, State: "Idle", Message: is.Message})
 	}
 	sort.Slice(st.BGPSessions, func(i, j int) bool { return st.BGPSessions[i].Peer < st.BGPSessions[j].Peer })
+}
+
+// peerAddress is what a session's address column shows: the address the
+// router found or was given, else for an unnumbered peer "%interface"
+// while none is found yet.
+func peerAddress(p bgp.Peer, s bgp.PeerStatus) string {
+	switch {
+	case s.Address.IsValid():
+		return s.Address.String()
+	case p.Address.IsValid():
+		return p.Address.String()
+	case p.Interface != "":
+		return "%" + p.Interface
+	}
+	return ""
 }
 
 var fsmStates = map[bgp.SessionState]string{

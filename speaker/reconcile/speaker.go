@@ -41,6 +41,8 @@ type Membership interface {
 	Keys() members.KeyState
 	SetMeta(payload []byte) error
 	Metas() map[string][]byte
+	// Ping probes the named members now and returns those that answered.
+	Ping(names []string) []string
 }
 
 // Announcer is what the speaker needs of speaker/announce.
@@ -137,6 +139,8 @@ type Speaker struct {
 	metaRaw      map[string][]byte
 	others       map[string]takeover.Published
 	takeovers    bool // the last TakeOver the engine was told
+	reach        takeover.Reach
+	probing      bool // a probe of the live members is in flight
 	model        *config.Model
 	nodes        map[string]nodeInfo
 	peerUIDs     map[string]string

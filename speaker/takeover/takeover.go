@@ -36,7 +36,13 @@
 //     has settled (see Published). A node whose memberlist port is blocked
 //     one way keeps re-joining; without this rule the others would hand it
 //     addresses at every re-join and nobody would answer for them.
-//  4. Messages. A stopping node hands its addresses to their successors
+//  4. Reach. Memberlist detects failures one probe at a time, so a node
+//     cut off with half the cluster may declare the first of the others
+//     dead while it still counts the rest as seen. Before it takes over
+//     anything after a member failed, a node therefore probes the live
+//     members at once (Decision.Probe) and goes on only if it reaches a
+//     strict majority of the speakers it expects.
+//  5. Messages. A stopping node hands its addresses to their successors
 //     (hand-over); an incumbent releases addresses to the member that now
 //     ranks first (release). Both may be taken at once, quorum or not: the
 //     only other claimant just let go.
@@ -116,6 +122,18 @@ type Input struct {
 	Grown []string
 	// Handovers and Releases received since the last observation.
 	Handovers, Releases []Message
+	// Reach is the latest probe of the live members (see Decision.Probe).
+	Reach Reach
+}
+
+// Reach is the result of probing live members at once.
+type Reach struct {
+	// At is when the probes were sent (zero: never).
+	At time.Time
+	// Live counts the live members other than this one when they were
+	// sent; Asked of them were probed (a sample in large clusters) and
+	// Answered answered.
+	Live, Asked, Answered int
 }
 
 // Quorum is the majority check of one observation.
@@ -155,6 +173,9 @@ type Decision struct {
 	// are settling: send each a release (with the addresses it now ranks
 	// first for, or none).
 	Greet []string
+	// Probe asks the caller to probe the live members now and report
+	// the result in Input.Reach: a member failed since the last probe.
+	Probe bool
 	// Notes are log lines about changes of state, in order.
 	Notes []Note
 }
@@ -171,6 +192,8 @@ type Guard struct {
 	cfg Config
 
 	prevLive []string
+	prevSeen []string
+	lastLoss time.Time // when a member last failed (left without handing over)
 	quorum   bool
 	why      string
 	// gone are members that handed over: they left, they did not fail. The
@@ -272,7 +295,9 @@ func (g *Guard) Observe(in Input) Decision {
 		note(false, "settled (%s)", ended)
 	}
 	d.Settling = g.settling
-	d.TakeOver = q.OK && !g.settling && !now.Before(g.graceUntil)
+	reached, probe := g.reached(now, in, seen, d.Quorum.Expected)
+	d.Probe = probe && q.OK && !g.settling
+	d.TakeOver = q.OK && !g.settling && !now.Before(g.graceUntil) && reached
 
 	// Greet every member that just became a candidate or can announce
 	// more, and, at most every GreetEvery, those that are settling.
@@ -303,6 +328,37 @@ func (g *Guard) Observe(in Input) Decision {
 	slices.Sort(d.Greet)
 	g.prevLive = d.Live
 	return d
+}
+
+// reprobeAfter is how soon a probe that did not reach a majority is
+// repeated while the node still counts one (a lost ping, say).
+const reprobeAfter = 500 * time.Millisecond
+
+// reached says whether the node may take over with respect to the reach
+// rule, and whether it should probe now. It notes a failure (a member
+// gone from view without handing over) first.
+func (g *Guard) reached(now time.Time, in Input, seen []string, expected int) (ok, probe bool) {
+	for _, n := range g.prevSeen {
+		if _, handedOver := g.gone[n]; !handedOver && !slices.Contains(seen, n) {
+			g.lastLoss = now
+		}
+	}
+	g.prevSeen = seen
+	if g.lastLoss.IsZero() || len(seen) <= 1 {
+		return true, false // nothing failed, or nobody to probe: quorum says it all
+	}
+	r := in.Reach
+	if r.At.Before(g.lastLoss) {
+		return false, true
+	}
+	reachable := 1.0
+	if r.Asked > 0 {
+		reachable += float64(r.Answered) * float64(r.Live) / float64(r.Asked)
+	}
+	if 2*reachable > float64(expected) {
+		return true, false
+	}
+	return false, now.Sub(r.At) >= reprobeAfter
 }
 
 // live is memberlist's view minus the members that handed over; one that
@@ -416,5 +472,7 @@ func (g *Guard) checkSettle(now time.Time, live []string) (ended string, waiting
 		g.graceUntil = now.Add(g.cfg.Grace)
 	}
 	g.settling = false
+	g.lastLoss = time.Time{} // the answers show whom it reaches
+	g.prevSeen = live
 	return ended, nil
 }

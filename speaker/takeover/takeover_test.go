@@ -37,6 +37,8 @@ type step struct {
 	releases      []Message
 	notReady      []string
 	settlingPeers []string
+	probed        bool     // the caller probed the live others now
+	unanswered    []string // of them, these did not answer
 
 	takeOver bool
 	settling bool
@@ -45,6 +47,7 @@ type step struct {
 	why      string   // substring of the quorum's Why
 	live     []string // nil: not checked
 	waiting  []string // nil: not checked
+	probe    bool
 }
 
 var abc = []string{"a", "b", "c"}
@@ -99,8 +102,24 @@ func TestGuard(t *testing.T) {
 			{at: time.Second, alive: []string{"a"}, present: []string{"a", "b"}, why: "sees 1 of the 2"},
 			{at: 2 * time.Second, alive: []string{"a", "b"}, present: []string{"a", "b"}, settling: true, greet: []string{"b"}},
 		}},
-		{"majority side of a three-node cluster keeps taking over when one fails", append(joined,
-			step{at: 3 * time.Second, alive: []string{"a", "b"}, present: abc, takeOver: true},
+		{"majority side of a three-node cluster takes over when one fails, once a probe shows it reaches a majority", append(joined,
+			step{at: 3 * time.Second, alive: []string{"a", "b"}, present: abc, probe: true},
+			step{at: 3001 * time.Millisecond, alive: []string{"a", "b"}, present: abc, probed: true, takeOver: true},
+			step{at: 5 * time.Second, alive: []string{"a", "b"}, present: abc, takeOver: true},
+		)},
+		{"half of a four-node cluster declares one of the other half dead before it suspects the other: the probe shows no majority", []step{
+			{at: 0, alive: []string{"a", "b", "c", "d"}, present: []string{"a", "b", "c", "d"}, releases: rels("b", "c", "d"), greet: []string{"b", "c", "d"}},
+			{at: 3 * time.Second, alive: []string{"a", "b", "c", "d"}, present: []string{"a", "b", "c", "d"}, takeOver: true},
+			{at: 4 * time.Second, alive: []string{"a", "b", "d"}, present: []string{"a", "b", "c", "d"}, probe: true},
+			{at: 4001 * time.Millisecond, alive: []string{"a", "b", "d"}, present: []string{"a", "b", "c", "d"}, probed: true, unanswered: []string{"d"}},
+			{at: 4300 * time.Millisecond, alive: []string{"a", "b", "d"}, suspects: []string{"d"}, present: []string{"a", "b", "c", "d"}, why: "sees 2 of the 4"},
+		}},
+		{"a lost ping: probed again half a second later", append(joined,
+			step{at: 3 * time.Second, alive: []string{"a", "b"}, present: abc, probe: true},
+			step{at: 3001 * time.Millisecond, alive: []string{"a", "b"}, present: abc, probed: true, unanswered: []string{"b"}},
+			step{at: 3200 * time.Millisecond, alive: []string{"a", "b"}, present: abc},
+			step{at: 3600 * time.Millisecond, alive: []string{"a", "b"}, present: abc, probe: true},
+			step{at: 3601 * time.Millisecond, alive: []string{"a", "b"}, present: abc, probed: true, takeOver: true},
 		)},
 		{"isolated node: its probes suspect the others, then declare them dead; the API server still shows them", append(joined,
 			step{at: 3 * time.Second, alive: abc, suspects: []string{"b", "c"}, present: abc, why: "sees 1 of the 3"},
@@ -141,7 +160,8 @@ func TestGuard(t *testing.T) {
 			{at: 3 * time.Second, alive: abc, present: abc, settlingPeers: []string{"c"}, takeOver: true, greet: []string{"c"}, live: []string{"a", "b"}},
 			{at: 3500 * time.Millisecond, alive: abc, present: abc, settlingPeers: []string{"c"}, takeOver: true, live: []string{"a", "b"}},
 			{at: 4 * time.Second, alive: abc, present: abc, settlingPeers: []string{"c"}, takeOver: true, greet: []string{"c"}, live: []string{"a", "b"}},
-			{at: 5 * time.Second, alive: []string{"a", "b"}, present: abc, takeOver: true, live: []string{"a", "b"}},
+			{at: 5 * time.Second, alive: []string{"a", "b"}, present: abc, probe: true, live: []string{"a", "b"}},
+			{at: 5001 * time.Millisecond, alive: []string{"a", "b"}, present: abc, probed: true, takeOver: true, live: []string{"a", "b"}},
 			{at: 6 * time.Second, alive: abc, present: abc, notReady: []string{"c"}, takeOver: true, live: []string{"a", "b"}},
 			// c's port opens: it settles, says so, becomes a candidate
 			{at: 10 * time.Second, alive: abc, present: abc, takeOver: true, greet: []string{"c"}, live: abc},
@@ -174,6 +194,7 @@ func TestGuard(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := New(Config{Self: "a"})
+			var lastReach Reach
 			for i, s := range tc.steps {
 				pub := map[string]Published{}
 				for _, n := range s.alive {
@@ -190,6 +211,11 @@ func TestGuard(t *testing.T) {
 				if s.mismatch != nil {
 					in.KeyMismatch = at(*s.mismatch)
 				}
+				if s.probed {
+					others := len(slices.DeleteFunc(slices.Clone(s.alive), func(n string) bool { return n == "a" || slices.Contains(s.suspects, n) }))
+					lastReach = Reach{At: at(s.at), Live: others, Asked: others, Answered: others - len(s.unanswered)}
+				}
+				in.Reach = lastReach
 				d := g.Observe(in)
 				var given []string
 				for ip := range d.Given {
@@ -217,6 +243,9 @@ func TestGuard(t *testing.T) {
 				}
 				if s.waiting != nil && !slices.Equal(d.Waiting, s.waiting) {
 					t.Errorf("%s: waiting for %v, want %v", ctx, d.Waiting, s.waiting)
+				}
+				if d.Probe != s.probe {
+					t.Errorf("%s: probe %v, want %v", ctx, d.Probe, s.probe)
 				}
 			}
 		})
