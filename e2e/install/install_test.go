@@ -106,6 +106,7 @@ func TestKustomize(t *testing.T) {
 	announcedOverARPAndNDP(t, l, w.IPs[0], w.IPs[1])
 	withTCPMD5(t, l)
 	routedThroughFRR(t, l, routed.IPs[0])
+	passiveOnPort179(t, l)
 	speakersRunAsShipped(t, l)
 	metricsLockedDown(t, l)
 

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
+	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/testenv"
 )
 
@@ -153,4 +156,72 @@ func withTCPMD5(t *testing.T, l *lab.Lab) {
 		return nil
 	})
 	t.Logf("sessions up with TCP MD5 %v after the peers were given the password", took.Round(time.Millisecond))
+}
+
+// passiveOnPort179 adds a passive BGPPeer for BIRD with the default
+// listenPort (179, a privileged port) and has BIRD dial every node: the
+// speakers must be able to listen there with the capabilities the
+// DaemonSet ships. BIRD's default configuration is back when the test ends.
+func passiveOnPort179(t *testing.T, l *lab.Lab) {
+	ctx := labtest.Context(t, 2*time.Minute)
+	base := l.BIRD.BIRD.Config
+	cfg := base
+	cfg.Neighbors = slices.Clone(base.Neighbors)
+	names := map[string]string{}
+	for _, n := range l.Nodes {
+		name := "dial_" + n.Name
+		names[n.Name] = name
+		cfg.Neighbors = append(cfg.Neighbors, routers.BIRDNeighbor{Name: name, Address: n.IPv4, ASN: lab.NodeASN,
+			ConnectRetry: time.Second, Hold: 9 * time.Second, Keepalive: 3 * time.Second})
+	}
+	if err := l.BIRD.BIRD.Reconfigure(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := l.BIRD.BIRD.Reconfigure(ctx, base); err != nil {
+			t.Errorf("restoring BIRD: %v", err)
+		}
+	})
+	peer := fmt.Sprintf(`{"apiVersion":"herald.dev/v1beta1","kind":"BGPPeer","metadata":{"name":"bird-passive"},`+
+		`"spec":{"myASN":%d,"peerASN":%d,"peerAddress":"%s","passive":true,"holdTime":"9s","keepaliveTime":"3s"}}`,
+		lab.NodeASN, lab.BIRDASN, l.BIRD.IPv4)
+	if err := applyJSON(ctx, l, peer); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = l.Kubectl(ctx, "delete", "bgppeer", "bird-passive", "--ignore-not-found")
+	})
+	took := labtest.Within(t, time.Minute, "BIRD's sessions to every node's port 179 are up", func() error {
+		for node, name := range names {
+			p, err := l.BIRD.BIRD.Protocol(ctx, name)
+			if err != nil {
+				return err
+			}
+			if !p.Established() {
+				return fmt.Errorf("BIRD's session to %s: %s %s", node, p.BGPState, p.LastError)
+			}
+		}
+		return nil
+	})
+	t.Logf("BIRD reached every node on port 179 %v after the passive peer was created", took.Round(time.Millisecond))
+}
+
+// applyJSON applies one object given as JSON.
+func applyJSON(ctx context.Context, l *lab.Lab, obj string) error {
+	f, err := os.CreateTemp("", "herald-install-*.json")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(obj); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return l.Apply(ctx, f.Name())
 }

@@ -116,12 +116,12 @@ func TestSpeakerSpecKeepsOnlyTheShippedCapabilities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(caps, ",") != "NET_RAW" {
-		t.Errorf("the DaemonSet adds %v; this test expects NET_RAW (update it with the DaemonSet)", caps)
+	if strings.Join(caps, ",") != "NET_RAW,NET_BIND_SERVICE" {
+		t.Errorf("the DaemonSet adds %v; this test expects NET_RAW and NET_BIND_SERVICE (update it with the DaemonSet)", caps)
 	}
 	b := Binaries{Speaker: "/bin/herald-speaker", SpeakerCapabilities: caps}
 	spec := b.SpeakerSpec("--lb-class=x")
-	want := "setpriv --bounding-set=-all,+net_raw --inh-caps=-all --no-new-privs -- /bin/herald-speaker --kubeconfig={kubeconfig} --node-name={node} --lb-class=x"
+	want := "setpriv --bounding-set=-all,+net_raw,+net_bind_service --inh-caps=-all --no-new-privs -- /bin/herald-speaker --kubeconfig={kubeconfig} --node-name={node} --lb-class=x"
 	if got := spec.Binary + " " + strings.Join(spec.Args, " "); got != want {
 		t.Errorf("speaker runs as\n%s\nwant\n%s", got, want)
 	}
