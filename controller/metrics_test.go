@@ -71,8 +71,8 @@ func TestMetricsEndpoint(t *testing.T) {
 			t.Errorf("%s: status %d (%v), want %d without metrics: %.200s", c.who, code, err, c.want, b)
 		}
 	}
-	if code, b, err := testenv.Scrape(ctx, nil, strings.Replace(url, "https:", "http:", 1), reader); err == nil && (code == http.StatusOK || strings.Contains(b, "herald_")) {
-		t.Errorf("plain HTTP was answered with %d: %.200s", code, b)
+	if code, b, err := testenv.Scrape(ctx, nil, strings.Replace(url, "https:", "http:", 1), reader); err != nil || code != http.StatusBadRequest || strings.Contains(b, "herald_") {
+		t.Errorf("plain HTTP: %d %v %.200s, want 400 without metrics", code, err, b)
 	}
 	// The checks went to the API server as the controller's ServiceAccount:
 	// a missing tokenreviews or subjectaccessreviews right shows here.
