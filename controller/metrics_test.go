@@ -71,7 +71,9 @@ func TestMetricsEndpoint(t *testing.T) {
 			t.Errorf("%s: status %d (%v), want %d without metrics: %.200s", c.who, code, err, c.want, b)
 		}
 	}
-	if code, b, err := testenv.Scrape(ctx, nil, strings.Replace(url, "https:", "http:", 1), reader); err != nil || code != http.StatusBadRequest || strings.Contains(b, "herald_") {
+	// The server may reset the connection right after its answer: the
+	// status line is what counts.
+	if code, b, err := testenv.Scrape(ctx, nil, strings.Replace(url, "https:", "http:", 1), reader); code != http.StatusBadRequest || strings.Contains(b, "herald_") {
 		t.Errorf("plain HTTP: %d %v %.200s, want 400 without metrics", code, err, b)
 	}
 	// The checks went to the API server as the controller's ServiceAccount:

@@ -106,6 +106,7 @@ func Scrape(ctx context.Context, dial Dialer, url, token string) (int, string, e
 		return 0, "", err
 	}
 	defer resp.Body.Close()
+	// The status is returned also when reading the body fails.
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
 }
