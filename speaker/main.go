@@ -91,8 +91,8 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 		return err
 	}
 	// The manager (cache, metrics, Events) outlives the speaker's graceful
-	// stop, so it has its own context, ended last. If it fails (a listener
-	// cannot bind), the speaker stops too, with its error.
+	// stop, so it has its own context, ended last. If it fails (its probe
+	// port cannot be bound, say), the speaker stops too, with its error.
 	ctx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
 	mgrCtx, stopMgr := context.WithCancel(context.WithoutCancel(ctx))
@@ -120,7 +120,7 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	metricsAddr, err := addMetricsServer(mgr, opts.Metrics, nodeIP)
+	metricsAddr, err := addMetricsServer(mgr, opts.Metrics, nodeIP, node, events, log)
 	if err != nil {
 		return err
 	}
@@ -204,9 +204,15 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 	return runErr
 }
 
+// reasonMetricsUnavailable is the Event on the Node when the metrics
+// endpoint cannot start.
+const reasonMetricsUnavailable = "MetricsUnavailable"
+
 // addMetricsServer serves /metrics on m's address, on the node address
-// when it names no host, and returns that address ("0": none).
-func addMetricsServer(mgr manager.Manager, m k8s.MetricsFlags, nodeIP netip.Addr) (string, error) {
+// when it names no host, and returns that address ("0": none). An endpoint
+// that cannot start is reported (log, Event on the Node) and tried again;
+// the speaker goes on announcing meanwhile.
+func addMetricsServer(mgr manager.Manager, m k8s.MetricsFlags, nodeIP netip.Addr, node *corev1.Node, events k8s.EventRecorder, log *slog.Logger) (string, error) {
 	if !m.Enabled() {
 		return "0", nil
 	}
@@ -215,11 +221,22 @@ func addMetricsServer(mgr manager.Manager, m k8s.MetricsFlags, nodeIP netip.Addr
 		return "", fmt.Errorf("--metrics-bind-address: %w", err)
 	}
 	m.BindAddress = addr
-	srv, err := k8s.NewMetricsServer(m, mgr.GetConfig(), mgr.GetHTTPClient())
-	if err != nil {
-		return "", err
+	if _, err := k8s.NewMetricsServer(m, mgr.GetConfig(), mgr.GetHTTPClient()); err != nil {
+		return "", err // wrong settings fail at once, not on every retry
 	}
-	return addr, mgr.Add(srv)
+	reported := ""
+	return addr, mgr.Add(&k8s.RetryingMetricsServer{
+		Flags: m, Config: mgr.GetConfig(), HTTPClient: mgr.GetHTTPClient(),
+		Failed: func(err error) {
+			if err.Error() == reported {
+				return // said once; the retries are quiet
+			}
+			reported = err.Error()
+			log.Error("metrics endpoint unavailable, retrying", "address", addr, "err", err)
+			events.Warning(node, reasonMetricsUnavailable, "Serve",
+				fmt.Sprintf("herald-speaker on %s cannot serve its metrics on %s, retrying (it announces as usual): %v", node.Name, addr, err))
+		},
+	})
 }
 
 // bindAddress is --node-ip, else the Node's first InternalIP.

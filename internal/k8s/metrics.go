@@ -1,6 +1,7 @@
 package k8s
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -91,6 +93,60 @@ func NewMetricsServer(m MetricsFlags, cfg *rest.Config, httpClient *http.Client)
 		return nil, fmt.Errorf("metrics server: %w", err)
 	}
 	return srv, nil
+}
+
+// metricsRetry is how long a metrics endpoint that could not start waits
+// before it tries again.
+const metricsRetry = 10 * time.Second
+
+// RetryingMetricsServer is a manager runnable that serves Flags like
+// NewMetricsServer, except that an endpoint that cannot start (its port is
+// taken, say) does not stop the manager: Failed hears why and a new
+// endpoint is tried every Retry (0: 10 s). The speaker uses it: it must go
+// on announcing without its metrics.
+type RetryingMetricsServer struct {
+	Flags      MetricsFlags
+	Config     *rest.Config
+	HTTPClient *http.Client
+	// Failed is called after each failed attempt (from one goroutine).
+	Failed func(error)
+	Retry  time.Duration
+}
+
+// NeedLeaderElection is false: every replica serves its metrics.
+func (r *RetryingMetricsServer) NeedLeaderElection() bool { return false }
+
+// Start serves until ctx ends.
+func (r *RetryingMetricsServer) Start(ctx context.Context) error {
+	retry := r.Retry
+	if retry <= 0 {
+		retry = metricsRetry
+	}
+	for {
+		srv, err := NewMetricsServer(r.Flags, r.Config, r.HTTPClient)
+		if err != nil {
+			return err // the settings are wrong: trying again will not help
+		}
+		// Each attempt has its own context, so what a failed one started
+		// (a certificate watcher) ends with it.
+		attempt, cancel := context.WithCancel(ctx)
+		err = srv.Start(attempt)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			err = errors.New("the metrics server stopped")
+		}
+		if r.Failed != nil {
+			r.Failed(err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(retry):
+		}
+	}
 }
 
 // OnAddress returns bind with its host set to addr when bind names none

@@ -1,8 +1,16 @@
 package k8s
 
 import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/heraldlb/herald/internal/testwait"
 )
 
 func TestOnAddress(t *testing.T) {
@@ -62,5 +70,55 @@ func TestMetricsFlags(t *testing.T) {
 		if o := (MetricsFlags{BindAddress: off, Secure: true}).serverOptions(); o.BindAddress != "0" {
 			t.Errorf("address %q: %+v, want the endpoint off", off, o)
 		}
+	}
+}
+
+// A metrics endpoint whose port is taken reports it and serves once the
+// port is free, without returning (which would stop the manager).
+func TestRetryingMetricsServer(t *testing.T) {
+	holder, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := holder.Addr().String()
+	failures := make(chan error, 100)
+	r := &RetryingMetricsServer{
+		Flags:  MetricsFlags{BindAddress: addr}, // plain HTTP: no API server needed
+		Failed: func(err error) { failures <- err },
+		Retry:  20 * time.Millisecond,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Start(ctx) }()
+	select {
+	case err := <-failures:
+		if !strings.Contains(err.Error(), "address already in use") {
+			t.Errorf("failure %v, want the port taken", err)
+		}
+	case err := <-done:
+		t.Fatalf("Start returned %v while the port was taken", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no failure reported while the port was taken")
+	}
+	holder.Close()
+	testwait.For(t, 10*time.Second, "serving once the port is free", func() error {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Start returned %v when its context ended", err)
+		}
+	case <-time.After(70 * time.Second): // controller-runtime allows a minute to shut down
+		t.Error("Start did not return after its context ended")
 	}
 }
