@@ -89,6 +89,9 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject:         byObject,
+			// Caught up within half a second after an API server outage
+			// instead of the reflector's 30-60 s backoff (see patient.go).
+			NewInformer: newPatientInformer,
 		},
 		Metrics:                       MetricsFlags{BindAddress: o.MetricsBindAddress, Secure: o.MetricsSecure, CertDir: o.MetricsCertDir}.serverOptions(),
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
