@@ -22,8 +22,8 @@ import (
 // SubjectAccessReview.
 const MetricsReaderRole = "herald-metrics-reader"
 
-// MetricsFlags say where and how a binary serves /metrics. Both binaries
-// embed them with their own default address.
+// MetricsFlags say where and how a binary serves /metrics. Both binaries'
+// options hold them, each with its own default address.
 type MetricsFlags struct {
 	// BindAddress is host:port; "0" disables the endpoint.
 	BindAddress string
@@ -83,10 +83,10 @@ func (m MetricsFlags) serverOptions() metricsserver.Options {
 	return o
 }
 
-// NewMetricsServer returns a metrics server for m that the caller adds to
-// a manager built with the endpoint disabled, once it knows the address
-// (the speaker binds it on its node address). httpClient talks to the API
-// server for the authentication and authorization checks.
+// NewMetricsServer returns a metrics server for m, for a manager built
+// with its own endpoint disabled (the speaker adds one once it knows its
+// node address, through RetryingMetricsServer). httpClient talks to the
+// API server for the authentication and authorization checks.
 func NewMetricsServer(m MetricsFlags, cfg *rest.Config, httpClient *http.Client) (metricsserver.Server, error) {
 	srv, err := metricsserver.NewServer(m.serverOptions(), cfg, httpClient)
 	if err != nil {
