@@ -200,8 +200,12 @@ var (
 	buildErr  error
 )
 
-// TestMain removes the controller binary some tests build.
+// TestMain removes the controller binary some tests build. It installs
+// the process-wide loggers before any test runs, as main does before
+// anything else: each in-process incarnation's UseLogger then only swaps
+// where they write, while the tests' own clients log.
 func TestMain(m *testing.M) {
+	k8s.UseLogger(slog.New(slog.DiscardHandler))
 	code := m.Run()
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)

@@ -78,7 +78,7 @@ func run(ctx context.Context, opts options.Options, log *slog.Logger) error {
 		Services: serviceQueue, Status: statusQueue,
 	}
 	services := &reconcile.ServiceReconciler{
-		Client: mgr.GetClient(), Allocs: allocs, Class: opts.LBClass, Events: events,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Allocs: allocs, Class: opts.LBClass, Events: events,
 		Log: log.With("controller", "service"), Queue: serviceQueue, PoolStatus: statusQueue,
 	}
 	statuses := &reconcile.ConfigStatusReconciler{

@@ -108,6 +108,18 @@ type IPPoolStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// LastApplied is the spec Herald has in use for the pool. While an edit
+	// cannot be used (Ready is false: it overlaps another pool, say), this
+	// version keeps serving, also after the controller or a speaker
+	// restarts, and the pool keeps its place against others. Absent while
+	// the pool is not in use at all. Only the controller writes it, from a
+	// spec that passed validation, so its schema is left open: a copy of the
+	// spec's rules would cost every status write for nothing.
+	// +optional
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:pruning:PreserveUnknownFields
+	LastApplied *IPPoolSpec `json:"lastApplied,omitempty"`
 }
 
 // IPPool is a set of addresses Herald hands out to LoadBalancer Services.

@@ -10,6 +10,12 @@ const (
 	// AnnotationAllowSharedIP is the sharing key: Services with the same key
 	// and no overlapping ports may share one IP.
 	AnnotationAllowSharedIP = "herald.dev/allow-shared-ip"
+	// AnnotationSharingCrossNamespace lets a Service share its IP with
+	// Services of other namespaces: a comma-separated list of namespaces, or
+	// "*" for any. Services of two namespaces share only when both have the
+	// same sharing key and each lists the other's namespace; without it,
+	// sharing stays inside the namespace.
+	AnnotationSharingCrossNamespace = "herald.dev/sharing-cross-namespace"
 )
 
 // Aliases, in order of precedence after Herald's own annotation.

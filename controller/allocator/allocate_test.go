@@ -408,6 +408,75 @@ func allocateCases() []allocateCase {
 			wantIPs: []string{"198.51.100.0"}, wantPool: "web",
 		},
 
+		// Sharing across namespaces: opt-in on both sides, and a refusal
+		// tells another tenant nothing about the holder.
+		{
+			name:    "same key in another namespace without opt-in is refused without naming the holder or its key",
+			pools:   []Pool{web},
+			held:    []held{{req: Request{Service: "team-a/web", Families: v4, SharingKey: "k", Ports: tcp(80)}, ips: []string{"198.51.100.7"}}},
+			req:     Request{Service: "team-b/probe", Families: v4, SharingKey: "k", Ports: tcp(443), IPs: addrs("198.51.100.7")},
+			wantErr: ErrIPInUse,
+			wantMsg: crossNamespaceRefusal,
+		},
+		{
+			name:  "a wrong key in another namespace reads the same as a right one without opt-in",
+			pools: []Pool{web},
+			held: []held{{req: Request{Service: "team-a/web", Families: v4, SharingKey: "secret", Ports: tcp(80), SharingNamespaces: []string{"*"}},
+				ips: []string{"198.51.100.7"}}},
+			req:     Request{Service: "team-b/probe", Families: v4, SharingKey: "guess", Ports: tcp(443), SharingNamespaces: []string{"*"}, IPs: addrs("198.51.100.7")},
+			wantErr: ErrIPInUse,
+			wantMsg: crossNamespaceRefusal,
+		},
+		{
+			name:    "a holder without a key in another namespace is not named",
+			pools:   []Pool{web},
+			held:    []held{{req: Request{Service: "team-a/web", Families: v4}, ips: []string{"198.51.100.7"}}},
+			req:     Request{Service: "team-b/probe", Families: v4, IPs: addrs("198.51.100.7")},
+			wantErr: ErrIPInUse,
+			wantMsg: crossNamespaceRefusal,
+		},
+		{
+			name:  "only one side opting in is not enough",
+			pools: []Pool{web},
+			held: []held{{req: Request{Service: "team-a/web", Families: v4, SharingKey: "k", Ports: tcp(80)},
+				ips: []string{"198.51.100.7"}}},
+			req:     Request{Service: "team-b/api", Families: v4, SharingKey: "k", Ports: tcp(443), SharingNamespaces: []string{"team-a"}, IPs: addrs("198.51.100.7")},
+			wantErr: ErrIPInUse,
+			wantMsg: crossNamespaceRefusal,
+		},
+		{
+			name:  "both sides listing each other's namespace share",
+			pools: []Pool{web},
+			held: []held{{req: Request{Service: "team-a/web", Families: v4, SharingKey: "k", Ports: tcp(80), SharingNamespaces: []string{"team-b"}},
+				ips: []string{"198.51.100.7"}}},
+			req:     Request{Service: "team-b/api", Families: v4, SharingKey: "k", Ports: tcp(443), SharingNamespaces: []string{"team-a"}, IPs: addrs("198.51.100.7")},
+			wantIPs: []string{"198.51.100.7"}, wantPool: "web",
+		},
+		{
+			name:  "* on both sides shares, and a port clash names no Service",
+			pools: []Pool{web},
+			held: []held{{req: Request{Service: "team-a/web", Families: v4, SharingKey: "k", Ports: tcp(80), SharingNamespaces: []string{"*"}},
+				ips: []string{"198.51.100.7"}}},
+			req:     Request{Service: "team-b/api", Families: v4, SharingKey: "k", Ports: tcp(80), SharingNamespaces: []string{"*"}, IPs: addrs("198.51.100.7")},
+			wantErr: ErrSharingConflict,
+			wantMsg: `requested IP 198.51.100.7 is shared with a Service in another namespace under key "k", but both use port TCP/80`,
+		},
+		{
+			name:    "an automatic choice does not join a sharer of another namespace without opt-in",
+			pools:   []Pool{web},
+			held:    []held{{req: Request{Service: "team-a/web", Families: v4, SharingKey: "k", Ports: tcp(80)}}},
+			req:     Request{Service: "team-b/api", Families: v4, SharingKey: "k", Ports: tcp(443)},
+			wantIPs: []string{"198.51.100.1"}, wantPool: "web",
+		},
+		{
+			name:  "an automatic choice joins a sharer of another namespace with opt-in",
+			pools: []Pool{web},
+			held: []held{{req: Request{Service: "team-a/web", Families: v4, SharingKey: "k", Ports: tcp(80), SharingNamespaces: []string{"team-b"}},
+				ips: []string{"198.51.100.0"}}},
+			req:     Request{Service: "team-b/api", Families: v4, SharingKey: "k", Ports: tcp(443), SharingNamespaces: []string{"*"}},
+			wantIPs: []string{"198.51.100.0"}, wantPool: "web",
+		},
+
 		// Idempotent re-allocation.
 		{
 			name:     "allocating again returns the same address even when a lower one is free",
@@ -586,6 +655,9 @@ func setUp(t *testing.T, a *Allocator, hs []held) {
 		}
 	}
 }
+
+const crossNamespaceRefusal = "requested IP 198.51.100.7 is used by a Service in another namespace; Services of two namespaces share an IP only " +
+	"with the same sharing key and when each lists the other's namespace in herald.dev/sharing-cross-namespace"
 
 func withPriority(p Pool, prio int) Pool {
 	p.AllocateTo.Priority = prio

@@ -95,6 +95,14 @@ func mayShare(x, y Request) bool {
 	if x.SharingKey == "" || x.SharingKey != y.SharingKey || x.LocalTrafficSelector != y.LocalTrafficSelector {
 		return false
 	}
+	nsX, _, _ := strings.Cut(x.Service, "/")
+	nsY, _, _ := strings.Cut(y.Service, "/")
+	admits := func(r Request, ns string) bool {
+		return slices.Contains(r.SharingNamespaces, "*") || slices.Contains(r.SharingNamespaces, ns)
+	}
+	if nsX != nsY && (!admits(x, nsY) || !admits(y, nsX)) {
+		return false
+	}
 	for _, p := range x.Ports {
 		for _, q := range y.Ports {
 			if strings.ToUpper(cmp.Or(p.Protocol, "TCP")) == strings.ToUpper(cmp.Or(q.Protocol, "TCP")) && p.Port == q.Port {

@@ -123,6 +123,7 @@ func (x *randomRun) randomRequest() Request {
 		FamilyPolicy:         pick(x.r, SingleStack, SingleStack, PreferDualStack, RequireDualStack),
 		SharingKey:           pick(x.r, "", "", "k1", "k2"),
 		LocalTrafficSelector: pick(x.r, "", "", "app=x", "app=y"),
+		SharingNamespaces:    pick(x.r, nil, nil, []string{"*"}, []string{"prod"}, []string{"default", "dev"}),
 	}
 	if x.r.IntN(3) == 0 {
 		req.ServiceLabels = map[string]string{"tier": "front"}

@@ -129,5 +129,6 @@ func (w *want) subject() subject {
 }
 
 func (w *want) sharing() sharing {
-	return sharing{service: w.Service, key: w.SharingKey, ports: w.Ports, local: w.LocalTrafficSelector}
+	return sharing{service: w.Service, namespace: w.Namespace, key: w.SharingKey, crossNamespace: w.SharingNamespaces,
+		ports: w.Ports, local: w.LocalTrafficSelector}
 }

@@ -100,7 +100,11 @@ type Request struct {
 	Pool         string       // pool requested by annotation; "" means any
 	IPs          []netip.Addr // requested IPs, at most one per family
 	SharingKey   string       // allow-shared-ip key; "" means no sharing
-	Ports        []Port
+	// SharingNamespaces are the other namespaces whose Services may share
+	// an IP with this one ("*": any); Services of two namespaces share only
+	// when each lists the other's. Empty: its own namespace only.
+	SharingNamespaces []string
+	Ports             []Port
 	// LocalTrafficSelector is non-empty iff externalTrafficPolicy is Local: the
 	// canonical selector of the Service's pods. Services sharing an IP must
 	// agree on it, since one node answers for the IP.

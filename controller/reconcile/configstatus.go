@@ -22,7 +22,8 @@ import (
 
 // ConfigStatusReconciler writes each config object's status: the Ready
 // condition from the model, an Event when the object's problem changes,
-// and for an IPPool its address counts. It writes only what changed.
+// and for an IPPool its address counts and the spec in use. It writes only
+// what changed.
 type ConfigStatusReconciler struct {
 	Client client.Client // cache-backed
 	Allocs *Allocations
@@ -81,6 +82,9 @@ func (r *ConfigStatusReconciler) Reconcile(ctx context.Context, ref config.Ref) 
 		}
 		setPoolGauges(ref.Name, stats)
 		next := poolStatus(pool.Status, pool.Generation, ready, stats)
+		// What the model uses, so that a restarted controller or speaker
+		// builds the same model (internal/config, lastPoolInput).
+		next.LastApplied = model.AppliedPool(ref.Name)
 		changed = !equality.Semantic.DeepEqual(pool.Status, next)
 		pool.Status = next
 	} else {

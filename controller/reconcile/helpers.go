@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -15,14 +16,22 @@ import (
 // cutKey splits "namespace/name".
 func cutKey(key string) (ns, name string, ok bool) { return strings.Cut(key, "/") }
 
-// namespaceLabels reads a namespace's labels from the metadata cache; nil if unknown.
-func namespaceLabels(ctx context.Context, c client.Reader, ns string) map[string]string {
+// namespaceLabels reads a namespace's labels from the metadata cache or,
+// when the cache does not know the namespace yet (one created just before
+// its Service), from the API server. An error means the labels are unknown:
+// the caller must retry rather than decide without them, since a pool
+// restricted by namespace selectors would refuse the Service for nothing.
+func namespaceLabels(ctx context.Context, cache, api client.Reader, ns string) (map[string]string, error) {
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-	if err := c.Get(ctx, client.ObjectKey{Name: ns}, m); err != nil {
-		return nil
+	err := cache.Get(ctx, client.ObjectKey{Name: ns}, m)
+	if apierrors.IsNotFound(err) && api != nil {
+		err = api.Get(ctx, client.ObjectKey{Name: ns}, m)
 	}
-	return m.Labels
+	if err != nil {
+		return nil, fmt.Errorf("labels of namespace %s: %w", ns, err)
+	}
+	return m.Labels, nil
 }
 
 // statusWriteFailed turns a failed status write into a reconcile result. A

@@ -117,7 +117,10 @@ func (i *Importer) list(ctx context.Context) ([]claim, error) {
 			}
 			labels, seen := nsLabels[svc.Namespace]
 			if !seen {
-				labels = namespaceLabels(ctx, i.Cache, svc.Namespace)
+				var err error
+				if labels, err = namespaceLabels(ctx, i.Cache, i.Reader, svc.Namespace); err != nil {
+					return nil, err
+				}
 				nsLabels[svc.Namespace] = labels
 			}
 			req, err := requestFor(svc, labels)

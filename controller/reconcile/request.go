@@ -59,6 +59,9 @@ func requestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Requ
 		req.Ports = append(req.Ports, allocator.Port{Protocol: string(p.Protocol), Port: p.Port})
 	}
 	var err error
-	req.IPs, err = k8s.RequestedIPs(svc)
+	if req.IPs, err = k8s.RequestedIPs(svc); err != nil {
+		return req, err
+	}
+	req.SharingNamespaces, err = k8s.SharingNamespaces(svc)
 	return req, err
 }

@@ -36,7 +36,10 @@ const whyEvicted = "no pool the Service may use contains it any more"
 // inside Allocations, the status write runs in parallel with other workers.
 type ServiceReconciler struct {
 	Client client.Client // cache-backed
-	Allocs *Allocations
+	// APIReader reads the API server directly: namespaces the cache has
+	// not seen yet.
+	APIReader client.Reader
+	Allocs    *Allocations
 	// Class is the loadBalancerClass served, "" for Services without one.
 	Class  string
 	Events k8s.EventRecorder
@@ -121,7 +124,13 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return r.write(ctx, svc, next, events)
 	}
 
-	request, reqErr := requestFor(svc, namespaceLabels(ctx, r.Client, svc.Namespace))
+	nsLabels, err := namespaceLabels(ctx, r.Client, r.APIReader, svc.Namespace)
+	if err != nil {
+		// Retried with backoff; deciding without the labels could refuse
+		// the Service for nothing.
+		return reconcile.Result{}, err
+	}
+	request, reqErr := requestFor(svc, nsLabels)
 	ch := r.Allocs.Allocate(request, reqErr)
 	r.after(ch)
 	if ch.Err != nil {

@@ -5,6 +5,8 @@ import (
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -58,6 +60,19 @@ type builder struct {
 func (b *builder) prevInput(ref Ref) (any, bool) {
 	v, ok := b.prev.inputs[ref]
 	return v, ok
+}
+
+// sameInput compares two inputs of an object. Nil and empty lists and maps
+// are equal: an input read back from an object's status has been through
+// JSON, which drops empty ones.
+func sameInput(a, b any) bool { return equality.Semantic.DeepEqual(a, b) }
+
+// appliedPerStatus reports whether an object's status says its current
+// generation is in use (Ready true, observed at that generation): for
+// conflicts after a restart, when no previous model knows the object.
+func appliedPerStatus(meta *metav1.ObjectMeta, conds []metav1.Condition) bool {
+	c := apimeta.FindStatusCondition(conds, v1beta1.ConditionReady)
+	return c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == meta.Generation
 }
 
 // selectors converts label selectors; the error names the first bad one.

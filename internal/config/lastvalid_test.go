@@ -1,8 +1,12 @@
 package config
 
 import (
-	corev1 "k8s.io/api/core/v1"
+	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -53,4 +57,110 @@ func TestBadEditKeepsLastValidVersion(t *testing.T) {
 			t.Fatalf("peer must keep its last valid password: %+v", m2.Peers["p"])
 		}
 	})
+}
+
+// persist records in each pool's status what the controller writes there:
+// the spec in use (through JSON, as the API server stores it) and the Ready
+// condition at the pool's generation.
+func persist(t *testing.T, pools []v1beta1.IPPool, m *Model) {
+	t.Helper()
+	for i := range pools {
+		p := &pools[i]
+		var applied *v1beta1.IPPoolSpec
+		if spec := m.AppliedPool(p.Name); spec != nil {
+			b, err := json.Marshal(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			applied = &v1beta1.IPPoolSpec{}
+			if err := json.Unmarshal(b, applied); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p.Status.LastApplied = applied
+		c := m.ConditionFor(Ref{KindIPPool, p.Name})
+		status := metav1.ConditionTrue
+		if !c.Ready {
+			status = metav1.ConditionFalse
+		}
+		p.Status.Conditions = []metav1.Condition{{Type: v1beta1.ConditionReady, Status: status, Reason: c.Reason, ObservedGeneration: p.Generation}}
+	}
+}
+
+// What the last model used survives a restart: a Build without a previous
+// model, from objects whose status the controller wrote, decides every
+// conflict as the running process did. Without the status the older pool
+// would win after the restart and every address of the younger one would
+// move or go silent.
+func TestLastValidSurvivesRestart(t *testing.T) {
+	a := pool("a", 0, "198.51.100.0/24")
+	a.Spec.AllocateTo = &v1beta1.AllocateTo{Namespaces: []string{}, NamespaceSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{}}}}
+	pools := []v1beta1.IPPool{a, pool("b", 1, "203.0.113.0/24")}
+	first := Build(Input{Pools: pools}, nil)
+	wantNoProblems(t, first)
+	persist(t, pools, first)
+
+	// The older pool a is edited into b's addresses: a is at fault and keeps
+	// its last valid addresses; b keeps serving.
+	pools[0].Spec.Addresses = []v1beta1.AddressRange{"203.0.113.0/25"}
+	pools[0].Generation = 2
+	running := Build(Input{Pools: pools}, first)
+	wantProblem(t, running, Ref{KindIPPool, "a"}, KeptLastValid, `overlap IPPool "b"`)
+	persist(t, pools, running)
+	if got := pools[0].Status.LastApplied.Addresses; len(got) != 1 || got[0] != "198.51.100.0/24" {
+		t.Fatalf("a's status records %v, want its last valid addresses", got)
+	}
+
+	restarted := Build(Input{Pools: pools}, nil)
+	for _, m := range []*Model{running, restarted} {
+		if m.PoolFor(mustAddr("203.0.113.1")) == nil || m.PoolFor(mustAddr("203.0.113.1")).Name != "b" ||
+			m.PoolFor(mustAddr("198.51.100.1")) == nil || m.PoolFor(mustAddr("198.51.100.1")).Name != "a" {
+			t.Fatalf("b must keep 203.0.113.0/24 and a its last valid 198.51.100.0/24: pools %+v", m.Pools)
+		}
+	}
+	if !reflect.DeepEqual(restarted.Problems, running.Problems) {
+		t.Fatalf("problems after the restart %+v, before %+v", restarted.Problems, running.Problems)
+	}
+	if c := restarted.ConditionFor(Ref{KindIPPool, "a"}); c.Ready || !strings.Contains(c.Message, "last valid version is still in use") {
+		t.Fatalf("the bad edit must stay reported after the restart: %+v", c)
+	}
+	// A second restart in a row changes nothing either.
+	persist(t, pools, restarted)
+	if again := Build(Input{Pools: pools}, nil); !reflect.DeepEqual(again.Problems, running.Problems) || !reflect.DeepEqual(again.SortedPools(), running.SortedPools()) {
+		t.Fatalf("second restart: problems %+v pools %+v", again.Problems, again.SortedPools())
+	}
+
+	// The fix of the edit is taken at once, restart or not.
+	pools[0].Spec.Addresses = []v1beta1.AddressRange{"198.51.100.0/25"}
+	pools[0].Generation = 3
+	fixed := Build(Input{Pools: pools}, nil)
+	wantNoProblems(t, fixed)
+	if got := fixed.AppliedPool("a").Addresses; len(got) != 1 || got[0] != "198.51.100.0/25" {
+		t.Fatalf("fixed pool applies %v", got)
+	}
+}
+
+// The peer that won a conflict keeps winning after a restart: its status
+// says its current generation is in use, the loser's says it is not.
+func TestPeerConflictWinnerSurvivesRestart(t *testing.T) {
+	p1, p2 := peer("p1", 0, "10.0.0.1"), peer("p2", 1, "10.0.0.2")
+	first := Build(Input{Peers: []v1beta1.BGPPeer{p1, p2}}, nil)
+	wantNoProblems(t, first)
+	p1.Spec.PeerAddress, p1.Generation = "10.0.0.2", 2
+	running := Build(Input{Peers: []v1beta1.BGPPeer{p1, p2}}, first)
+	wantProblem(t, running, Ref{KindBGPPeer, "p1"}, Skipped, `through BGPPeer "p2"`)
+	status := func(p *v1beta1.BGPPeer) {
+		c := running.ConditionFor(Ref{KindBGPPeer, p.Name})
+		s := metav1.ConditionTrue
+		if !c.Ready {
+			s = metav1.ConditionFalse
+		}
+		p.Status.Conditions = []metav1.Condition{{Type: v1beta1.ConditionReady, Status: s, Reason: c.Reason, ObservedGeneration: p.Generation}}
+	}
+	status(&p1)
+	status(&p2)
+	restarted := Build(Input{Peers: []v1beta1.BGPPeer{p1, p2}}, nil)
+	if restarted.Peers["p2"] == nil || restarted.Peers["p1"] != nil {
+		t.Fatalf("after a restart p2 must still win: peers %v", restarted.Peers)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"reflect"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -95,7 +94,7 @@ func (b *builder) peers() {
 			peer, err = b.parsePeer(obj.Name, in)
 		}
 		c := &candidate{obj: obj, in: in}
-		if prevIn, ok := b.prevInput(ref); ok && !reflect.DeepEqual(prevIn, in) {
+		if prevIn, ok := b.prevInput(ref); ok && !sameInput(prevIn, in) {
 			fbIn := prevIn.(peerInput)
 			if fb, ferr := b.parsePeer(obj.Name, fbIn); ferr == nil {
 				c.fallback, c.fbIn = fb, fbIn
@@ -120,8 +119,12 @@ func (b *builder) peers() {
 	}
 
 	olderFirst(cands, func(c *candidate) bool {
-		p, ok := b.prevInput(Ref{KindBGPPeer, c.obj.Name})
-		return ok && reflect.DeepEqual(p, c.in)
+		if p, ok := b.prevInput(Ref{KindBGPPeer, c.obj.Name}); ok {
+			return sameInput(p, c.in)
+		}
+		// No previous model of it (a restart): the controller's last
+		// verdict, in the status, keeps the same peer the winner.
+		return appliedPerStatus(&c.obj.ObjectMeta, c.obj.Status.Conditions)
 	}, func(c *candidate) *metav1.ObjectMeta { return &c.obj.ObjectMeta })
 
 	var accepted []*Peer

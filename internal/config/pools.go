@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"reflect"
 	"sort"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,10 +32,9 @@ func (b *builder) pools() {
 		ref := Ref{KindIPPool, obj.Name}
 		c := &candidate{obj: obj, in: poolInput{Spec: *obj.Spec.DeepCopy(), Labels: obj.Labels}}
 		pool, err := parsePool(obj.Name, c.in)
-		prevIn, hadPrev := b.prevInput(ref)
-		if hadPrev && !reflect.DeepEqual(prevIn, c.in) {
-			if fb, ferr := parsePool(obj.Name, prevIn.(poolInput)); ferr == nil {
-				c.fallback, c.fbIn = fb, prevIn.(poolInput)
+		if last, ok := b.lastPoolInput(obj); ok && !sameInput(last, c.in) {
+			if fb, ferr := parsePool(obj.Name, last); ferr == nil {
+				c.fallback, c.fbIn = fb, last
 			}
 		}
 		switch {
@@ -55,8 +53,8 @@ func (b *builder) pools() {
 	// Accept pools oldest first; a pool that overlaps an accepted one is at
 	// fault (or falls back to its last valid version if that fits).
 	olderFirst(cands, func(c *candidate) bool {
-		p, ok := b.prevInput(Ref{KindIPPool, c.obj.Name})
-		return ok && reflect.DeepEqual(p, c.in)
+		last, ok := b.lastPoolInput(c.obj)
+		return ok && sameInput(last, c.in)
 	}, func(c *candidate) *metav1.ObjectMeta { return &c.obj.ObjectMeta })
 
 	var accepted []poolRange
@@ -96,6 +94,33 @@ func (b *builder) pools() {
 	}
 	sort.Slice(accepted, func(i, j int) bool { return accepted[i].First.Less(accepted[j].First) })
 	b.m.ranges = accepted
+}
+
+// lastPoolInput is what the pool last served with: its input in the
+// previous model or, when this process has no previous model of it (the
+// controller or a speaker just started), the spec the controller recorded
+// in the pool's status (with the pool's current labels). So after a
+// restart the same pool wins an overlap, and an edited pool keeps its
+// last valid addresses, as before the restart.
+func (b *builder) lastPoolInput(obj *v1beta1.IPPool) (poolInput, bool) {
+	if v, ok := b.prevInput(Ref{KindIPPool, obj.Name}); ok {
+		return v.(poolInput), true
+	}
+	if obj.Status.LastApplied == nil {
+		return poolInput{}, false
+	}
+	return poolInput{Spec: *obj.Status.LastApplied.DeepCopy(), Labels: obj.Labels}, true
+}
+
+// AppliedPool returns the spec the model uses for the pool, nil if it does
+// not use the pool: what the controller records as the pool's
+// status.lastApplied.
+func (m *Model) AppliedPool(name string) *v1beta1.IPPoolSpec {
+	in, ok := m.inputs[Ref{KindIPPool, name}].(poolInput)
+	if !ok {
+		return nil
+	}
+	return in.Spec.DeepCopy()
 }
 
 func parsePool(name string, in poolInput) (*Pool, error) {

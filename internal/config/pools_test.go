@@ -28,6 +28,11 @@ func TestPools(t *testing.T) {
 			wantPools: nil,
 		},
 		{
+			name:    "IPv4-mapped CIDR",
+			pools:   []v1beta1.IPPool{pool("a", 0, "::ffff:198.51.100.0/120")},
+			problem: &Problem{Object: Ref{KindIPPool, "a"}, Effect: Skipped, Message: "IPv4-mapped"},
+		},
+		{
 			name:    "range upside down",
 			pools:   []v1beta1.IPPool{pool("a", 0, "198.51.100.9-198.51.100.1")},
 			problem: &Problem{Object: Ref{KindIPPool, "a"}, Effect: Skipped, Message: "starts above its end"},

@@ -17,6 +17,10 @@ func ParseRange(s string) (Range, error) {
 		if err != nil {
 			return Range{}, fmt.Errorf("%q is not a valid CIDR: %w", s, err)
 		}
+		if p.Addr().Is4In6() {
+			// The API server refuses these too (CEL's cidr()).
+			return Range{}, fmt.Errorf("CIDR %q: IPv4-mapped IPv6 addresses are not allowed", s)
+		}
 		if p.Masked() != p {
 			return Range{}, fmt.Errorf("CIDR %q has host bits set: write %s", s, p.Masked())
 		}

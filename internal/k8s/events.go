@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/reference"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/heraldlb/herald/internal/ratelimit"
 )
 
 // EventRecorder records Events about objects. reason is CamelCase
@@ -31,16 +33,26 @@ type EventRecorder interface {
 // at once) thus waits its turn instead of competing with status writes for
 // the API server, and costs a queue entry each, not a goroutine. Events are
 // best effort: beyond MaxQueued waiting Events, new ones are dropped.
+//
+// Events that repeat are not all recorded (eventlimit.go): an Event
+// identical to one recorded about the same object in the last 10 minutes
+// is only counted, each object gets a burst of 5 and then one a minute,
+// and Events about objects that had one recently share 300 a minute. The
+// next Event recorded about an object says how many were left out; the log
+// says how many in all, at most every 10 s.
 type EventSink struct {
 	Client     client.Client
 	Scheme     *runtime.Scheme
 	Controller string // reportingController, e.g. "herald.dev/controller"
 	Log        *slog.Logger
 
-	mu      sync.Mutex
-	queue   []*eventsv1.Event
-	wake    chan struct{}
-	dropped int
+	mu          sync.Mutex
+	queue       []*eventsv1.Event
+	wake        chan struct{}
+	dropped     int
+	limiter     *eventLimiter
+	notRecorded ratelimit.Throttle
+	clock       func() time.Time // nil: time.Now; tests set it
 }
 
 // Senders write Events in parallel; MaxQueued bounds the waiting ones.
@@ -73,6 +85,25 @@ func (s *EventSink) enqueue(obj runtime.Object, typ, reason, action, note string
 		ns = metav1.NamespaceDefault // where Events about cluster-scoped objects go
 	}
 	now := time.Now()
+	if s.clock != nil {
+		now = s.clock()
+	}
+	s.mu.Lock()
+	if s.limiter == nil {
+		s.limiter = newEventLimiter()
+	}
+	object := ref.Kind + "/" + ref.Namespace + "/" + ref.Name + "/" + string(ref.UID)
+	admitted, suffix := s.limiter.admit(object, object+"\x00"+typ+"\x00"+reason+"\x00"+action+"\x00"+note, now)
+	if !admitted {
+		n, report := s.notRecorded.Add(now)
+		s.mu.Unlock()
+		if report {
+			s.Log.Info("Events not recorded: they repeat too often", "notRecorded", n, "since", ratelimit.ReportEvery, "last", ref.Namespace+"/"+ref.Name, "reason", reason)
+		}
+		return
+	}
+	s.mu.Unlock()
+	note += suffix
 	ev := &eventsv1.Event{
 		ObjectMeta:          metav1.ObjectMeta{Namespace: ns},
 		EventTime:           metav1.NewMicroTime(now),

@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 )
@@ -63,6 +64,26 @@ func RequestedPool(svc *corev1.Service) string {
 func SharingKey(svc *corev1.Service) string {
 	v, _ := annotation(svc, v1beta1.AnnotationAllowSharedIP, v1beta1.AllowSharedIPAliases)
 	return v
+}
+
+// SharingNamespaces returns the namespaces, other than its own, whose
+// Services may share an IP with the Service (herald.dev/sharing-cross-namespace):
+// namespace names or "*", sorted, without duplicates; nil without the annotation.
+func SharingNamespaces(svc *corev1.Service) ([]string, error) {
+	v, key := annotation(svc, v1beta1.AnnotationSharingCrossNamespace, nil)
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if s != "*" && len(validation.IsDNS1123Label(s)) > 0 {
+			return nil, fmt.Errorf("%w: %s: %q is neither a namespace name nor \"*\"", ErrBadAnnotation, key, s)
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // RequestedIPs returns the IPs the Service asks for: the load-balancer-ips

@@ -84,6 +84,38 @@ func TestPoolAndSharingAnnotations(t *testing.T) {
 	}
 }
 
+func TestSharingNamespaces(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		set   bool
+		want  []string
+		bad   bool
+	}{
+		{set: false},
+		{value: "", set: true},
+		{value: "*", set: true, want: []string{"*"}},
+		{value: " team-b , team-a,team-b,", set: true, want: []string{"team-a", "team-b"}},
+		{value: "Team-A", set: true, bad: true},
+		{value: "a/b", set: true, bad: true},
+		{value: "**", set: true, bad: true},
+	} {
+		ann := map[string]string{}
+		if tc.set {
+			ann["herald.dev/sharing-cross-namespace"] = tc.value
+		}
+		got, err := SharingNamespaces(svcWith(ann, ""))
+		if tc.bad {
+			if !errors.Is(err, ErrBadAnnotation) {
+				t.Errorf("%q: err = %v, want ErrBadAnnotation", tc.value, err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%q: got %v %v, want %v", tc.value, got, err, tc.want)
+		}
+	}
+}
+
 func TestHasClass(t *testing.T) {
 	other := "example.com/other"
 	for _, tc := range []struct {

@@ -8,6 +8,8 @@ import (
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"golang.org/x/net/bpf"
+
+	"github.com/heraldlb/herald/speaker/l2guard"
 )
 
 const (
@@ -21,47 +23,64 @@ const (
 
 // requestFilter passes only ARP requests that arrived from the wire, so the
 // kernel wakes the responder for nothing else.
-func requestFilter() ([]bpf.RawInstruction, error) {
-	return bpf.Assemble([]bpf.Instruction{
+func requestFilter() []bpf.Instruction {
+	return []bpf.Instruction{
 		bpf.LoadExtension{Num: bpf.ExtType},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: packetOutgoing, SkipTrue: 3},
 		bpf.LoadAbsolute{Off: arpOpOffset, Size: 2},
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(arp.OperationRequest), SkipTrue: 1},
 		bpf.RetConstant{Val: 0xffff},
 		bpf.RetConstant{Val: 0},
-	})
+	}
 }
 
-// reply decides whether frame is an ARP request this interface (hardware
-// address mac) must answer, given which IPv4 addresses it owns, and returns
-// the reply frame and the address asked for. It answers only well-formed
-// Ethernet/IPv4 requests sent to the broadcast address or to mac, whose target
-// is owned, and not announcements (sender IP = target IP), which nobody
-// waits an answer for.
-func reply(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) ([]byte, netip.Addr, bool) {
+// request decides whether frame is an ARP request this interface (hardware
+// address mac) must answer, given which IPv4 addresses it owns. It answers
+// only well-formed Ethernet/IPv4 requests sent to the broadcast address or
+// to mac, whose target is owned, and not announcements (sender IP = target
+// IP), which nobody waits an answer for. A request whose sender hardware
+// address is a group (multicast or broadcast) address or zero is ignored:
+// answering it would send the reply to every host of the LAN, a reflector
+// for anyone who can send one frame.
+func request(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) (*arp.Packet, bool) {
 	var f ethernet.Frame
 	if err := f.UnmarshalBinary(frame); err != nil || f.EtherType != ethernet.EtherTypeARP {
-		return nil, netip.Addr{}, false
+		return nil, false
 	}
 	if !bytes.Equal(f.Destination, ethernet.Broadcast) && !bytes.Equal(f.Destination, mac) {
-		return nil, netip.Addr{}, false
+		return nil, false
 	}
 	var req arp.Packet
 	if err := req.UnmarshalBinary(f.Payload); err != nil {
-		return nil, netip.Addr{}, false
+		return nil, false
 	}
 	if req.Operation != arp.OperationRequest || req.HardwareType != 1 ||
 		req.ProtocolType != uint16(ethernet.EtherTypeIPv4) ||
 		req.HardwareAddrLength != 6 || req.IPLength != 4 ||
-		bytes.Equal(req.SenderHardwareAddr, mac) ||
+		bytes.Equal(req.SenderHardwareAddr, mac) || !l2guard.Unicast(req.SenderHardwareAddr) ||
 		req.SenderIP == req.TargetIP || !owns(req.TargetIP) {
-		return nil, netip.Addr{}, false
+		return nil, false
 	}
+	return &req, true
+}
+
+// answer is the reply from mac to req, a request that passed request.
+func answer(req *arp.Packet, mac net.HardwareAddr) ([]byte, error) {
 	p, err := arp.NewPacket(arp.OperationReply, mac, req.TargetIP, req.SenderHardwareAddr, req.SenderIP)
 	if err != nil {
+		return nil, err
+	}
+	return marshal(p, req.SenderHardwareAddr)
+}
+
+// reply is request and answer in one: the reply frame and the address
+// asked for, if frame must be answered.
+func reply(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) ([]byte, netip.Addr, bool) {
+	req, ok := request(frame, mac, owns)
+	if !ok {
 		return nil, netip.Addr{}, false
 	}
-	out, err := marshal(p, req.SenderHardwareAddr)
+	out, err := answer(req, mac)
 	if err != nil {
 		return nil, netip.Addr{}, false
 	}

@@ -18,7 +18,7 @@ var (
 	cip    = netip.MustParseAddr("10.70.0.100")
 )
 
-func frameOf(t *testing.T, op arp.Operation, ethDst, sha net.HardwareAddr, spa netip.Addr, tha net.HardwareAddr, tpa netip.Addr) []byte {
+func frameOf(t testing.TB, op arp.Operation, ethDst, sha net.HardwareAddr, spa netip.Addr, tha net.HardwareAddr, tpa netip.Addr) []byte {
 	t.Helper()
 	p, err := arp.NewPacket(op, sha, spa, tha, tpa)
 	if err != nil {
@@ -61,6 +61,9 @@ func TestReply(t *testing.T) {
 		{"reply, not a request", frameOf(t, arp.OperationReply, ethernet.Broadcast, client, cip, zero, vip), false},
 		{"our own request looped back", frameOf(t, arp.OperationRequest, ethernet.Broadcast, ours, cip, zero, vip), false},
 		{"someone else's announcement", frameOf(t, arp.OperationRequest, ethernet.Broadcast, other, vip, zero, vip), false},
+		{"sender hardware address is broadcast (a reflector)", frameOf(t, arp.OperationRequest, ethernet.Broadcast, ethernet.Broadcast, cip, zero, vip), false},
+		{"sender hardware address is multicast", frameOf(t, arp.OperationRequest, ethernet.Broadcast, net.HardwareAddr{0x01, 0, 0x5e, 0, 0, 1}, cip, zero, vip), false},
+		{"sender hardware address is zero", frameOf(t, arp.OperationRequest, ethernet.Broadcast, zero, cip, zero, vip), false},
 		{"truncated", frameOf(t, arp.OperationRequest, ethernet.Broadcast, client, cip, zero, vip)[:30], false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

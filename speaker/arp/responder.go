@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 
 	"github.com/mdlayher/packet"
+
+	"github.com/heraldlb/herald/speaker/l2guard"
 )
 
 // Sentinel errors of Gratuitous and Run.
@@ -30,6 +32,9 @@ var (
 type Stats struct {
 	Answered   uint64 // ARP requests answered
 	Gratuitous uint64 // gratuitous ARP messages sent
+	// Limited counts requests for owned addresses left unanswered because
+	// their requester, or all requesters together, asked too often.
+	Limited uint64
 }
 
 // Responder answers ARP requests on one interface for the IPv4 addresses it
@@ -45,7 +50,7 @@ type Responder struct {
 	conn    *packet.Conn     // nil unless running
 	mac     net.HardwareAddr // of the running socket's interface
 
-	answered, gratuitous atomic.Uint64
+	answered, gratuitous, limited atomic.Uint64
 }
 
 // New returns a responder for the named interface that owns nothing yet.
@@ -88,7 +93,7 @@ func (r *Responder) Running() bool {
 
 // Stats returns the counters.
 func (r *Responder) Stats() Stats {
-	return Stats{Answered: r.answered.Load(), Gratuitous: r.gratuitous.Load()}
+	return Stats{Answered: r.answered.Load(), Gratuitous: r.gratuitous.Load(), Limited: r.limited.Load()}
 }
 
 // Gratuitous sends one gratuitous ARP for ip, which must be owned. It returns
@@ -148,7 +153,7 @@ func (r *Responder) Run(ctx context.Context) error {
 	if len(ifi.HardwareAddr) != 6 {
 		return fmt.Errorf("arp: %s has no Ethernet address", r.iface)
 	}
-	filter, err := requestFilter()
+	filter, err := l2guard.Filter(nil, requestFilter())
 	if err != nil {
 		return fmt.Errorf("arp: filter: %w", err)
 	}
@@ -172,23 +177,19 @@ func (r *Responder) Run(ctx context.Context) error {
 		}
 	}
 
-	buf := make([]byte, 1500)
-	for {
-		n, _, err := conn.ReadFrom(buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("arp: read on %s: %w", r.iface, err)
-		}
-		out, ip, ok := reply(buf[:n], mac, r.Owns)
+	// Anyone on the LAN can send requests: l2guard limits the replies per
+	// sender and in all, mutes flooding senders in the kernel, and logs
+	// summaries, never a line per frame.
+	guard := l2guard.New("ARP requests", r.log)
+	err = guard.Serve(conn, make([]byte, 1500), requestFilter(), func(frame []byte) (func() ([]byte, error), netip.Addr, bool) {
+		req, ok := request(frame, mac, r.Owns)
 		if !ok {
-			continue
+			return nil, netip.Addr{}, false
 		}
-		if _, err := conn.WriteTo(out, &packet.Addr{HardwareAddr: out[:6]}); err != nil {
-			r.log.Warn("ARP reply failed", "ip", ip, "error", err)
-			continue
-		}
-		r.answered.Add(1)
+		return func() ([]byte, error) { return answer(req, mac) }, req.TargetIP, true
+	}, l2guard.Counters{Answered: &r.answered, Limited: &r.limited})
+	if ctx.Err() != nil {
+		return nil
 	}
+	return fmt.Errorf("arp: read on %s: %w", r.iface, err)
 }

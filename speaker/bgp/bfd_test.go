@@ -16,7 +16,7 @@ import (
 func bfdPeerFast(name string, addr netip.Addr) Peer {
 	p := nodePeer(name, addr)
 	p.HoldTime, p.KeepaliveTime = 30*time.Second, 10*time.Second
-	p.BFD = &BFD{ReceiveInterval: 100 * time.Millisecond, TransmitInterval: 100 * time.Millisecond, DetectMultiplier: 3}
+	p.BFD = &BFD{ReceiveInterval: bfdTestInterval, TransmitInterval: bfdTestInterval, DetectMultiplier: 3}
 	return p
 }
 

@@ -92,7 +92,7 @@ func apiPeer(p Peer, vrf string, bfd bool) *api.Peer {
 		}
 	}
 	for _, f := range unicastFamilies {
-		af := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f, Enabled: true}}
+		af := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f, Enabled: true}, PrefixLimits: prefixLimit(p, f)}
 		if p.GracefulRestart {
 			af.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
 		}

@@ -76,6 +76,9 @@ type peerState struct {
 	// to start (zero: not scheduled). See bfdgate.go.
 	bfdOn bool
 	bfdAt time.Time
+	// limitRetryAt is when a session gobgp shut down for its prefix limit
+	// is re-enabled (zero: it is not down for that); see prefixlimit.go.
+	limitRetryAt time.Time
 	// asChecked: the AS of a dynamic external peer's session was checked
 	// (dynamicasn.go).
 	asChecked bool

@@ -53,10 +53,12 @@ func runSpeakerHelper(sock string) int {
 	var mu sync.Mutex
 	var events []Event
 	reg := prometheus.NewRegistry()
+	limitRetry, _ := time.ParseDuration(os.Getenv("HERALD_BGP_TEST_PREFIX_LIMIT_RETRY"))
 	r := New(Options{
-		Logger:         log,
-		Registerer:     reg,
-		StatusInterval: 100 * time.Millisecond,
+		Logger:           log,
+		Registerer:       reg,
+		StatusInterval:   100 * time.Millisecond,
+		PrefixLimitRetry: limitRetry,
 		OnEvent: func(e Event) {
 			mu.Lock()
 			events = append(events, e)
@@ -121,6 +123,12 @@ type speaker struct {
 // startSpeaker runs the helper in ns and waits until it answers.
 func startSpeaker(t testing.TB, reg *netns.Registry, ns *netns.NS, name string) *speaker {
 	t.Helper()
+	return startSpeakerWith(t, reg, ns, name)
+}
+
+// startSpeakerWith is startSpeaker with extra environment for the helper.
+func startSpeakerWith(t testing.TB, reg *netns.Registry, ns *netns.NS, name string, extraEnv ...string) *speaker {
+	t.Helper()
 	dir := t.TempDir()
 	sp := &speaker{sock: filepath.Join(dir, "speaker.sock"), log: filepath.Join(dir, "speaker.log")}
 	sp.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
@@ -128,7 +136,7 @@ func startSpeaker(t testing.TB, reg *netns.Registry, ns *netns.NS, name string) 
 			return (&net.Dialer{}).DialContext(ctx, "unix", sp.sock)
 		},
 	}}
-	env := []string{helperEnv + "=" + sp.sock}
+	env := append([]string{helperEnv + "=" + sp.sock}, extraEnv...)
 	if os.Getenv("HERALD_BGP_DEBUG") != "" {
 		env = append(env, "HERALD_BGP_DEBUG=1")
 	}

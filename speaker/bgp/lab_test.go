@@ -148,7 +148,7 @@ func (l *lab) startFRR(t testing.TB, neighbors ...routers.Neighbor) *routers.FRR
 func (l *lab) startFRRWith(t testing.TB, cfg routers.FRRConfig) *routers.FRR {
 	t.Helper()
 	cfg.Name, cfg.ASN, cfg.RouterID = "tor", routerASN, frrV4
-	cfg.BFDProfiles = []routers.BFDProfile{{Name: "fast", ReceiveInterval: 100 * time.Millisecond, TransmitInterval: 100 * time.Millisecond, DetectMultiplier: 3}}
+	cfg.BFDProfiles = []routers.BFDProfile{{Name: "fast", ReceiveInterval: bfdTestInterval, TransmitInterval: bfdTestInterval, DetectMultiplier: 3}}
 	frr, err := routers.StartFRR(l.ctx, l.reg, l.frr, cfg)
 	if err != nil {
 		t.Fatal(err)

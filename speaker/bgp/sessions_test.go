@@ -131,7 +131,7 @@ func TestBFDDropsHungSpeaker(t *testing.T) {
 	sp := startSpeaker(t, l.reg, l.node, "speaker")
 	p := nodePeer("tor", frrV4)
 	p.HoldTime, p.KeepaliveTime = 30*time.Second, 10*time.Second
-	p.BFD = &BFD{ReceiveInterval: 100 * time.Millisecond, TransmitInterval: 100 * time.Millisecond, DetectMultiplier: 3}
+	p.BFD = &BFD{ReceiveInterval: bfdTestInterval, TransmitInterval: bfdTestInterval, DetectMultiplier: 3}
 	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"tor": {{Prefix: vip4}}}})
 	waitEstablished(t, ctx, frr, nodeV4)
 	waitFor(t, 15*time.Second, "BFD up on both sides with the route in place", func() error {
@@ -139,7 +139,7 @@ func TestBFDDropsHungSpeaker(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(peers) != 1 || peers[0].Status != "up" || peers[0].RemoteMultiplier != 3 || peers[0].RemoteTransmit != 100 {
+		if len(peers) != 1 || peers[0].Status != "up" || peers[0].RemoteMultiplier != 3 || peers[0].RemoteTransmit != int(bfdTestInterval/time.Millisecond) {
 			return fmt.Errorf("FRR BFD peers: %+v", peers)
 		}
 		st, err := sp.status()

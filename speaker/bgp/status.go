@@ -133,8 +133,9 @@ func (e *engine) refresh() {
 	}
 	ctx := context.Background()
 	type counters struct {
-		updates  uint64
-		received int
+		updates   uint64
+		received  int
+		overLimit bool // shut down for its received-prefix limit
 	}
 	seen := map[netip.Addr]counters{}
 	_ = e.s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
@@ -142,7 +143,8 @@ func (e *engine) refresh() {
 		if err != nil {
 			return
 		}
-		c := counters{updates: p.GetState().GetMessages().GetSent().GetUpdate()}
+		c := counters{updates: p.GetState().GetMessages().GetSent().GetUpdate(),
+			overLimit: p.GetState().GetAdminState() == api.PeerState_ADMIN_STATE_PFX_CT}
 		for _, af := range p.GetAfiSafis() {
 			c.received += int(af.GetState().GetReceived())
 		}
@@ -175,6 +177,7 @@ func (e *engine) refresh() {
 		if err := e.takeConnErr(ps.cfg.Address); err != "" && st.State != StateEstablished {
 			st.LastError = connErrText(err, ps.cfg.Password != "")
 		}
+		e.checkPrefixLimit(ps, &st, seen[ps.cfg.Address].overLimit, time.Now())
 		e.status[name] = st
 	}
 }

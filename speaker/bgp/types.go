@@ -55,6 +55,9 @@ type Peer struct {
 	// the interface that carries the session, or for IPv6 with none there,
 	// the IPv4-mapped IPv6 form of the session's local address.
 	NextHopIPv4, NextHopIPv6 netip.Addr
+	// MaxReceivedPrefixes bounds the prefixes the peer may send per address
+	// family (0: DefaultMaxReceivedPrefixes); see prefixlimit.go.
+	MaxReceivedPrefixes uint32
 }
 
 // DynamicASN says how a peer's AS is learnt when it is not configured.
@@ -180,6 +183,9 @@ type Options struct {
 	// FlushTimeout bounds how long Run waits on shutdown for withdrawals to
 	// leave before it closes the sessions (0: 200 ms).
 	FlushTimeout time.Duration
+	// PrefixLimitRetry is how long a session that exceeded its received
+	// prefix limit stays down (0: PrefixLimitRetry).
+	PrefixLimitRetry time.Duration
 }
 
 // ErrInvalid wraps every configuration problem Validate reports.

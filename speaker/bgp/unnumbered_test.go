@@ -275,14 +275,14 @@ func TestUnnumberedBFDAtFRR(t *testing.T) {
 	sp := startSpeaker(t, l.reg, l.node, "speaker")
 	p := unnumberedPeer("fabric")
 	p.HoldTime, p.KeepaliveTime = 30*time.Second, 10*time.Second
-	p.BFD = &BFD{ReceiveInterval: 100 * time.Millisecond, TransmitInterval: 100 * time.Millisecond, DetectMultiplier: 3}
+	p.BFD = &BFD{ReceiveInterval: bfdTestInterval, TransmitInterval: bfdTestInterval, DetectMultiplier: 3}
 	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"fabric": {{Prefix: vip6}}}})
 	waitFor(t, 30*time.Second, "BFD up on both sides with the route in place", func() error {
 		peers, err := frr.BFDPeers(l.ctx)
 		if err != nil {
 			return err
 		}
-		if len(peers) != 1 || peers[0].Status != "up" || peers[0].RemoteTransmit != 100 {
+		if len(peers) != 1 || peers[0].Status != "up" || peers[0].RemoteTransmit != int(bfdTestInterval/time.Millisecond) {
 			return fmt.Errorf("FRR BFD peers: %+v", peers)
 		}
 		st, err := sp.status()

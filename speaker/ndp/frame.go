@@ -9,6 +9,8 @@ import (
 	"github.com/mdlayher/ndp"
 	"golang.org/x/net/bpf"
 	"golang.org/x/net/ipv6"
+
+	"github.com/heraldlb/herald/speaker/l2guard"
 )
 
 const (
@@ -26,8 +28,8 @@ const (
 
 // solicitationFilter passes only untagged IPv6 frames from the wire that
 // carry ICMPv6 type 135 (Neighbor Solicitation) with hop limit 255.
-func solicitationFilter() ([]bpf.RawInstruction, error) {
-	return bpf.Assemble([]bpf.Instruction{
+func solicitationFilter() []bpf.Instruction {
+	return []bpf.Instruction{
 		bpf.LoadExtension{Num: bpf.ExtType},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: packetOutgoing, SkipTrue: 7},
 		bpf.LoadAbsolute{Off: ethLen + 6, Size: 1}, // next header
@@ -38,7 +40,7 @@ func solicitationFilter() ([]bpf.RawInstruction, error) {
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(ipv6.ICMPTypeNeighborSolicitation), SkipTrue: 1},
 		bpf.RetConstant{Val: 0xffff},
 		bpf.RetConstant{Val: 0},
-	})
+	}
 }
 
 // checksum is the ICMPv6 checksum of msg between src and dst (RFC 4443 2.3):
@@ -81,7 +83,7 @@ type solicitation struct {
 // Solicitation (hop limit 255, correct checksum, code 0, length, target not
 // multicast, a source of :: only toward a solicited-node group and without a
 // source link-layer option) and accepts only frames sent to mac or to an IPv6
-// multicast MAC. Extension headers are not followed: NDP messages carry none
+// multicast MAC, from a unicast source that can be answered alone. Extension headers are not followed: NDP messages carry none
 // in practice.
 func parseSolicitation(frame []byte, mac net.HardwareAddr) (solicitation, bool) {
 	var s solicitation
@@ -127,6 +129,12 @@ func parseSolicitation(frame []byte, mac net.HardwareAddr) (solicitation, bool) 
 	}
 	if s.srcMAC == nil {
 		s.srcMAC = net.HardwareAddr(frame[6:12])
+	}
+	// Answers go to the soliciting host alone: a group (or zero) link-layer
+	// address or a multicast source would make every host of the LAN
+	// receive them, a reflector for anyone who can send one frame.
+	if !l2guard.Unicast(s.srcMAC) || s.src.IsMulticast() {
+		return s, false
 	}
 	return s, true
 }
@@ -188,13 +196,18 @@ func reply(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) ([]by
 	if !ok || !owns(s.target) {
 		return nil, netip.Addr{}, false
 	}
-	dst, dstMAC, solicited := s.src, s.srcMAC, true
-	if s.src.IsUnspecified() {
-		dst, dstMAC, solicited = allNodes, multicastMAC(allNodes), false
-	}
-	out, err := advertisement(mac, dst, dstMAC, s.target, solicited)
+	out, err := answer(s, mac)
 	if err != nil {
 		return nil, netip.Addr{}, false
 	}
 	return out, s.target, true
+}
+
+// answer is the advertisement from mac that answers s.
+func answer(s solicitation, mac net.HardwareAddr) ([]byte, error) {
+	dst, dstMAC, solicited := s.src, s.srcMAC, true
+	if s.src.IsUnspecified() {
+		dst, dstMAC, solicited = allNodes, multicastMAC(allNodes), false
+	}
+	return advertisement(mac, dst, dstMAC, s.target, solicited)
 }

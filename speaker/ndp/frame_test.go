@@ -17,7 +17,7 @@ var (
 	cll    = netip.MustParseAddr("fe80::cc")
 )
 
-func snm(t *testing.T, ip netip.Addr) netip.Addr {
+func snm(t testing.TB, ip netip.Addr) netip.Addr {
 	t.Helper()
 	g, err := ndp.SolicitedNodeMulticast(ip)
 	if err != nil {
@@ -27,7 +27,7 @@ func snm(t *testing.T, ip netip.Addr) netip.Addr {
 }
 
 // solicit builds a Neighbor Solicitation frame; edit may corrupt it.
-func solicit(t *testing.T, ethDst net.HardwareAddr, src, dst, target netip.Addr, withSLLA bool, edit func([]byte)) []byte {
+func solicit(t testing.TB, ethDst net.HardwareAddr, src, dst, target netip.Addr, withSLLA bool, edit func([]byte)) []byte {
 	t.Helper()
 	ns := &ndp.NeighborSolicitation{TargetAddress: target}
 	if withSLLA {
@@ -84,6 +84,16 @@ func TestReply(t *testing.T) {
 		{"code not 0", solicit(t, mcast, cll, snm(t, vip), vip, true, func(b []byte) { b[ethLen+ipv6Len+1] = 1 }), false, netip.Addr{}, false},
 		{"DAD not sent to the solicited-node group", solicit(t, mcast, netip.IPv6Unspecified(), allNodes, vip, false, nil), false, netip.Addr{}, false},
 		{"DAD with a source link-layer option", solicit(t, mcast, netip.IPv6Unspecified(), snm(t, vip), vip, true, nil), false, netip.Addr{}, false},
+		{"source link-layer option is broadcast (a reflector)", func() []byte {
+			ns := &ndp.NeighborSolicitation{TargetAddress: vip, Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}}}
+			b, err := frameOf(client, mcast, cll, snm(t, vip), ns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}(), false, netip.Addr{}, false},
+		{"multicast Ethernet source without option", solicit(t, ours, cll, vip, vip, false, func(b []byte) { copy(b[6:12], []byte{0x33, 0x33, 0, 0, 0, 1}) }), false, netip.Addr{}, false},
+		{"multicast IPv6 source", solicit(t, mcast, allNodes, snm(t, vip), vip, true, nil), false, netip.Addr{}, false},
 		{"truncated", solicit(t, mcast, cll, snm(t, vip), vip, true, nil)[:ethLen+ipv6Len+10], false, netip.Addr{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

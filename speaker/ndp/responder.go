@@ -28,6 +28,8 @@ import (
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/ipv6"
+
+	"github.com/heraldlb/herald/speaker/l2guard"
 )
 
 // Sentinel errors of Gratuitous and Run.
@@ -41,6 +43,9 @@ var (
 type Stats struct {
 	Answered   uint64 // Neighbor Solicitations answered
 	Gratuitous uint64 // unsolicited Neighbor Advertisements sent
+	// Limited counts solicitations for owned addresses left unanswered
+	// because their requester, or all requesters together, asked too often.
+	Limited uint64
 }
 
 // Responder answers Neighbor Solicitations on one interface for the IPv6
@@ -58,7 +63,7 @@ type Responder struct {
 	joined  map[netip.Addr]bool
 	mac     net.HardwareAddr
 
-	answered, gratuitous atomic.Uint64
+	answered, gratuitous, limited atomic.Uint64
 }
 
 // New returns a responder for the named interface that owns nothing yet.
@@ -106,7 +111,7 @@ func (r *Responder) Running() bool {
 
 // Stats returns the counters.
 func (r *Responder) Stats() Stats {
-	return Stats{Answered: r.answered.Load(), Gratuitous: r.gratuitous.Load()}
+	return Stats{Answered: r.answered.Load(), Gratuitous: r.gratuitous.Load(), Limited: r.limited.Load()}
 }
 
 // Groups lists the solicited-node groups the responder has joined.
@@ -218,7 +223,7 @@ func (r *Responder) Run(ctx context.Context) error {
 	if err := group.SetICMPFilter(&none); err != nil {
 		return fmt.Errorf("ndp: ICMPv6 filter on %s: %w", r.iface, err)
 	}
-	filter, err := solicitationFilter()
+	filter, err := l2guard.Filter(nil, solicitationFilter())
 	if err != nil {
 		return fmt.Errorf("ndp: filter: %w", err)
 	}
@@ -249,23 +254,19 @@ func (r *Responder) Run(ctx context.Context) error {
 		}
 	}
 
-	buf := make([]byte, max(ifi.MTU, 1500)+ethLen)
-	for {
-		n, _, err := conn.ReadFrom(buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("ndp: read on %s: %w", r.iface, err)
+	// Anyone on the LAN can send solicitations: l2guard limits the answers
+	// per sender and in all, mutes flooding senders in the kernel, and logs
+	// summaries, never a line per frame.
+	guard := l2guard.New("Neighbor Solicitations", r.log)
+	err = guard.Serve(conn, make([]byte, max(ifi.MTU, 1500)+ethLen), solicitationFilter(), func(frame []byte) (func() ([]byte, error), netip.Addr, bool) {
+		s, ok := parseSolicitation(frame, mac)
+		if !ok || !r.Owns(s.target) {
+			return nil, netip.Addr{}, false
 		}
-		out, ip, ok := reply(buf[:n], mac, r.Owns)
-		if !ok {
-			continue
-		}
-		if _, err := conn.WriteTo(out, &packet.Addr{HardwareAddr: out[:6]}); err != nil {
-			r.log.Warn("advertisement failed", "ip", ip, "error", err)
-			continue
-		}
-		r.answered.Add(1)
+		return func() ([]byte, error) { return answer(s, mac) }, s.target, true
+	}, l2guard.Counters{Answered: &r.answered, Limited: &r.limited})
+	if ctx.Err() != nil {
+		return nil
 	}
+	return fmt.Errorf("ndp: read on %s: %w", r.iface, err)
 }
