@@ -27,7 +27,9 @@ func TestServices(t *testing.T) {
 	h.create(t, pool("reserved", false, "203.0.113.0/29"))
 	o := h.controllerOptions()
 	metricsPort := freePort(t)
-	o.MetricsBindAddress = fmt.Sprintf("127.0.0.1:%d", metricsPort)
+	// Plain HTTP (said explicitly): this test counts the controller's own
+	// requests; TestMetricsEndpoint checks the secure endpoint.
+	o.Metrics = k8s.MetricsFlags{BindAddress: fmt.Sprintf("127.0.0.1:%d", metricsPort), Secure: false}
 	o.LeaderElect = true
 	stop := h.runController(t, o)
 
@@ -280,7 +282,7 @@ func TestServices(t *testing.T) {
 		// A process, so its metrics count only its own work.
 		proc := h.startProcess(t, "herald-controller-restarted", "--kubeconfig="+h.env.Kubeconfig, "--leader-elect",
 			"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms",
-			fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort), "--health-probe-bind-address=0")
+			fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort), "--metrics-secure=false", "--health-probe-bind-address=0")
 		stop = func() {
 			if err := proc.Stop(10 * time.Second); err != nil {
 				t.Error(err)

@@ -35,8 +35,10 @@ type Options struct {
 	// LBClass is the spec.loadBalancerClass served; "" serves Services
 	// without a class (as the controller's flag).
 	LBClass string
-	// MetricsBindAddress: host:port of /metrics, "0" disables it.
-	MetricsBindAddress string
+	// Metrics: where and how /metrics is served. An address without a host
+	// (":7473") is bound on the node address (NodeIP, else the Node's
+	// InternalIP), not on every address of the host network.
+	Metrics k8s.MetricsFlags
 	// HealthProbeBindAddress: host:port of /healthz and /readyz, "0"
 	// disables them.
 	HealthProbeBindAddress string
@@ -62,7 +64,7 @@ func Defaults() Options {
 		RejoinInterval:         t.RejoinInterval,
 		SuspicionMult:          t.SuspicionMult,
 		LeaseDuration:          presence.DefaultDuration,
-		MetricsBindAddress:     ":7473",
+		Metrics:                k8s.MetricsFlags{BindAddress: ":7473", Secure: true},
 		HealthProbeBindAddress: ":7474",
 		BGPGracefulShutdown:    reconcile.DefaultGracefulShutdown,
 		ShutdownTimeout:        8 * time.Second,
@@ -83,7 +85,7 @@ func (o *Options) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.RejoinInterval, "memberlist-rejoin-interval", o.RejoinInterval, "how often nodes that are not members are joined again (heals partitions)")
 	fs.DurationVar(&o.LeaseDuration, "lease-duration", o.LeaseDuration, "how long the other speakers count on this one after its Lease's last renewal (renewed every third of it)")
 	fs.StringVar(&o.LBClass, "lb-class", o.LBClass, "serve Services of this spec.loadBalancerClass; empty: Services without a class")
-	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
+	o.Metrics.Bind(fs, "address (host:port) of the Prometheus metrics endpoint; without a host (:7473) the node address (--node-ip, else the Node's InternalIP); 0 disables it")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "bound on the graceful stop (hand-over, leave, BGP withdrawal); keep it under terminationGracePeriodSeconds minus a second")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz (the loop runs) and /readyz (memberlist runs, a majority of the speakers is seen); 0 disables them")
 	fs.DurationVar(&o.BGPGracefulShutdown, "bgp-graceful-shutdown-time", o.BGPGracefulShutdown, "how long a node excluded from load balancing (herald.dev/drain, ...) keeps its BGP routes, marked with the GRACEFUL_SHUTDOWN community (RFC 8326), before it withdraws them")
@@ -131,7 +133,7 @@ func (o Options) Validate() error {
 	if o.LeaseDuration < 3*time.Second {
 		errs = append(errs, fmt.Errorf("--lease-duration %s is too short (at least 3s)", o.LeaseDuration))
 	}
-	errs = append(errs, o.ClientFlags.Validate())
+	errs = append(errs, o.ClientFlags.Validate(), o.Metrics.Validate())
 	return errors.Join(errs...)
 }
 
