@@ -1,7 +1,9 @@
-// Package status writes this node's SpeakerStatus: it creates the object if
-// missing (owned by the Node, so it goes with it) and writes its status
-// when it changed, at most about once per MinInterval, so a burst of
-// changes costs one write and an idle speaker writes nothing.
+// Package status writes this node's SpeakerStatus and, given an
+// Announcements source, its AnnouncementSlices (slices.go): it creates the
+// objects if missing (owned by the Node, so they go with it) and writes
+// them when they changed, at most about once per MinInterval, so a burst
+// of changes costs one write per object changed and an idle speaker writes
+// nothing. Nothing the speaker does waits for these writes.
 package status
 
 import (
@@ -18,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+	"github.com/heraldlb/herald/speaker/svcstatus"
 )
 
 // Options configure a Writer. Client, Node and Source are required.
@@ -30,6 +33,15 @@ type Options struct {
 	NodeUID types.UID
 	// Source returns the status to write (UpdatedAt is set by the Writer).
 	Source func() v1beta1.SpeakerStatusStatus
+	// Announcements, if set, returns what this node announces per
+	// Service: the Writer then keeps this node's AnnouncementSlices too,
+	// and deletes those of speakers that are gone when this node is the
+	// janitor (svcstatus.Janitor).
+	Announcements func() svcstatus.View
+	// ResyncInterval is how often this node's AnnouncementSlices are
+	// listed again (metadata only) to find one deleted behind its back
+	// (default 5 min).
+	ResyncInterval time.Duration
 	// Changed, if set, says the status may have changed.
 	Changed <-chan struct{}
 	// MinInterval is the least time between two writes (default 1 s);
@@ -45,6 +57,7 @@ type Writer struct {
 	obj       *v1beta1.SpeakerStatus // last written, nil before the first write
 	written   v1beta1.SpeakerStatusStatus
 	lastWrite time.Time
+	slices    *sliceWriter // nil without Announcements
 	// Writes counts the status writes, for tests and metrics.
 	Writes int
 }
@@ -60,10 +73,17 @@ func New(o Options) (*Writer, error) {
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
 	}
+	if o.ResyncInterval <= 0 {
+		o.ResyncInterval = 5 * time.Minute
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Writer{o: o}, nil
+	w := &Writer{o: o}
+	if o.Announcements != nil {
+		w.slices = newSliceWriter(o.Client, o.Node, o.NodeUID, o.ResyncInterval, o.Log)
+	}
+	return w, nil
 }
 
 // Run writes the status whenever it changed until ctx ends.
@@ -90,8 +110,30 @@ func (w *Writer) Run(ctx context.Context) error {
 	}
 }
 
-// Sync writes the current status now if it differs from the last one written.
+// Sync writes the current status and AnnouncementSlices now where they
+// differ from the last ones written.
 func (w *Writer) Sync(ctx context.Context) error {
+	err := w.syncStatus(ctx)
+	if w.slices != nil {
+		before := w.slices.writes + w.slices.deletes + w.slices.swept
+		err = errors.Join(err, w.slices.sync(ctx, w.o.Announcements()))
+		if w.slices.writes+w.slices.deletes+w.slices.swept != before {
+			w.lastWrite = time.Now()
+		}
+	}
+	return err
+}
+
+// SliceWrites counts the AnnouncementSlice writes (creates and updates) and
+// deletes of this node's slices, and the slices of gone speakers it deleted.
+func (w *Writer) SliceWrites() (writes, deletes, swept int) {
+	if w.slices == nil {
+		return 0, 0, 0
+	}
+	return w.slices.writes, w.slices.deletes, w.slices.swept
+}
+
+func (w *Writer) syncStatus(ctx context.Context) error {
 	st := w.o.Source()
 	if w.obj != nil && equality.Semantic.DeepEqual(st, w.written) {
 		return nil

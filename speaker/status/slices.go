@@ -1,0 +1,246 @@
+package status
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+	"github.com/heraldlb/herald/speaker/svcstatus"
+)
+
+// sliceWriter keeps this node's AnnouncementSlices equal to what the
+// speaker announces, writing only the slices whose content changed, and,
+// on the janitor node, deletes the slices of speakers memberlist no
+// longer shows (their node announces nothing any more). Every round is
+// level-based: a write that failed is tried again at the next one.
+type sliceWriter struct {
+	c       client.Client
+	node    string
+	nodeUID types.UID
+	log     *slog.Logger
+	// resync is how often this node's slices are listed again (metadata
+	// only), so that one deleted behind its back (a janitor that took it
+	// for gone, a user) is written again.
+	resync time.Duration
+
+	loaded     bool
+	lastResync time.Time
+	place      map[string]int                     // Service key -> slice index
+	written    map[int]*v1beta1.AnnouncementSlice // as last written or read
+	version    uint64                             // the View whose Services are written
+	current    bool                               // written holds version
+
+	// cleaned is the memberlist view of the last clean-up (nil: none yet,
+	// or this node is not the janitor).
+	cleaned []string
+
+	// writes and deletes count API writes of this node's slices; cleaned
+	// counts slices of gone speakers deleted.
+	writes, deletes, swept int
+}
+
+func newSliceWriter(c client.Client, node string, uid types.UID, resync time.Duration, log *slog.Logger) *sliceWriter {
+	return &sliceWriter{c: c, node: node, nodeUID: uid, resync: resync, log: log, place: map[string]int{}, written: map[int]*v1beta1.AnnouncementSlice{}}
+}
+
+// sync writes what v says, then cleans up after gone speakers.
+func (w *sliceWriter) sync(ctx context.Context, v svcstatus.View) error {
+	if err := w.refresh(ctx); err != nil {
+		return err
+	}
+	var errs []error
+	if !w.current || v.Version != w.version {
+		if err := w.apply(ctx, v.Services); err != nil {
+			errs = append(errs, err)
+		} else {
+			w.version, w.current = v.Version, true
+		}
+	}
+	errs = append(errs, w.sweep(ctx, v))
+	return errors.Join(errs...)
+}
+
+// refresh reads this node's slices: all of them once (a restarted speaker
+// keeps its Services where they are, so a restart writes nothing that did
+// not change), then every resync interval their metadata, to notice one
+// that was deleted or changed by someone else.
+func (w *sliceWriter) refresh(ctx context.Context) error {
+	if w.loaded && time.Since(w.lastResync) < w.resync {
+		return nil
+	}
+	mine := client.MatchingLabels{v1beta1.LabelNode: w.node}
+	if !w.loaded {
+		var list v1beta1.AnnouncementSliceList
+		if err := w.c.List(ctx, &list, mine); err != nil {
+			return fmt.Errorf("status: list this node's AnnouncementSlices: %w", err)
+		}
+		for i := range list.Items {
+			s := &list.Items[i]
+			idx := svcstatus.SliceIndex(w.node, s.Name)
+			if idx < 0 {
+				w.written[w.strayIndex()] = s // not a name this node writes: it goes
+				continue
+			}
+			w.written[idx] = s
+			for _, svc := range s.Services {
+				w.place[svc.Service] = idx
+			}
+		}
+		w.loaded, w.lastResync, w.current = true, time.Now(), false
+		return nil
+	}
+	var list metav1.PartialObjectMetadataList
+	list.SetGroupVersionKind(v1beta1.GroupVersion.WithKind("AnnouncementSliceList"))
+	if err := w.c.List(ctx, &list, mine); err != nil {
+		return fmt.Errorf("status: list this node's AnnouncementSlices: %w", err)
+	}
+	w.lastResync = time.Now()
+	rv := map[string]string{}
+	for _, m := range list.Items {
+		rv[m.Name] = m.ResourceVersion
+	}
+	for i, s := range w.written {
+		if got, ok := rv[s.Name]; !ok || got != s.ResourceVersion {
+			w.log.Info("an AnnouncementSlice was deleted or changed by someone else; writing it again", "slice", s.Name)
+			delete(w.written, i) // created again, or read and overwritten
+			w.current = false
+		}
+	}
+	return nil
+}
+
+// strayIndex is a negative index for a slice that has no index of its own.
+func (w *sliceWriter) strayIndex() int {
+	i := -1
+	for w.written[i] != nil {
+		i--
+	}
+	return i
+}
+
+// apply places the Services in slices and writes the slices that changed,
+// deleting those no longer needed.
+func (w *sliceWriter) apply(ctx context.Context, services map[string]v1beta1.ServiceAnnouncement) error {
+	w.place = svcstatus.Place(w.place, slices.Collect(maps.Keys(services)), v1beta1.MaxServicesPerSlice)
+	groups := svcstatus.Group(w.place)
+	var errs []error
+	for _, i := range slices.Sorted(maps.Keys(groups)) {
+		list := make([]v1beta1.ServiceAnnouncement, len(groups[i]))
+		for j, key := range groups[i] {
+			list[j] = services[key]
+		}
+		want := svcstatus.Slice(w.node, i, list)
+		if cur := w.written[i]; cur != nil && sameSlice(cur, &want) {
+			continue
+		}
+		if err := w.put(ctx, i, &want); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, i := range slices.Sorted(maps.Keys(w.written)) {
+		if _, ok := groups[i]; ok {
+			continue
+		}
+		s := w.written[i]
+		err := w.c.Delete(ctx, s, client.Preconditions{UID: &s.UID})
+		if err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("status: delete AnnouncementSlice %s: %w", s.Name, err))
+			continue
+		}
+		w.deletes++
+		delete(w.written, i)
+	}
+	return errors.Join(errs...)
+}
+
+func sameSlice(a, b *v1beta1.AnnouncementSlice) bool {
+	return a.Node == b.Node && a.ServiceCount == b.ServiceCount && a.Layer2Count == b.Layer2Count && a.BGPCount == b.BGPCount &&
+		maps.Equal(a.Labels, b.Labels) && equality.Semantic.DeepEqual(a.Services, b.Services)
+}
+
+// put writes slice i: an update of what was written, else a create; an
+// object changed or deleted behind this writer's back is read again.
+func (w *sliceWriter) put(ctx context.Context, i int, want *v1beta1.AnnouncementSlice) error {
+	if w.nodeUID != "" {
+		want.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: w.node, UID: w.nodeUID}}
+	}
+	owner := client.FieldOwner(v1beta1.FieldManagerSpeaker)
+	var err error
+	create := true
+	if cur := w.written[i]; cur != nil {
+		want.ResourceVersion = cur.ResourceVersion
+		err = w.c.Update(ctx, want, owner)
+		create = apierrors.IsNotFound(err)
+	}
+	if create {
+		want.ResourceVersion = ""
+		err = w.c.Create(ctx, want, owner)
+	}
+	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+		var cur v1beta1.AnnouncementSlice
+		if err = w.c.Get(ctx, client.ObjectKeyFromObject(want), &cur); err == nil {
+			want.ResourceVersion = cur.ResourceVersion
+			err = w.c.Update(ctx, want, owner)
+		}
+	}
+	if err != nil {
+		delete(w.written, i) // read again next time
+		return fmt.Errorf("status: write AnnouncementSlice %s: %w", want.Name, err)
+	}
+	w.written[i] = want
+	w.writes++
+	return nil
+}
+
+// sweep deletes, on the janitor node, the slices of the speakers that
+// memberlist does not show alive, once per change of what it shows.
+// A slice written since it was listed (its speaker is back) stays.
+func (w *sliceWriter) sweep(ctx context.Context, v svcstatus.View) error {
+	if !svcstatus.Janitor(w.node, v.Candidates, v.Quorum) || !slices.Contains(v.Alive, w.node) {
+		w.cleaned = nil
+		return nil
+	}
+	alive := slices.Sorted(slices.Values(v.Alive))
+	if w.cleaned != nil && slices.Equal(w.cleaned, alive) {
+		return nil
+	}
+	sel, err := svcstatus.GoneSelector(alive)
+	if err != nil {
+		return err
+	}
+	var list metav1.PartialObjectMetadataList
+	list.SetGroupVersionKind(v1beta1.GroupVersion.WithKind("AnnouncementSliceList"))
+	if err := w.c.List(ctx, &list, client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return fmt.Errorf("status: list the AnnouncementSlices of gone speakers: %w", err)
+	}
+	var errs []error
+	for i := range list.Items {
+		m := &list.Items[i]
+		m.SetGroupVersionKind(v1beta1.GroupVersion.WithKind("AnnouncementSlice"))
+		err := w.c.Delete(ctx, m, client.Preconditions{UID: &m.UID, ResourceVersion: &m.ResourceVersion})
+		switch {
+		case err == nil:
+			w.swept++
+			w.log.Info("deleted the AnnouncementSlice of a speaker that is gone", "slice", m.Name, "node", m.Labels[v1beta1.LabelNode])
+		case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+			// gone already, or written again by its speaker
+		default:
+			errs = append(errs, fmt.Errorf("status: delete AnnouncementSlice %s: %w", m.Name, err))
+		}
+	}
+	if len(errs) == 0 {
+		w.cleaned = alive
+	}
+	return errors.Join(errs...)
+}
