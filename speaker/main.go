@@ -157,7 +157,8 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 		MemberlistSecret: opts.MemberlistSecret,
 		Events:           events,
 		Members:          ml, L2: l2, BGP: router, Inbox: inbox, Presence: lease,
-		Log: log, Registerer: reg,
+		ShutdownTimeout: opts.ShutdownTimeout,
+		Log:             log, Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -178,7 +179,7 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 	runErr := spk.Run(ctx)
 	stopWriter()
 	<-writerDone
-	final, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	final, cancel := context.WithTimeout(context.Background(), time.Second) // after ShutdownTimeout, within the grace period
 	defer cancel()
 	if err := writer.Sync(final); err != nil {
 		log.Warn("final SpeakerStatus write failed", "err", err)

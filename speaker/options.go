@@ -39,6 +39,9 @@ type Options struct {
 	// HealthProbeBindAddress: host:port of /healthz and /readyz, "0"
 	// disables them.
 	HealthProbeBindAddress string
+	// ShutdownTimeout bounds the graceful stop; keep it a second or two
+	// under the pod's terminationGracePeriodSeconds.
+	ShutdownTimeout time.Duration
 	k8s.ClientFlags
 }
 
@@ -57,6 +60,7 @@ func Defaults() Options {
 		LeaseDuration:          presence.DefaultDuration,
 		MetricsBindAddress:     ":7473",
 		HealthProbeBindAddress: ":7474",
+		ShutdownTimeout:        8 * time.Second,
 		ClientFlags:            k8s.ClientFlags{LogLevel: "info", KubeAPIQPS: 50, KubeAPIBurst: 100},
 	}
 }
@@ -75,6 +79,7 @@ func (o *Options) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.LeaseDuration, "lease-duration", o.LeaseDuration, "how long the other speakers count on this one after its Lease's last renewal (renewed every third of it)")
 	fs.StringVar(&o.LBClass, "lb-class", o.LBClass, "serve Services of this spec.loadBalancerClass; empty: Services without a class")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "bound on the graceful stop (hand-over, leave, BGP withdrawal); keep it under terminationGracePeriodSeconds minus a second")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz (the loop runs) and /readyz (memberlist runs, a majority of the speakers is seen); 0 disables them")
 	o.ClientFlags.Bind(fs)
 }
@@ -110,6 +115,9 @@ func (o Options) Validate() error {
 	}
 	if o.ProbeTimeout >= o.ProbeInterval {
 		errs = append(errs, fmt.Errorf("--memberlist-probe-timeout (%s) must be shorter than --memberlist-probe-interval (%s)", o.ProbeTimeout, o.ProbeInterval))
+	}
+	if o.ShutdownTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("--shutdown-timeout %s is too short (at least 1s)", o.ShutdownTimeout))
 	}
 	if o.LeaseDuration < 3*time.Second {
 		errs = append(errs, fmt.Errorf("--lease-duration %s is too short (at least 3s)", o.LeaseDuration))

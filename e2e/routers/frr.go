@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/heraldlb/herald/internal/netns"
@@ -138,6 +139,18 @@ func (r *FRR) vtysh(ctx context.Context, daemon string, cmds ...string) (string,
 func (r *FRR) Configure(ctx context.Context, cmds ...string) error {
 	_, err := r.Vtysh(ctx, append([]string{"configure terminal"}, cmds...)...)
 	return err
+}
+
+// Signal sends sig to one of the router's daemons ("bgpd", "bfdd", ...):
+// SIGSTOP freezes it (its sessions stay open, it reads nothing), SIGCONT
+// thaws it.
+func (r *FRR) Signal(daemon string, sig syscall.Signal) error {
+	for i, d := range frrDaemons {
+		if d == daemon && i < len(r.procs) {
+			return r.procs[i].Signal(sig)
+		}
+	}
+	return fmt.Errorf("routers: FRR %s has no daemon %q", r.Config.Name, daemon)
 }
 
 // PIDs maps each daemon to its PID.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,7 @@ type Env struct {
 	reg      *netns.Registry
 	ownReg   bool
 	procs    []*netns.Proc
+	apiArgs  []string // kube-apiserver's command line, for RestartAPIServer
 	stopOnce sync.Once
 }
 
@@ -126,16 +128,11 @@ func StartProcess(ctx context.Context, dir string, opts ...Option) (_ *Env, err 
 	if err := e.start("etcd", etcdArgs(dir, p)); err != nil {
 		return nil, err
 	}
-	if err := e.start("kube-apiserver", append(apiserverArgs(e.pki, p, o.ServiceAccounts), o.APIServerArgs...)); err != nil {
+	e.apiArgs = append(apiserverArgs(e.pki, p, o.ServiceAccounts), o.APIServerArgs...)
+	if err := e.start("kube-apiserver", e.apiArgs); err != nil {
 		return nil, err
 	}
-	cs, err := kubernetes.NewForConfig(e.Config)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.waitFor(ctx, "kube-apiserver /readyz", func(ctx context.Context) bool {
-		return cs.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error() == nil
-	}); err != nil {
+	if err := e.waitAPIServer(ctx); err != nil {
 		return nil, err
 	}
 	o.Log.Info("kube-apiserver ready", "server", e.Server, "after", time.Since(begin).Round(time.Millisecond))
@@ -167,6 +164,10 @@ func StartProcess(ctx context.Context, dir string, opts ...Option) (_ *Env, err 
 		o.Log.Info("CRDs established", "count", len(names), "dir", crdDir)
 	}
 	if !o.NoControllerManager {
+		cs, err := kubernetes.NewForConfig(e.Config)
+		if err != nil {
+			return nil, err
+		}
 		// The serviceaccount controller creating default/default proves the
 		// controller manager runs and talks to the API server.
 		if err := e.waitFor(ctx, "kube-controller-manager (default ServiceAccount)", func(ctx context.Context) bool {
@@ -212,6 +213,42 @@ func (e *Env) waitFor(ctx context.Context, what string, cond func(context.Contex
 		case <-tick.C:
 		}
 	}
+}
+
+// waitAPIServer waits until kube-apiserver answers /readyz.
+func (e *Env) waitAPIServer(ctx context.Context) error {
+	cs, err := kubernetes.NewForConfig(e.Config)
+	if err != nil {
+		return err
+	}
+	return e.waitFor(ctx, "kube-apiserver /readyz", func(ctx context.Context) bool {
+		return cs.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error() == nil
+	})
+}
+
+// APIServer is the running kube-apiserver, for tests that take it away
+// (Signal SIGSTOP/SIGCONT, Kill) to see what Herald does without it.
+func (e *Env) APIServer() *netns.Proc {
+	for i := len(e.procs) - 1; i >= 0; i-- {
+		if e.procs[i].Name == "kube-apiserver" {
+			return e.procs[i]
+		}
+	}
+	return nil
+}
+
+// RestartAPIServer starts kube-apiserver again, as it was (same port,
+// certificates and etcd), after a test killed it, and waits until it is
+// ready.
+func (e *Env) RestartAPIServer(ctx context.Context) error {
+	if p := e.APIServer(); p != nil && !p.Exited() {
+		return fmt.Errorf("testenv: kube-apiserver (pid %d) still runs", p.PID)
+	}
+	e.procs = slices.DeleteFunc(e.procs, func(p *netns.Proc) bool { return p.Name == "kube-apiserver" })
+	if err := e.start("kube-apiserver", e.apiArgs); err != nil {
+		return err
+	}
+	return e.waitAPIServer(ctx)
 }
 
 // Stop ends every component by PID, newest first. It is safe to call twice.

@@ -63,22 +63,26 @@ func (s *Speaker) converge(now time.Time, stalled bool, msgs inboxBatch) {
 	}
 	s.metrics.setQuorum(d.TakeOver)
 
+	s.engine.MarkDirty(d.Given)
 	changes, changed := s.engine.Elect(now, d.TakeOver, d.Given)
 	if changed {
 		s.opts.L2.Set(s.engine.Desired())
 	}
 	yield := map[string][]netip.Addr{}
+	var stopped []netip.Addr
 	for _, c := range changes {
 		if c.Start {
 			s.log.Info("taking over address", "ip", c.IP, "services", keys(c.Services))
 			continue
 		}
+		stopped = append(stopped, c.IP)
 		s.log.Info("stopped announcing address", "ip", c.IP, "why", c.Why)
 		stoppedEvents(s.opts.Events, s.opts.Node, c)
 		if c.To != "" && c.To != s.opts.Node {
 			yield[c.To] = append(yield[c.To], c.IP)
 		}
 	}
+	s.guard.Stopped(stopped)
 	for _, st := range s.opts.Inbox.takeL2() {
 		s.onL2Change(st.IP, st.Interfaces)
 	}

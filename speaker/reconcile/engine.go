@@ -302,6 +302,16 @@ func (e *Engine) Placements() []announce.Announcement {
 // changed (Placements may differ).
 func (e *Engine) IPVersion() uint64 { return e.ipVersion }
 
+// MarkDirty makes the next Elect look at ips (handed over or released to
+// this node: they may be taken now).
+func (e *Engine) MarkDirty(ips map[netip.Addr]bool) {
+	for ip := range ips {
+		if e.ips[ip] != nil || e.announced[ip] != nil {
+			e.dirty[ip] = true
+		}
+	}
+}
+
 // MarkAllDirty makes the next Elect look at every IP (after a trust change).
 func (e *Engine) MarkAllDirty() {
 	for ip := range e.ips {

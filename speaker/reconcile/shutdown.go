@@ -10,8 +10,8 @@ import (
 	"github.com/heraldlb/herald/speaker/members"
 )
 
-// shutdown stops the node gracefully, in the order that keeps clients
-// served: it stops answering for its Layer 2 addresses and at once tells
+// shutdown stops the node gracefully within Options.ShutdownTimeout, in
+// the order that keeps clients served: it stops answering for its Layer 2 addresses and at once tells
 // each address's successor (the next node in the ranking) to take it over,
 // which it does without waiting for failure detection; it tells the other
 // members it is leaving (an empty hand-over) and leaves memberlist.
@@ -20,8 +20,13 @@ import (
 // it (the hand-over takes 100-150 ms).
 func (s *Speaker) shutdown(runs *components) {
 	begin := time.Now()
+	deadline := begin.Add(s.opts.ShutdownTimeout)
+	// left is the time until the deadline minus what the later steps need.
+	left := func(reserve time.Duration) time.Duration {
+		return max(time.Until(deadline)-reserve, 100*time.Millisecond)
+	}
 	bgpStopped := make(chan bool, 1)
-	go func() { bgpStopped <- runs.bgp.stop(5 * time.Second) }()
+	go func() { bgpStopped <- runs.bgp.stop(left(time.Second)) }()
 	s.mu.Lock()
 	successors := s.engine.Successors()
 	nextOf := map[netip.Addr]string{}
@@ -35,7 +40,7 @@ func (s *Speaker) shutdown(runs *components) {
 	live := slices.Clone(s.live)
 	s.mu.Unlock()
 
-	s.handOver(live, successors)
+	s.handOver(live, successors, min(s.opts.HandoverTimeout, left(time.Second)))
 	for _, c := range stops {
 		c.Why = "this speaker is stopping"
 		if next := nextOf[c.IP]; next != "" {
@@ -43,25 +48,27 @@ func (s *Speaker) shutdown(runs *components) {
 		}
 		stoppedEvents(s.opts.Events, s.opts.Node, c)
 	}
-	if err := s.opts.Members.Leave(s.opts.HandoverTimeout); err != nil {
+	if err := s.opts.Members.Leave(min(s.opts.HandoverTimeout, left(time.Second))); err != nil {
 		s.log.Warn("leaving the speakers' cluster", "err", err)
 	}
+	handedOver := time.Since(begin)
 	// The others stop expecting this speaker at once (a two-node cluster
 	// can then take over new addresses without waiting for the Lease).
-	runs.presence.stop(time.Second)
+	runs.presence.stop(left(time.Second))
 	if s.opts.Presence != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.HandoverTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), min(s.opts.HandoverTimeout, left(time.Second)))
 		if err := s.opts.Presence.Release(ctx); err != nil {
 			s.log.Warn("speaker Lease not deleted", "err", err)
 		}
 		cancel()
 	}
-	handedOver := time.Since(begin)
 	if !<-bgpStopped {
-		s.log.Warn("BGP router did not stop in time")
+		// The kernel closes the sessions when the process exits: the
+		// routers drop this node's routes then, without a Cease.
+		s.log.Warn("the BGP router did not stop within the shutdown timeout; exiting anyway", "timeout", s.opts.ShutdownTimeout.String())
 	}
-	runs.l2.stop(5 * time.Second)
-	runs.members.stop(5 * time.Second)
+	runs.l2.stop(left(0))
+	runs.members.stop(left(0))
 	s.mu.Lock()
 	s.live = nil
 	s.mu.Unlock()
@@ -72,8 +79,8 @@ func (s *Speaker) shutdown(runs *components) {
 // handOver sends every other live member a hand-over message, in
 // parallel: the successors with their addresses, the others empty, so that
 // no one counts this node as failed.
-func (s *Speaker) handOver(live []string, successors map[string][]netip.Addr) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.HandoverTimeout)
+func (s *Speaker) handOver(live []string, successors map[string][]netip.Addr, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, node := range live {
@@ -99,6 +106,6 @@ func (s *Speaker) handOver(live []string, successors map[string][]netip.Addr) {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		s.log.Warn("hand-over messages still pending after the timeout", "timeout", s.opts.HandoverTimeout.String())
+		s.log.Warn("hand-over messages still pending after the timeout", "timeout", timeout.String())
 	}
 }

@@ -103,6 +103,10 @@ type Options struct {
 	StallThreshold time.Duration
 	// HandoverTimeout bounds the hand-over messages on shutdown (default 1 s).
 	HandoverTimeout time.Duration
+	// ShutdownTimeout bounds the whole graceful stop (hand-over, leave,
+	// BGP withdrawal, Lease release); default 8 s, to fit a 10 s
+	// terminationGracePeriodSeconds with the final status write.
+	ShutdownTimeout time.Duration
 	// IsolatedEventAfter is how long this node must see too few speakers
 	// before it says so with an Event on its Node (default 10 s).
 	IsolatedEventAfter time.Duration
@@ -188,6 +192,9 @@ func New(o Options) (*Speaker, error) {
 	if o.HandoverTimeout <= 0 {
 		o.HandoverTimeout = time.Second
 	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 8 * time.Second
+	}
 	if o.IsolatedEventAfter <= 0 {
 		o.IsolatedEventAfter = 10 * time.Second
 	}
@@ -259,8 +266,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	// first joins, and nothing is elected before the model exists.
 	s.step(ctx, time.Now(), false)
 
-	runs := s.startComponents()
-	defer runs.stopAll()
+	runs := s.startComponents() // shutdown stops them
 	s.mu.Lock()
 	s.running = true
 	s.mu.Unlock()
@@ -371,13 +377,6 @@ func (r componentRun) stop(timeout time.Duration) bool {
 	case <-time.After(timeout):
 		return false
 	}
-}
-
-func (c *components) stopAll() {
-	c.presence.stop(5 * time.Second)
-	c.bgp.stop(5 * time.Second)
-	c.l2.stop(5 * time.Second)
-	c.members.stop(5 * time.Second)
 }
 
 type noEvents struct{}

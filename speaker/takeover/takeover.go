@@ -330,6 +330,15 @@ func (g *Guard) Observe(in Input) Decision {
 	return d
 }
 
+// Stopped tells the guard that this node stopped announcing ips: a release
+// it received for one of them is used up and must not make it take the
+// address back later.
+func (g *Guard) Stopped(ips []netip.Addr) {
+	for _, ip := range ips {
+		delete(g.released, ip.Unmap())
+	}
+}
+
 // reprobeAfter is how soon a probe that did not reach a majority is
 // repeated while the node still counts one (a lost ping, say).
 const reprobeAfter = 500 * time.Millisecond

@@ -289,3 +289,17 @@ func TestGuardNeverTakesOverWithoutMajority(t *testing.T) {
 		}
 	}
 }
+
+// A release is used up once the node stops announcing the address.
+func TestGuardReleaseIsUsedUp(t *testing.T) {
+	g := New(Config{Self: "a"})
+	ip := netip.MustParseAddr("198.51.100.3")
+	d := g.Observe(Input{Now: at(0), Alive: []string{"a"}, Present: []string{"a"}, Releases: rel("b", "198.51.100.3")})
+	if !d.Given[ip] {
+		t.Fatal("released address not given")
+	}
+	g.Stopped([]netip.Addr{ip})
+	if d := g.Observe(Input{Now: at(time.Second), Alive: []string{"a"}, Present: []string{"a"}}); d.Given[ip] {
+		t.Fatal("an address released once and stopped since is still given")
+	}
+}
