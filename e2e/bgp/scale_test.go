@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -60,7 +59,7 @@ func TestMeasureManyServices(t *testing.T) {
 	idle := e.speakerMemory(t)
 
 	const ns = "t-scale"
-	e.namespace(t, ns)
+	labtest.Namespace(t, e.Lab, ns)
 	iw, err := e.watchIngress(ctx, ns)
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +68,7 @@ func TestMeasureManyServices(t *testing.T) {
 	bgpDone := e.watchBGPCount(ctx, n)
 
 	start := time.Now()
-	if err := e.createServices(ctx, ns, n); err != nil {
+	if err := e.CreateServices(ctx, ns, "scale", corev1.IPv6Protocol, n); err != nil {
 		t.Fatal(err)
 	}
 	created := time.Since(start)
@@ -128,30 +127,6 @@ func TestMeasureManyServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("namespace deleted -> all %d routes gone from FRR's kernel after %v", n, time.Since(delStart).Round(time.Millisecond))
-}
-
-// createServices creates n bare IPv6 Services in the scale pool with 16
-// clients in parallel.
-func (e *env) createServices(ctx context.Context, ns string, n int) error {
-	const workers = 16
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				svc := bareService(ns, fmt.Sprintf("s%05d", i), "scale", corev1.IPv6Protocol)
-				if _, err := e.Kube.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
 }
 
 // watchBGPCount polls FRR's iBGP neighbors every 250 ms and sends the time

@@ -36,6 +36,7 @@ type sliceWriter struct {
 
 	loaded     bool
 	lastResync time.Time
+	lastWrite  time.Time                          // of this node's slices (not the janitor's deletes)
 	place      map[string]int                     // Service key -> slice index
 	written    map[int]*v1beta1.AnnouncementSlice // as last written or read
 	version    uint64                             // the View whose Services are written
@@ -159,6 +160,7 @@ func (w *sliceWriter) apply(ctx context.Context, services map[string]v1beta1.Ser
 			continue
 		}
 		w.deletes++
+		w.lastWrite = time.Now()
 		delete(w.written, i)
 	}
 	return errors.Join(errs...)
@@ -200,6 +202,7 @@ func (w *sliceWriter) put(ctx context.Context, i int, want *v1beta1.Announcement
 	}
 	w.written[i] = want
 	w.writes++
+	w.lastWrite = time.Now()
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/internal/testenv"
+	"github.com/heraldlb/herald/internal/testwait"
 	"github.com/heraldlb/herald/speaker/svcstatus"
 )
 
@@ -268,5 +269,84 @@ func TestSlicesOfGoneSpeakersAreDeleted(t *testing.T) {
 	}
 	if n := len(e.slices("")); n != 4 {
 		t.Fatalf("%d slices, want 4", n)
+	}
+}
+
+// Each kind is written at most once per MinInterval, apart: a SpeakerStatus
+// write does not hold back the slices (a takeover changes both, a moment
+// apart), and a second slice change within the interval waits for it.
+func TestSlicesAndStatusAreLimitedApart(t *testing.T) {
+	e := startEnv(t)
+	n1 := e.node("node1")
+	const interval = 3 * time.Second
+	var mu sync.Mutex
+	members := int32(3)
+	src := &source{view: svcstatus.View{Alive: []string{"node1"}, Candidates: []string{"node1"}, Quorum: true}}
+	changed := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	w, err := New(Options{Client: e.c, Node: n1.Name, NodeUID: n1.UID, MinInterval: interval, PollInterval: time.Hour, Changed: changed,
+		Source: func() v1beta1.SpeakerStatusStatus {
+			mu.Lock()
+			defer mu.Unlock()
+			return v1beta1.SpeakerStatusStatus{MembersAlive: members}
+		},
+		Announcements: src.get})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	statusSays := func(want int32) func() error {
+		return func() error {
+			var ss v1beta1.SpeakerStatus
+			if err := e.c.Get(ctx, client.ObjectKey{Name: "node1"}, &ss); err != nil {
+				return err
+			}
+			if ss.Status.MembersAlive != want {
+				return fmt.Errorf("membersAlive %d, want %d", ss.Status.MembersAlive, want)
+			}
+			return nil
+		}
+	}
+	slicesList := func(want int) func() error {
+		return func() error {
+			n := 0
+			for _, s := range e.slices("") {
+				n += len(s.Services)
+			}
+			if n != want {
+				return fmt.Errorf("%d Services in the slices, want %d", n, want)
+			}
+			return nil
+		}
+	}
+	signal()
+	testwait.For(t, 10*time.Second, "the first SpeakerStatus", statusSays(3))
+	mu.Lock()
+	members = 2
+	mu.Unlock()
+	signal()
+	testwait.For(t, 10*time.Second, "the second SpeakerStatus", statusSays(2))
+	statusAt := time.Now()
+	src.set(services(0, 5))
+	signal()
+	testwait.For(t, 10*time.Second, "the slice", slicesList(5))
+	if d := time.Since(statusAt); d >= interval {
+		t.Errorf("the slice was written %v after the SpeakerStatus: held back by it", d)
+	}
+	sliceAt := time.Now()
+	src.set(services(0, 6))
+	signal()
+	testwait.For(t, 10*time.Second, "the slice again", slicesList(6))
+	if d := time.Since(sliceAt); d < interval-500*time.Millisecond {
+		t.Errorf("the slice was written again after %v, within the interval of %v", d, interval)
 	}
 }

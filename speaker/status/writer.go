@@ -86,40 +86,59 @@ func New(o Options) (*Writer, error) {
 	return w, nil
 }
 
-// Run writes the status whenever it changed until ctx ends.
+// Run writes the status and the slices whenever they changed until ctx
+// ends, each at most once per MinInterval: a change that comes sooner is
+// written when the interval is over. The two are limited apart, so that a
+// SpeakerStatus write never holds back the slices of a takeover.
 func (w *Writer) Run(ctx context.Context) error {
 	poll := time.NewTicker(w.o.PollInterval)
 	defer poll.Stop()
+	var held <-chan time.Time // when a target held back may write
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-w.o.Changed:
 		case <-poll.C:
+		case <-held:
 		}
-		if wait := w.o.MinInterval - time.Since(w.lastWrite); wait > 0 {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(wait):
-			}
-		}
-		if err := w.Sync(ctx); err != nil && ctx.Err() == nil {
-			w.o.Log.Warn("writing the SpeakerStatus failed", "node", w.o.Node, "err", err)
+		held = nil
+		if wait := w.round(ctx); wait > 0 {
+			held = time.After(wait)
 		}
 	}
 }
 
+// round syncs each target whose last write is at least MinInterval ago and
+// returns how long until the others may write (0: none is held back).
+func (w *Writer) round(ctx context.Context) time.Duration {
+	var wait time.Duration
+	due := func(last time.Time) bool {
+		d := w.o.MinInterval - time.Since(last)
+		if d > 0 && (wait == 0 || d < wait) {
+			wait = d
+		}
+		return d <= 0
+	}
+	if due(w.lastWrite) {
+		if err := w.syncStatus(ctx); err != nil && ctx.Err() == nil {
+			w.o.Log.Warn("writing the SpeakerStatus failed", "node", w.o.Node, "err", err)
+		}
+	}
+	if w.slices != nil && due(w.slices.lastWrite) {
+		if err := w.slices.sync(ctx, w.o.Announcements()); err != nil && ctx.Err() == nil {
+			w.o.Log.Warn("writing the AnnouncementSlices failed", "node", w.o.Node, "err", err)
+		}
+	}
+	return wait
+}
+
 // Sync writes the current status and AnnouncementSlices now where they
-// differ from the last ones written.
+// differ from the last ones written (the last write of a stopping speaker).
 func (w *Writer) Sync(ctx context.Context) error {
 	err := w.syncStatus(ctx)
 	if w.slices != nil {
-		before := w.slices.writes + w.slices.deletes + w.slices.swept
 		err = errors.Join(err, w.slices.sync(ctx, w.o.Announcements()))
-		if w.slices.writes+w.slices.deletes+w.slices.swept != before {
-			w.lastWrite = time.Now()
-		}
 	}
 	return err
 }
