@@ -104,12 +104,12 @@ type AnnouncementSlice struct {
 	Node string `json:"node"`
 	// ServiceCount, Layer2Count and BGPCount count the Services listed and
 	// their addresses by protocol (for kubectl's columns).
-	// +optional
-	ServiceCount int32 `json:"serviceCount,omitempty"`
-	// +optional
-	Layer2Count int32 `json:"layer2Count,omitempty"`
-	// +optional
-	BGPCount int32 `json:"bgpCount,omitempty"`
+	// +kubebuilder:validation:Minimum=0
+	ServiceCount int32 `json:"serviceCount"`
+	// +kubebuilder:validation:Minimum=0
+	Layer2Count int32 `json:"layer2Count"`
+	// +kubebuilder:validation:Minimum=0
+	BGPCount int32 `json:"bgpCount"`
 	// Services, sorted by namespace/name.
 	// +listType=map
 	// +listMapKey=service

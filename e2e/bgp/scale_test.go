@@ -38,24 +38,7 @@ func TestMeasureManyServices(t *testing.T) {
 	e := herald(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	if err := e.Create(ctx,
-		lab.ManualPool("scale", v1beta1.AddressRange(scalePool.String())),
-		&v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "scale"}, Spec: v1beta1.BGPAdvertisementSpec{
-			PoolSelection: v1beta1.PoolSelection{IPPools: []string{"scale"}}, Peers: []string{peerFRR6}}},
-	); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		_ = e.API.Delete(ctx, &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "scale"}})
-		_ = e.API.Delete(ctx, &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "scale"}})
-	})
-	for _, node := range e.Nodes {
-		if err := node.KubeProxy.Terminate(5 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = node.KubeProxy.Start() })
-	}
+	e.scaleSetup(t, ctx)
 	idle := e.speakerMemory(t)
 
 	const ns = "t-scale"
@@ -127,6 +110,31 @@ func TestMeasureManyServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("namespace deleted -> all %d routes gone from FRR's kernel after %v", n, time.Since(delStart).Round(time.Millisecond))
+}
+
+// scaleSetup creates the scale pool, advertised by every node to frr6,
+// and stops kube-proxy (it would program every Service in every node on
+// the same 2 cores and measure itself) until the test ends.
+func (e *env) scaleSetup(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := e.Create(ctx,
+		lab.ManualPool("scale", v1beta1.AddressRange(scalePool.String())),
+		&v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "scale"}, Spec: v1beta1.BGPAdvertisementSpec{
+			PoolSelection: v1beta1.PoolSelection{IPPools: []string{"scale"}}, Peers: []string{peerFRR6}}},
+	); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = e.API.Delete(ctx, &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "scale"}})
+		_ = e.API.Delete(ctx, &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "scale"}})
+	})
+	for _, node := range e.Nodes {
+		if err := node.KubeProxy.Terminate(5 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = node.KubeProxy.Start() })
+	}
 }
 
 // watchBGPCount polls FRR's iBGP neighbors every 250 ms and sends the time

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -337,7 +335,7 @@ func TestMeasureSliceWrites(t *testing.T) {
 	if !labtest.Measuring() {
 		t.Skip("measurement: set HERALD_MEASURE=1")
 	}
-	n, trials := envInt("HERALD_MEASURE_SERVICES", 10000), envInt("HERALD_MEASURE_TRIALS", 5)
+	n, trials := labtest.MeasureInt("HERALD_MEASURE_SERVICES", 10000), labtest.MeasureInt("HERALD_MEASURE_TRIALS", 5)
 	e := herald(t)
 	ctx := labtest.Context(t, 50*time.Minute)
 	// kube-proxy would program every Service in every node on 2 cores.
@@ -384,11 +382,4 @@ func TestMeasureSliceWrites(t *testing.T) {
 		med(func(tr sliceTrial) float64 { return float64(tr.failover.Modified) }), med(func(tr sliceTrial) float64 { return float64(tr.failover.Deleted) }),
 		med(func(tr sliceTrial) float64 { return sec(tr.right) }), med(func(tr sliceTrial) float64 { return sec(tr.wire) }),
 		med(func(tr sliceTrial) float64 { return float64(tr.restore.Total()) }), med(func(tr sliceTrial) float64 { return sec(tr.restored) }))
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
 }
