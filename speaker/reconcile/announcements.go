@@ -32,25 +32,34 @@ func (s *Speaker) Announcements() svcstatus.View {
 	bgpStatus := s.opts.BGP.Status()
 	alive := s.opts.Members.Alive()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	sending := map[string]bool{}
 	for _, st := range bgpStatus {
 		if st.Established() && st.Advertised > 0 && s.bgpInUse[st.Name] {
 			sending[st.Name] = true
 		}
 	}
-	c := &s.announced
-	if !c.valid || c.engineVersion != s.engine.Version || !equalPlaced(c.placed, placed) || !maps.Equal(c.sending, sending) {
-		c.services = svcstatus.Build(s.engine.announcementInput(placed, sending))
-		c.engineVersion, c.placed, c.sending, c.valid = s.engine.Version, placed, sending, true
-		c.version++
-	}
-	return svcstatus.View{
-		Version: c.version, Services: c.services,
+	view := svcstatus.View{
 		Alive: alive, Candidates: slices.Clone(s.live),
 		// A stopping speaker leaves the others' slices alone.
 		Quorum: s.decision.Quorum.OK && !s.stopping.Load(),
 	}
+	c := &s.announced
+	if c.valid && c.engineVersion == s.engine.Version && equalPlaced(c.placed, placed) && maps.Equal(c.sending, sending) {
+		view.Version, view.Services = c.version, c.services
+		s.mu.Unlock()
+		return view
+	}
+	in, version := s.engine.announcementInput(placed, sending), s.engine.Version
+	s.mu.Unlock()
+	// Building costs milliseconds with thousands of Services: not while
+	// holding the loop's lock.
+	services := svcstatus.Build(in)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.services, c.engineVersion, c.placed, c.sending, c.valid = services, version, placed, sending, true
+	c.version++
+	view.Version, view.Services = c.version, services
+	return view
 }
 
 // placedNow says where the announcer answers for each address.

@@ -107,14 +107,26 @@ func (w *sliceWriter) refresh(ctx context.Context) error {
 		return fmt.Errorf("status: list this node's AnnouncementSlices: %w", err)
 	}
 	w.lastResync = time.Now()
-	rv := map[string]string{}
+	listed := map[string]bool{}
 	for _, m := range list.Items {
-		rv[m.Name] = m.ResourceVersion
+		listed[m.Name] = true
 	}
 	for i, s := range w.written {
-		if got, ok := rv[s.Name]; !ok || got != s.ResourceVersion {
-			w.log.Info("an AnnouncementSlice was deleted or changed by someone else; writing it again", "slice", s.Name)
-			delete(w.written, i) // created again, or read and overwritten
+		if !listed[s.Name] {
+			w.log.Info("an AnnouncementSlice was deleted by someone else; writing it again", "slice", s.Name)
+			delete(w.written, i)
+			w.current = false
+		}
+	}
+	for _, m := range list.Items {
+		i := svcstatus.SliceIndex(w.node, m.Name)
+		if i < 0 {
+			i = w.strayIndex()
+		}
+		if cur := w.written[i]; cur == nil || cur.Name != m.Name || cur.ResourceVersion != m.ResourceVersion {
+			// Written by someone else: what it says is unknown, so it
+			// is written over (or deleted if not needed).
+			w.written[i] = &v1beta1.AnnouncementSlice{ObjectMeta: m.ObjectMeta}
 			w.current = false
 		}
 	}
@@ -154,7 +166,7 @@ func (w *sliceWriter) apply(ctx context.Context, services map[string]v1beta1.Ser
 			continue
 		}
 		s := w.written[i]
-		err := w.c.Delete(ctx, s, client.Preconditions{UID: &s.UID})
+		err := w.c.Delete(ctx, s) // only this node writes its names
 		if err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("status: delete AnnouncementSlice %s: %w", s.Name, err))
 			continue
@@ -195,6 +207,11 @@ func (w *sliceWriter) put(ctx context.Context, i int, want *v1beta1.Announcement
 			want.ResourceVersion = cur.ResourceVersion
 			err = w.c.Update(ctx, want, owner)
 		}
+	}
+	if create && w.written[i] != nil {
+		// Deleted behind this writer's back (a janitor that took this
+		// speaker for gone): look for the others at once.
+		w.lastResync = time.Time{}
 	}
 	if err != nil {
 		delete(w.written, i) // read again next time

@@ -210,6 +210,24 @@ func TestSlicesAgainstAPIServer(t *testing.T) {
 		t.Fatalf("slice node1.1 deleted by someone: not written again (%d writes)", writes(w3))
 	}
 
+	// Two slices deleted behind its back (a janitor took this node for
+	// gone): a change in one writes it again and makes the writer look
+	// for the other at once, although its resync is an hour away.
+	for _, name := range []string{"node1", "node1.2"} {
+		if err := e.c.Delete(context.Background(), &v1beta1.AnnouncementSlice{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = have["demo/s00001"]
+	s.Addresses[0].Interfaces = []string{"eth1"}
+	have[s.Service] = s
+	src.set(have)
+	e.sync(w)
+	e.sync(w)
+	if got := e.slices(""); len(got) != 3 || got["node1"].Services[1].Addresses[0].Interfaces[0] != "eth1" {
+		t.Fatalf("after two slices were deleted: %d slices, want 3 with the change", len(got))
+	}
+
 	// Nothing announced (a graceful stop): every slice goes.
 	src.set(nil)
 	e.sync(w3)
