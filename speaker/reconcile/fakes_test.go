@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -316,8 +317,12 @@ func (f *fakeRouter) Status() []bgp.PeerStatus {
 	}
 	return out
 }
+
+// last is a copy of the kept state (Update changes its Paths in place).
 func (f *fakeRouter) last() bgp.Desired {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.desired
+	d := f.desired
+	d.Paths = maps.Clone(d.Paths)
+	return d
 }
