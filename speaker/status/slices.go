@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -142,38 +143,83 @@ func (w *sliceWriter) strayIndex() int {
 	return i
 }
 
+// inFlight is how many slices are written or deleted at once: under load
+// one request takes 100-500 ms, and a takeover may write ten slices.
+const inFlight = 8
+
+// change is one slice to write (want) or to delete (want nil).
+type change struct {
+	i    int
+	cur  *v1beta1.AnnouncementSlice // as last written or read, nil if none
+	want *v1beta1.AnnouncementSlice
+	// outcome
+	gone bool // cur had been deleted behind this writer's back
+	err  error
+}
+
 // apply places the Services in slices and writes the slices that changed,
-// deleting those no longer needed.
+// deleting those no longer needed, several at a time.
 func (w *sliceWriter) apply(ctx context.Context, services map[string]v1beta1.ServiceAnnouncement) error {
 	w.place = svcstatus.Place(w.place, slices.Collect(maps.Keys(services)), v1beta1.MaxServicesPerSlice)
 	groups := svcstatus.Group(w.place)
-	var errs []error
+	var changes []*change
 	for _, i := range slices.Sorted(maps.Keys(groups)) {
 		list := make([]v1beta1.ServiceAnnouncement, len(groups[i]))
 		for j, key := range groups[i] {
 			list[j] = services[key]
 		}
 		want := svcstatus.Slice(w.node, i, list)
-		if cur := w.written[i]; cur != nil && sameSlice(cur, &want) {
-			continue
+		if w.nodeUID != "" {
+			want.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: w.node, UID: w.nodeUID}}
 		}
-		if err := w.put(ctx, i, &want); err != nil {
-			errs = append(errs, err)
+		if cur := w.written[i]; cur == nil || !sameSlice(cur, &want) {
+			changes = append(changes, &change{i: i, cur: cur, want: &want})
 		}
 	}
 	for _, i := range slices.Sorted(maps.Keys(w.written)) {
-		if _, ok := groups[i]; ok {
-			continue
+		if _, ok := groups[i]; !ok {
+			changes = append(changes, &change{i: i, cur: w.written[i]})
 		}
-		s := w.written[i]
-		err := w.c.Delete(ctx, s) // only this node writes its names
-		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("status: delete AnnouncementSlice %s: %w", s.Name, err))
-			continue
+	}
+	var g errgroup.Group
+	g.SetLimit(inFlight)
+	for _, c := range changes {
+		g.Go(func() error {
+			if c.want == nil {
+				c.err = w.c.Delete(ctx, c.cur) // only this node writes its names
+				if apierrors.IsNotFound(c.err) {
+					c.err = nil
+				}
+			} else {
+				c.gone, c.err = w.put(ctx, c.cur, c.want)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	var errs []error
+	for _, c := range changes {
+		switch {
+		case c.err != nil && c.want == nil:
+			errs = append(errs, fmt.Errorf("status: delete AnnouncementSlice %s: %w", c.cur.Name, c.err))
+		case c.err != nil:
+			delete(w.written, c.i) // read again next time
+			errs = append(errs, c.err)
+		case c.want == nil:
+			w.deletes++
+			delete(w.written, c.i)
+		default:
+			w.writes++
+			w.written[c.i] = c.want
 		}
-		w.deletes++
-		w.lastWrite = time.Now()
-		delete(w.written, i)
+		if c.err == nil {
+			w.lastWrite = time.Now()
+		}
+		if c.gone {
+			// Deleted behind this writer's back (a janitor that took this
+			// speaker for gone): look for the others at once.
+			w.lastResync = time.Time{}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -183,44 +229,33 @@ func sameSlice(a, b *v1beta1.AnnouncementSlice) bool {
 		maps.Equal(a.Labels, b.Labels) && equality.Semantic.DeepEqual(a.Services, b.Services)
 }
 
-// put writes slice i: an update of what was written, else a create; an
-// object changed or deleted behind this writer's back is read again.
-func (w *sliceWriter) put(ctx context.Context, i int, want *v1beta1.AnnouncementSlice) error {
-	if w.nodeUID != "" {
-		want.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: w.node, UID: w.nodeUID}}
-	}
+// put writes want over cur (as last written or read; nil: none): an
+// update, else a create; an object changed or deleted behind this
+// writer's back is read again. gone says cur had been deleted.
+func (w *sliceWriter) put(ctx context.Context, cur, want *v1beta1.AnnouncementSlice) (gone bool, err error) {
 	owner := client.FieldOwner(v1beta1.FieldManagerSpeaker)
-	var err error
 	create := true
-	if cur := w.written[i]; cur != nil {
+	if cur != nil {
 		want.ResourceVersion = cur.ResourceVersion
 		err = w.c.Update(ctx, want, owner)
 		create = apierrors.IsNotFound(err)
+		gone = create
 	}
 	if create {
 		want.ResourceVersion = ""
 		err = w.c.Create(ctx, want, owner)
 	}
 	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
-		var cur v1beta1.AnnouncementSlice
-		if err = w.c.Get(ctx, client.ObjectKeyFromObject(want), &cur); err == nil {
-			want.ResourceVersion = cur.ResourceVersion
+		var now v1beta1.AnnouncementSlice
+		if err = w.c.Get(ctx, client.ObjectKeyFromObject(want), &now); err == nil {
+			want.ResourceVersion = now.ResourceVersion
 			err = w.c.Update(ctx, want, owner)
 		}
 	}
-	if create && w.written[i] != nil {
-		// Deleted behind this writer's back (a janitor that took this
-		// speaker for gone): look for the others at once.
-		w.lastResync = time.Time{}
-	}
 	if err != nil {
-		delete(w.written, i) // read again next time
-		return fmt.Errorf("status: write AnnouncementSlice %s: %w", want.Name, err)
+		return gone, fmt.Errorf("status: write AnnouncementSlice %s: %w", want.Name, err)
 	}
-	w.written[i] = want
-	w.writes++
-	w.lastWrite = time.Now()
-	return nil
+	return gone, nil
 }
 
 // sweep deletes, on the janitor node, the slices of the speakers that
@@ -244,22 +279,34 @@ func (w *sliceWriter) sweep(ctx context.Context, v svcstatus.View) error {
 	if err := w.c.List(ctx, &list, client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return fmt.Errorf("status: list the AnnouncementSlices of gone speakers: %w", err)
 	}
-	var errs []error
+	errs := make([]error, len(list.Items))
+	deleted := make([]bool, len(list.Items))
+	var g errgroup.Group
+	g.SetLimit(inFlight)
 	for i := range list.Items {
 		m := &list.Items[i]
 		m.SetGroupVersionKind(v1beta1.GroupVersion.WithKind("AnnouncementSlice"))
-		err := w.c.Delete(ctx, m, client.Preconditions{UID: &m.UID, ResourceVersion: &m.ResourceVersion})
-		switch {
-		case err == nil:
+		g.Go(func() error {
+			err := w.c.Delete(ctx, m, client.Preconditions{UID: &m.UID, ResourceVersion: &m.ResourceVersion})
+			switch {
+			case err == nil:
+				deleted[i] = true
+				w.log.Info("deleted the AnnouncementSlice of a speaker that is gone", "slice", m.Name, "node", m.Labels[v1beta1.LabelNode])
+			case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+				// gone already, or written again by its speaker
+			default:
+				errs[i] = fmt.Errorf("status: delete AnnouncementSlice %s: %w", m.Name, err)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	for _, d := range deleted {
+		if d {
 			w.swept++
-			w.log.Info("deleted the AnnouncementSlice of a speaker that is gone", "slice", m.Name, "node", m.Labels[v1beta1.LabelNode])
-		case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
-			// gone already, or written again by its speaker
-		default:
-			errs = append(errs, fmt.Errorf("status: delete AnnouncementSlice %s: %w", m.Name, err))
 		}
 	}
-	if len(errs) == 0 {
+	if errors.Join(errs...) == nil {
 		w.cleaned = alive
 	}
 	return errors.Join(errs...)
