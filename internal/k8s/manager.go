@@ -85,6 +85,9 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject:         byObject,
+			// Caught up within half a second after an API server outage
+			// instead of the reflector's 30-60 s backoff (see patient.go).
+			NewInformer: newPatientInformer,
 		},
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
