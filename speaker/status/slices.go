@@ -47,8 +47,8 @@ type sliceWriter struct {
 	// or this node is not the janitor).
 	cleaned []string
 
-	// writes and deletes count API writes of this node's slices; cleaned
-	// counts slices of gone speakers deleted.
+	// writes and deletes count API writes of this node's slices; swept
+	// counts the slices of gone speakers it deleted.
 	writes, deletes, swept int
 }
 
