@@ -247,6 +247,7 @@ func TestMeasureBGPSliceWrites(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second)
 		r.failover = sw.Counts().Sub(c0)
+		t.Logf("slice writes after the kill: %s", strings.Join(sw.Timeline(t0), ", "))
 		c1, t1 := sw.Counts(), time.Now()
 		if err := e.Speaker(victim).Start(); err != nil {
 			t.Fatal(err)

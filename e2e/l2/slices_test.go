@@ -131,6 +131,8 @@ type sliceTrial struct {
 	// Advertisement from its new owner, at the client; restored: restart
 	// -> the slices right again.
 	right, wire, restored time.Duration
+	// timeline lists the slice writes after the kill.
+	timeline []string
 }
 
 func (tr sliceTrial) String() string {
@@ -183,6 +185,7 @@ func (e *env) sliceFailover(ctx context.Context, sw *lab.SliceWatch, ns string, 
 	tr.right = at.Sub(t0)
 	time.Sleep(2 * time.Second) // late writes count too
 	tr.failover = sw.Counts().Sub(c0)
+	tr.timeline = sw.Timeline(t0)
 	msgs, err := capt.Stop()
 	if err != nil {
 		return tr, err
@@ -361,7 +364,7 @@ func TestMeasureSliceWrites(t *testing.T) {
 	var results []sliceTrial
 	for i := range trials {
 		tr, err := e.sliceFailover(ctx, sw, "t-slicescale", ips, all[i%len(all)], nil)
-		t.Logf("trial %d: %v", i+1, tr)
+		t.Logf("trial %d: %v\nslice writes after the kill: %s", i+1, tr, strings.Join(tr.timeline, ", "))
 		if err != nil {
 			t.Fatal(err)
 		}

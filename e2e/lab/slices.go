@@ -82,6 +82,7 @@ type SliceWatch struct {
 	mu      sync.Mutex
 	slices  map[string]*v1beta1.AnnouncementSlice
 	counts  SliceCounts
+	events  []SliceEvent
 	last    time.Time // when the latest event arrived
 	err     error
 	changed chan struct{}
@@ -119,6 +120,9 @@ func (sw *SliceWatch) run() {
 		now := time.Now()
 		sw.mu.Lock()
 		s, ok := ev.Object.(*v1beta1.AnnouncementSlice)
+		if ok {
+			sw.events = append(sw.events, SliceEvent{At: now, Type: ev.Type, Name: s.Name})
+		}
 		switch {
 		case ev.Type == watch.Error:
 			sw.err = fmt.Errorf("lab: AnnouncementSlice watch: %v", ev.Object)
@@ -145,6 +149,26 @@ func (sw *SliceWatch) run() {
 		sw.err = fmt.Errorf("lab: the AnnouncementSlice watch ended")
 	}
 	sw.mu.Unlock()
+}
+
+// SliceEvent is a write of an AnnouncementSlice as the watch delivered it.
+type SliceEvent struct {
+	At   time.Time
+	Type watch.EventType
+	Name string
+}
+
+// Timeline lists the writes delivered after t0 as "+1.234s MODIFIED node2.3".
+func (sw *SliceWatch) Timeline(t0 time.Time) []string {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	var out []string
+	for _, e := range sw.events {
+		if e.At.After(t0) {
+			out = append(out, fmt.Sprintf("+%v %s %s", e.At.Sub(t0).Round(time.Millisecond), e.Type, e.Name))
+		}
+	}
+	return out
 }
 
 // Stop ends the watch.
