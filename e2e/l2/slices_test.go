@@ -131,13 +131,16 @@ type sliceTrial struct {
 	// Advertisement from its new owner, at the client; restored: restart
 	// -> the slices right again.
 	right, wire, restored time.Duration
+	// wireBack: restart -> the last moved address announced again by the
+	// restarted node.
+	wireBack time.Duration
 	// timeline lists the slice writes after the kill.
 	timeline []string
 }
 
 func (tr sliceTrial) String() string {
-	return fmt.Sprintf("SIGKILL of %s's speaker: %d Services moved; slices right after %v (all moved on the wire after %v), %v; restart: right again after %v, %v",
-		tr.victim, tr.moved, ms(tr.right), ms(tr.wire), tr.failover, ms(tr.restored), tr.restore)
+	return fmt.Sprintf("SIGKILL of %s's speaker: %d Services moved; slices right after %v (all moved on the wire after %v), %v; restart: right again after %v (all back on the wire after %v), %v",
+		tr.victim, tr.moved, ms(tr.right), ms(tr.wire), tr.failover, ms(tr.restored), ms(tr.wireBack), tr.restore)
 }
 
 // sliceFailover kills victim's speaker, waits until the slices say where
@@ -146,7 +149,7 @@ func (tr sliceTrial) String() string {
 // its new owner. during, if set, runs once the slices are right after the
 // kill.
 func (e *env) sliceFailover(ctx context.Context, sw *lab.SliceWatch, ns string, ips map[string]netip.Addr, victim string, during func() error) (sliceTrial, error) {
-	tr := sliceTrial{victim: victim, wire: -1}
+	tr := sliceTrial{victim: victim}
 	all := e.NodeNames()
 	survivors := slices.DeleteFunc(slices.Clone(all), func(n string) bool { return n == victim })
 	before, after := owners(ips, all), owners(ips, survivors)
@@ -190,39 +193,56 @@ func (e *env) sliceFailover(ctx context.Context, sw *lab.SliceWatch, ns string, 
 	if err != nil {
 		return tr, err
 	}
-	first := map[string]time.Duration{}
-	for _, m := range msgs {
-		if _, ok := first[m.IP]; !ok && m.Gratuitous && m.At.After(t0) && e.NodeOfMAC(m.MAC) != victim {
-			first[m.IP] = m.At.Sub(t0)
-		}
-	}
-	for _, ip := range movedIPs {
-		d, ok := first[netip.MustParseAddr(ip).String()]
-		if !ok {
-			tr.wire = -1
-			break
-		}
-		tr.wire = max(tr.wire, d)
-	}
+	tr.wire = lastFirstAnnouncement(e, msgs, movedIPs, t0, func(node string) bool { return node != victim })
 	if during != nil {
 		if err := during(); err != nil {
 			return tr, err
 		}
 	}
 
+	if capt, err = e.Client.StartCapture(ctx); err != nil {
+		return tr, err
+	}
 	c1 := sw.Counts()
 	t1 := time.Now()
 	if err := e.Speaker(victim).Start(); err != nil {
+		_, _ = capt.Stop()
 		return tr, err
 	}
 	at, err = sw.Wait(ctx, ns, rightL2(ips, all))
 	if err != nil {
+		_, _ = capt.Stop()
 		return tr, fmt.Errorf("after the restart of %s: %w", victim, err)
 	}
 	tr.restored = at.Sub(t1)
 	time.Sleep(2 * time.Second)
 	tr.restore = sw.Counts().Sub(c1)
+	if msgs, err = capt.Stop(); err != nil {
+		return tr, err
+	}
+	tr.wireBack = lastFirstAnnouncement(e, msgs, movedIPs, t1, func(node string) bool { return node == victim })
 	return tr, e.WaitMembers(ctx, len(all))
+}
+
+// lastFirstAnnouncement is, over ips, the latest first unsolicited
+// announcement after t0 by a node that by accepts: when the last of them
+// was announced by its new owner; -1 if one never was.
+func lastFirstAnnouncement(e *env, msgs []lab.L2Message, ips []string, t0 time.Time, by func(string) bool) time.Duration {
+	first := map[string]time.Duration{}
+	for _, m := range msgs {
+		if _, ok := first[m.IP]; !ok && m.Gratuitous && m.At.After(t0) && by(e.NodeOfMAC(m.MAC)) {
+			first[m.IP] = m.At.Sub(t0)
+		}
+	}
+	var last time.Duration
+	for _, ip := range ips {
+		d, ok := first[ip]
+		if !ok {
+			return -1
+		}
+		last = max(last, d)
+	}
+	return last
 }
 
 // busiest is the node that announces the most of the Services.
@@ -379,10 +399,11 @@ func TestMeasureSliceWrites(t *testing.T) {
 		return xs[len(xs)/2]
 	}
 	sec := func(d time.Duration) float64 { return d.Seconds() }
-	t.Logf("medians over %d trials, %d Services: moved %.0f; failover writes %.0f (created %.0f, updated %.0f, deleted %.0f); slices right %.2f s after the kill, every moved address announced on the wire after %.2f s; restart: writes %.0f, right %.2f s after the start",
+	t.Logf("medians over %d trials, %d Services: moved %.0f; failover writes %.0f (created %.0f, updated %.0f, deleted %.0f); slices right %.2f s after the kill, every moved address announced on the wire after %.2f s; restart: writes %.0f, right %.2f s after the start, every address back on the wire after %.2f s",
 		len(results), n, med(func(tr sliceTrial) float64 { return float64(tr.moved) }),
 		med(func(tr sliceTrial) float64 { return float64(tr.failover.Total()) }), med(func(tr sliceTrial) float64 { return float64(tr.failover.Added) }),
 		med(func(tr sliceTrial) float64 { return float64(tr.failover.Modified) }), med(func(tr sliceTrial) float64 { return float64(tr.failover.Deleted) }),
 		med(func(tr sliceTrial) float64 { return sec(tr.right) }), med(func(tr sliceTrial) float64 { return sec(tr.wire) }),
-		med(func(tr sliceTrial) float64 { return float64(tr.restore.Total()) }), med(func(tr sliceTrial) float64 { return sec(tr.restored) }))
+		med(func(tr sliceTrial) float64 { return float64(tr.restore.Total()) }), med(func(tr sliceTrial) float64 { return sec(tr.restored) }),
+		med(func(tr sliceTrial) float64 { return sec(tr.wireBack) }))
 }

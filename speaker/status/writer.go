@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -120,16 +121,26 @@ func (w *Writer) round(ctx context.Context) time.Duration {
 		}
 		return d <= 0
 	}
+	// The two write different objects from different state: at once, so
+	// that a slow SpeakerStatus write never delays the slices.
+	var g errgroup.Group
 	if due(w.lastWrite) {
-		if err := w.syncStatus(ctx); err != nil && ctx.Err() == nil {
-			w.o.Log.Warn("writing the SpeakerStatus failed", "node", w.o.Node, "err", err)
-		}
+		g.Go(func() error {
+			if err := w.syncStatus(ctx); err != nil && ctx.Err() == nil {
+				w.o.Log.Warn("writing the SpeakerStatus failed", "node", w.o.Node, "err", err)
+			}
+			return nil
+		})
 	}
 	if w.slices != nil && due(w.slices.lastWrite) {
-		if err := w.slices.sync(ctx, w.o.Announcements()); err != nil && ctx.Err() == nil {
-			w.o.Log.Warn("writing the AnnouncementSlices failed", "node", w.o.Node, "err", err)
-		}
+		g.Go(func() error {
+			if err := w.slices.sync(ctx, w.o.Announcements()); err != nil && ctx.Err() == nil {
+				w.o.Log.Warn("writing the AnnouncementSlices failed", "node", w.o.Node, "err", err)
+			}
+			return nil
+		})
 	}
+	_ = g.Wait()
 	return wait
 }
 
