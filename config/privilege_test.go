@@ -62,6 +62,7 @@ var leastPrivilege = map[string][]grant{
 		{"bfdprofiles.herald.dev", "get list watch", "config"},
 		{"speakerstatuses.herald.dev", "get create", "its own SpeakerStatus, read once and created when missing"},
 		{"speakerstatuses.herald.dev/status", "update", "what it announces"},
+		{"announcementslices.herald.dev", "get list create update delete", "its own AnnouncementSlices (written whole, re-read on a conflict), and the slices of speakers gone for good (the janitor)"},
 		{"tokenreviews.authentication.k8s.io", "create", "the metrics endpoint authenticates its callers"},
 		{"subjectaccessreviews.authorization.k8s.io", "create", "the metrics endpoint authorizes its callers"},
 	},

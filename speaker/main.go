@@ -182,7 +182,7 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 	probes.run(spk)
 	writer, err := status.New(status.Options{
 		Client: direct, Node: opts.NodeName, NodeUID: node.UID,
-		Source: spk.Status, Changed: spk.StatusChanged(), Log: log,
+		Source: spk.Status, Announcements: spk.Announcements, Changed: spk.StatusChanged(), Log: log,
 	})
 	if err != nil {
 		return err

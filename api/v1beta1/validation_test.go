@@ -165,6 +165,17 @@ spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, gracefulRestart: tru
 spec: {receiveInterval: 5}`, "spec.receiveInterval"},
 	{"BFD multiplier too small", `kind: BFDProfile
 spec: {detectMultiplier: 1}`, "spec.detectMultiplier"},
+	// AnnouncementSlice (written by the speakers)
+	{"announcement by an unknown protocol", `kind: AnnouncementSlice
+node: node1
+serviceCount: 1
+layer2Count: 0
+bgpCount: 0
+services: [{service: demo/web, addresses: [{ip: 198.51.100.5, protocol: ARP}]}]`, "services[0].addresses[0].protocol: Unsupported value: \"ARP\""},
+	{"announcement slice without its node", `kind: AnnouncementSlice
+serviceCount: 0
+layer2Count: 0
+bgpCount: 0`, "node: Required value"},
 }
 
 func TestAPIServerRefusesInvalidObjects(t *testing.T) {

@@ -313,12 +313,24 @@ func (f *fakeRouter) Update(u map[string]bgp.PathUpdate) {
 	f.updates++
 }
 
+// Status shows every peer established, and idle once Run returned (as the
+// real router publishes after its stop).
 func (f *fakeRouter) Status() []bgp.PeerStatus {
+	state := bgp.StateEstablished
+	select {
+	case <-f.stopped:
+		state = bgp.StateIdle
+	default:
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []bgp.PeerStatus
 	for _, p := range f.desired.Peers {
-		out = append(out, bgp.PeerStatus{Name: p.Name, Address: p.Address, State: bgp.StateEstablished, Advertised: len(f.desired.Paths[p.Name])})
+		ps := bgp.PeerStatus{Name: p.Name, Address: p.Address, State: state}
+		if state == bgp.StateEstablished {
+			ps.Advertised = len(f.desired.Paths[p.Name])
+		}
+		out = append(out, ps)
 	}
 	return out
 }

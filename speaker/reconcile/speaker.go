@@ -131,6 +131,8 @@ type Speaker struct {
 	status  chan struct{}
 	// lastLoop is when the loop last went round (Unix ns): liveness.
 	lastLoop atomic.Int64
+	// stopping is set when the graceful stop begins.
+	stopping atomic.Bool
 
 	mu       sync.Mutex
 	running  bool // the first step is done and the components started
@@ -174,6 +176,7 @@ type Speaker struct {
 	routes     *routeIndex
 	bgpIssues  []PeerIssue
 	reported   reportCache
+	announced  sliceCache    // see Announcements
 	sends      chan struct{} // bounds concurrent release sends
 }
 
@@ -286,6 +289,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 		s.lastLoop.Store(time.Now().UnixNano())
 		select {
 		case <-ctx.Done():
+			s.stopping.Store(true)
 			s.shutdown(runs)
 			return nil
 		case <-s.watch.signal:
