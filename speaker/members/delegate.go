@@ -29,7 +29,6 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	d.m.gone[n.Name] = time.Now()
 	delete(d.m.suspects, n.Name)
 	delete(d.m.metas, n.Name)
-	delete(d.m.addrs, n.Name)
 	d.m.mu.Unlock()
 	d.m.log.Info("member gone", "member", n.Name, "address", n.Address())
 	d.m.notify()

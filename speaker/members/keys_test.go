@@ -209,3 +209,53 @@ func TestRunRetriesWhileThePortIsTaken(t *testing.T) {
 		return nil
 	})
 }
+
+// A member declared failed is still probed at its last address: Ping
+// answers for a speaker that memberlist counts dead but that runs (stale
+// gossip), and not for one that is gone.
+func TestPingReachesAMemberDeclaredFailed(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	key := bytes.Repeat([]byte{2}, 32)
+	pa, pc := freePort(t), freePort(t)
+	a := mustNew(t, Options{Name: "a", BindAddr: lo, Port: pa, Key: key})
+	a.SetPeers([]string{fmt.Sprintf("127.0.0.1:%d", pc)})
+	run := func(m *Members) (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx) }()
+		return func() { cancel(); <-done }
+	}
+	t.Cleanup(run(a))
+	c := mustNew(t, Options{Name: "c", BindAddr: lo, Port: pc, Key: key})
+	stopC := run(c)
+	testwait.For(t, 10*time.Second, "a sees c", func() error {
+		if got := a.Alive(); !slices.Equal(got, []string{"a", "c"}) {
+			return fmt.Errorf("alive %v", got)
+		}
+		return nil
+	})
+	a.SetPeers(nil) // a must not re-join c below: only its probe may reach it
+	stopC()         // no Leave: a declares c failed
+	testwait.For(t, 10*time.Second, "a declares c failed", func() error {
+		if got := a.Alive(); !slices.Equal(got, []string{"a"}) {
+			return fmt.Errorf("alive %v", got)
+		}
+		return nil
+	})
+	if got := a.Ping([]string{"c"}); len(got) != 0 {
+		t.Fatalf("a stopped member answered: %v", got)
+	}
+	// The same speaker runs again at its address but has not joined (no
+	// peers): memberlist still counts it failed, a probe reaches it.
+	c2 := mustNew(t, Options{Name: "c", BindAddr: lo, Port: pc, Key: key})
+	t.Cleanup(run(c2))
+	testwait.For(t, 10*time.Second, "a probe reaches c", func() error {
+		if got := a.Ping([]string{"c"}); !slices.Equal(got, []string{"c"}) {
+			return fmt.Errorf("Ping answered by %v", got)
+		}
+		return nil
+	})
+	if got := a.Alive(); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("a re-joined c: alive %v", got)
+	}
+}

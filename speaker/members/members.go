@@ -153,7 +153,10 @@ type Members struct {
 	keyMismatch time.Time
 	gone        map[string]time.Time // failed or left, and when
 	metas       map[string]nodeMeta  // the live members' metadata
-	addrs       map[string]net.Addr  // and their addresses
+	// addrs are every member's last address, kept after it fails: Ping
+	// probes a member that was just declared failed, to tell a crash from
+	// stale gossip.
+	addrs map[string]net.Addr
 }
 
 // New checks the options and returns Members; it does no I/O.
