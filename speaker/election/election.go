@@ -108,6 +108,24 @@ func PreferredOwner(ip netip.Addr, eligible []string, prefs Preferences) string 
 	return best.node
 }
 
+// Outranks reports whether challenger ranks before incumbent for ip with
+// prefs: whether adding challenger to the candidates of an IP that
+// incumbent owns moves it. Any node outranks "" (no owner). It costs one
+// or two hashes, so a joining node is checked against every address
+// without ranking all nodes again.
+func Outranks(ip netip.Addr, challenger, incumbent string, prefs Preferences) bool {
+	if incumbent == "" {
+		return true
+	}
+	c := ranked{node: challenger, place: prefs.place(challenger)}
+	i := ranked{node: incumbent, place: prefs.place(incumbent)}
+	if c.place != i.place {
+		return c.place < i.place
+	}
+	c.score, i.score = score(ip, challenger), score(ip, incumbent)
+	return c.compare(i) < 0
+}
+
 // OwnedBy returns, sorted, the IPs that self must announce: for each IP in
 // eligible (the nodes allowed to announce it, per configuration and endpoint
 // readiness), the owner among those that are also alive (members in the

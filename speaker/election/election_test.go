@@ -274,3 +274,32 @@ func TestPreferredNodesShareAddresses(t *testing.T) {
 func without(list []string, drop ...string) []string {
 	return slices.DeleteFunc(slices.Clone(list), func(s string) bool { return slices.Contains(drop, s) })
 }
+
+// Outranks says exactly whether adding a node to the candidates makes it
+// the owner, with and without preferences.
+func TestOutranksAgreesWithOwner(t *testing.T) {
+	nodes := []string{"a", "b", "c", "d", "e", "f"}
+	prefs := Preferences{"c": 0, "d": 1, "e": 1}
+	ip := netip.MustParseAddr("198.51.100.0")
+	for i := range 500 {
+		ip = ip.Next()
+		set := []string{}
+		for j, n := range nodes {
+			if (i>>j)&1 == 1 {
+				set = append(set, n)
+			}
+		}
+		for _, p := range []Preferences{nil, prefs} {
+			owner := PreferredOwner(ip, set, p)
+			for _, x := range nodes {
+				if slices.Contains(set, x) {
+					continue
+				}
+				want := PreferredOwner(ip, append(slices.Clone(set), x), p) == x
+				if got := Outranks(ip, x, owner, p); got != want {
+					t.Fatalf("%s among %v (prefs %v): Outranks(%s, owner %q) = %v, want %v", ip, set, p, x, owner, got, want)
+				}
+			}
+		}
+	}
+}

@@ -56,10 +56,10 @@ func (s *Speaker) converge(now time.Time, stalled bool, msgs inboxBatch) {
 
 	s.live = d.Live
 	s.engine.SetLive(d.Live)
-	if d.TakeOver != s.takeovers {
-		s.takeovers = d.TakeOver
-		s.engine.MarkAllDirty()
+	if d.TakeOver && !s.takeovers {
+		s.engine.MarkWaitingDirty() // losing the right to take over changes nothing announced
 	}
+	s.takeovers = d.TakeOver
 	s.metrics.setQuorum(d.TakeOver)
 
 	s.engine.MarkDirty(d.Given)

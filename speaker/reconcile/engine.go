@@ -320,17 +320,45 @@ func (s *ipState) refs() []ServiceRef {
 }
 
 // SetLive replaces the live members (memberlist's view minus those that
-// handed over). A change re-elects every IP.
+// handed over). Only the IPs whose owner the change can move are
+// re-elected: those a departed member owned, and those a new member
+// outranks the owner for (one pass over the IPs, one hash per IP for each
+// new member, no full ranking).
 func (e *Engine) SetLive(names []string) bool {
 	next := make(map[string]bool, len(names))
 	for _, n := range names {
 		next[n] = true
 	}
-	if reflect.DeepEqual(next, e.live) {
+	if maps.Equal(next, e.live) {
 		return false
 	}
+	var gone, joined []string
+	for n := range e.live {
+		if !next[n] {
+			gone = append(gone, n)
+		}
+	}
+	for n := range next {
+		if !e.live[n] {
+			joined = append(joined, n)
+		}
+	}
 	e.live = next
-	e.MarkAllDirty()
+	for ip, st := range e.ips {
+		if e.dirty[ip] {
+			continue
+		}
+		if st.owner != "" && slices.Contains(gone, st.owner) {
+			e.dirty[ip] = true
+			continue
+		}
+		for _, n := range joined {
+			if election.Outranks(ip, n, st.owner, st.prefs) && slices.Contains(st.eligible, n) && e.candidate(n, ip) {
+				e.dirty[ip] = true
+				break
+			}
+		}
+	}
 	return true
 }
 
@@ -395,7 +423,18 @@ func (e *Engine) MarkDirty(ips map[netip.Addr]bool) {
 	}
 }
 
-// MarkAllDirty makes the next Elect look at every IP (after a trust change).
+// MarkWaitingDirty makes the next Elect look at the IPs this node owns
+// but could not take over yet: the only ones a takeover newly allowed can
+// change.
+func (e *Engine) MarkWaitingDirty() {
+	for ip, st := range e.ips {
+		if st.waiting {
+			e.dirty[ip] = true
+		}
+	}
+}
+
+// MarkAllDirty makes the next Elect look at every IP.
 func (e *Engine) MarkAllDirty() {
 	for ip := range e.ips {
 		e.dirty[ip] = true

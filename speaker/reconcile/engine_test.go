@@ -36,7 +36,7 @@ func meta(name string) metav1.ObjectMeta {
 // testModel: pool lan (198.51.100.0/24, 2001:db8:100::/64) announced on
 // every node with the default interface; pool rack (198.51.101.0/24)
 // announced only by rack a on eth1; pool routed (203.0.113.0/24) only by BGP.
-func testModel(t *testing.T) *config.Model {
+func testModel(t testing.TB) *config.Model {
 	t.Helper()
 	m := config.Build(config.Input{
 		Pools: []v1beta1.IPPool{

@@ -24,7 +24,7 @@ func labelSelector(k, v string) v1beta1.LabelSelector {
 
 // selectionEngineModel: pool lan announced for Services tier=gold,
 // preferring zone b; withdrawn without endpoints.
-func selectionEngineModel(t *testing.T) *config.Model {
+func selectionEngineModel(t testing.TB) *config.Model {
 	t.Helper()
 	m := config.Build(config.Input{
 		Pools: []v1beta1.IPPool{{ObjectMeta: meta("lan"), Spec: v1beta1.IPPoolSpec{Addresses: []v1beta1.AddressRange{"198.51.100.0/24"}}}},
