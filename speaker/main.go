@@ -19,6 +19,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -69,6 +70,10 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 		HealthProbeBindAddress: opts.HealthProbeBindAddress,
 		ByObject: map[client.Object]cache.ByObject{
 			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{v1beta1.Namespace: {}}, Label: leaseSelector},
+			// Every speaker caches every slice and Node: only what it reads.
+			&discoveryv1.EndpointSlice{}: {Transform: reconcile.SliceDigest},
+			&corev1.Node{}:               {Transform: reconcile.NodeDigest},
+			&corev1.Service{}:            {Transform: reconcile.ServiceDigest},
 		},
 	})
 	if err != nil {
