@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/heraldlb/herald/internal/deploy"
@@ -42,7 +41,7 @@ func TestManifests(t *testing.T) {
 		if err != nil {
 			t.Fatalf("kubectl apply -f config/samples failed: %v\n%s", err, out)
 		}
-		for _, want := range []string{"ippool.herald.dev/lan created", "bgppeer.herald.dev/frr created", "l2advertisement.herald.dev/lan created", "bgpadvertisement.herald.dev/routed created", "bfdprofile.herald.dev/fast created"} {
+		for _, want := range []string{"ippool.herald.dev/lan created", "bgppeer.herald.dev/frr created", "l2advertisement.herald.dev/lan created", "bgpadvertisement.herald.dev/routed created", "bfdprofile.herald.dev/fast created", "bgpadvertisement.herald.dev/routed-gold created", "l2advertisement.herald.dev/lan-edge created"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("kubectl output lacks %q:\n%s", want, out)
 			}
@@ -63,39 +62,6 @@ func TestManifests(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Errorf("kubectl output lacks %q:\n%s", want, out)
 			}
-		}
-	})
-
-	t.Run("speaker is not privileged and holds only NET_RAW and NET_ADMIN", func(t *testing.T) {
-		out, err := kubectl(t, env, "kustomize", "default")
-		if err != nil {
-			t.Fatalf("kubectl kustomize: %v\n%s", err, out)
-		}
-		var ds *appsv1.DaemonSet
-		for _, doc := range strings.Split(out, "\n---\n") {
-			if strings.Contains(doc, "kind: DaemonSet") {
-				ds = &appsv1.DaemonSet{}
-				if err := yaml.Unmarshal([]byte(doc), ds); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		if ds == nil {
-			t.Fatal("config/default renders no DaemonSet")
-		}
-		if !ds.Spec.Template.Spec.HostNetwork {
-			t.Error("the speaker must use the host network")
-		}
-		sc := ds.Spec.Template.Spec.Containers[0].SecurityContext
-		if sc == nil || sc.Capabilities == nil {
-			t.Fatal("the speaker has no securityContext capabilities")
-		}
-		if sc.Privileged != nil && *sc.Privileged {
-			t.Error("the speaker must not be privileged")
-		}
-		add := fmt.Sprint(sc.Capabilities.Add)
-		if add != "[NET_RAW NET_ADMIN]" || fmt.Sprint(sc.Capabilities.Drop) != "[ALL]" {
-			t.Errorf("capabilities add %s drop %v, want add [NET_RAW NET_ADMIN] drop [ALL]", add, sc.Capabilities.Drop)
 		}
 	})
 }
@@ -202,7 +168,12 @@ func TestChartLintsClean(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, set := range [][]string{nil, {"metrics.serviceMonitor.enabled=true", "speaker.memberlist.key=" + strings.Repeat("A", 43) + "=", "loadBalancerClass=herald.dev/lb"}} {
+	for _, set := range [][]string{
+		nil,
+		{"metrics.serviceMonitor.enabled=true", "speaker.memberlist.key=" + strings.Repeat("A", 43) + "=", "loadBalancerClass=herald.dev/lb"},
+		{"metrics.serviceMonitor.enabled=true", "metrics.certSecret=herald-metrics-tls", "metrics.readers[0].name=prometheus", "metrics.readers[0].namespace=monitoring"},
+		{"metrics.serviceMonitor.enabled=true", "metrics.secure=false"},
+	} {
 		vals, err := deploy.Values(set...)
 		if err != nil {
 			t.Fatal(err)
@@ -277,18 +248,21 @@ func TestChartRefusesBadValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	for set, want := range map[string]string{
-		"speaker.memberlist.port=70000":            "port",
-		"controller.logLevel=loud":                 "logLevel",
-		"controller.replicas=0":                    "replicas",
-		"speaker.memberlist.key=c2hvcnQ=":          "key",
-		"speaker.image.pullPolicy=Sometimes":       "pullPolicy",
-		"speaker.tolerations[0].operator=Maybe":    "operator",
-		"controller.image.tag=v1 rc":               "tag",
-		"spekaer.logLevel=debug":                   "spekaer",
-		"metrics.serviceMonitor.interval=often":    "interval",
-		"controller.nodeSelector.rack.floor=three": "rack",
+		"speaker.memberlist.port=70000":               "port",
+		"controller.logLevel=loud":                    "logLevel",
+		"controller.replicas=0":                       "replicas",
+		"speaker.memberlist.key=c2hvcnQ=":             "key",
+		"speaker.image.pullPolicy=Sometimes":          "pullPolicy",
+		"speaker.tolerations[0].operator=Maybe":       "operator",
+		"controller.image.tag=v1 rc":                  "tag",
+		"spekaer.logLevel=debug":                      "spekaer",
+		"metrics.serviceMonitor.interval=often":       "interval",
+		"controller.nodeSelector.rack.floor=three":    "rack",
+		"metrics.secure=false,metrics.certSecret=tls": "certSecret",
+		"metrics.readers[0].name=prometheus":          "namespace",
+		"metrics.certSecret=Not_A_Name":               "certSecret",
 	} {
-		vals, err := deploy.Values(set)
+		vals, err := deploy.Values(strings.Split(set, ",")...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,6 +273,82 @@ func TestChartRefusesBadValues(t *testing.T) {
 			t.Errorf("%s: error does not name %q: %v", set, want, err)
 		}
 	}
+}
+
+// TestChartMetricsValues: metrics.secure, metrics.certSecret,
+// metrics.readers and the ServiceMonitor that goes with them.
+func TestChartMetricsValues(t *testing.T) {
+	ch, err := deploy.LoadChart("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	render := func(set ...string) map[string]map[string]any {
+		t.Helper()
+		vals, err := deploy.Values(append(set, "metrics.serviceMonitor.enabled=true")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := deploy.RenderChart(ch, vals, false)
+		if err != nil {
+			t.Fatalf("%v: %v", set, err)
+		}
+		return objects(t, out)
+	}
+	pods := []string{"DaemonSet herald-system/herald-speaker", "Deployment herald-system/herald-controller"}
+	monitors := []string{"ServiceMonitor herald-system/herald-speaker", "ServiceMonitor herald-system/herald-controller"}
+	has := func(objs map[string]map[string]any, key string, want ...string) {
+		t.Helper()
+		text := toYAML(t, objs[key])
+		for _, w := range want {
+			if !strings.Contains(text, w) {
+				t.Errorf("%s lacks %q:\n%s", key, w, text)
+			}
+		}
+	}
+	lacks := func(objs map[string]map[string]any, key string, unwanted ...string) {
+		t.Helper()
+		text := toYAML(t, objs[key])
+		for _, w := range unwanted {
+			if strings.Contains(text, w) {
+				t.Errorf("%s has %q:\n%s", key, w, text)
+			}
+		}
+	}
+
+	t.Run("default: HTTPS, Prometheus's token, self-signed certificate", func(t *testing.T) {
+		objs := render()
+		for _, k := range monitors {
+			has(objs, k, "scheme: https", "bearerTokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token", "insecureSkipVerify: true")
+		}
+		for _, k := range pods {
+			lacks(objs, k, "--metrics-secure", "--metrics-cert-dir", "metrics-cert")
+		}
+		if objs["ClusterRoleBinding <nil>/herald-metrics-reader"] != nil {
+			t.Error("a binding of herald-metrics-reader without metrics.readers")
+		}
+	})
+	t.Run("certSecret: mounted, and verified by the ServiceMonitor", func(t *testing.T) {
+		objs := render("metrics.certSecret=herald-metrics-tls")
+		for _, k := range pods {
+			has(objs, k, "--metrics-cert-dir=/etc/herald/metrics-cert", "mountPath: /etc/herald/metrics-cert", "secretName: herald-metrics-tls")
+		}
+		has(objs, monitors[0], "serverName: herald-speaker-metrics.herald-system.svc", "name: herald-metrics-tls", "key: ca.crt")
+		has(objs, monitors[1], "serverName: herald-controller-metrics.herald-system.svc")
+		lacks(objs, monitors[0], "insecureSkipVerify")
+	})
+	t.Run("secure=false: plain HTTP, said on both pods", func(t *testing.T) {
+		objs := render("metrics.secure=false")
+		for _, k := range pods {
+			has(objs, k, "--metrics-secure=false")
+		}
+		for _, k := range monitors {
+			lacks(objs, k, "https", "bearerToken", "tlsConfig")
+		}
+	})
+	t.Run("readers are bound to herald-metrics-reader", func(t *testing.T) {
+		objs := render("metrics.readers[0].name=prometheus-k8s", "metrics.readers[0].namespace=monitoring")
+		has(objs, "ClusterRoleBinding <nil>/herald-metrics-reader", "name: herald-metrics-reader", "name: prometheus-k8s", "namespace: monitoring")
+	})
 }
 
 func toYAML(t *testing.T, obj map[string]any) string {

@@ -73,7 +73,7 @@ func (h *harness) createNamespace(t *testing.T, name string, labels map[string]s
 func (h *harness) controllerOptions() options.Options {
 	o := options.Defaults()
 	o.Kubeconfig = h.env.Kubeconfig
-	o.MetricsBindAddress = "0"
+	o.Metrics.BindAddress = "0"
 	o.HealthProbeBindAddress = "0"
 	o.LogLevel = "debug"
 	o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond

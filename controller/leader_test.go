@@ -24,10 +24,19 @@ import (
 // serviceAccount is the identity config/rbac/controller.yaml grants rights to.
 const serviceAccount = "system:serviceaccount:herald-system:herald-controller"
 
-// applyRBAC creates the objects of config/rbac/controller.yaml.
+// applyRBAC creates the objects of config/rbac/controller.yaml and
+// metrics.yaml (the role a Prometheus is given).
 func (h *harness) applyRBAC(t *testing.T) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "config", "rbac", "controller.yaml"))
+	for _, f := range []string{"controller.yaml", "metrics.yaml"} {
+		h.createFromFile(t, filepath.Join("..", "config", "rbac", f))
+	}
+}
+
+// createFromFile creates every object of a YAML file.
+func (h *harness) createFromFile(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +95,10 @@ func TestLeaderElection(t *testing.T) {
 		proc := h.startProcess(t, fmt.Sprintf("herald-controller-%d", i),
 			"--kubeconfig="+kubeconfig, "--leader-elect", "--log-level=debug",
 			"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms",
-			"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(port), "--health-probe-bind-address=0")
+			// Plain HTTP: the test counts the standby's requests, and a
+			// scrape with a token would add its TokenReview and
+			// SubjectAccessReview (TestMetricsEndpoint checks those).
+			"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(port), "--metrics-secure=false", "--health-probe-bind-address=0")
 		replicas = append(replicas, replica{proc, port})
 	}
 	leaderOf := func() (int, string) {

@@ -54,7 +54,9 @@ func run(ctx context.Context, opts options.Options, log *slog.Logger) error {
 	}
 	mgr, err := k8s.NewManager(cfg, k8s.ManagerOptions{
 		Logger:                  crLog,
-		MetricsBindAddress:      opts.MetricsBindAddress,
+		MetricsBindAddress:      opts.Metrics.BindAddress,
+		MetricsSecure:           opts.Metrics.Secure,
+		MetricsCertDir:          opts.Metrics.CertDir,
 		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
 		LeaderElectionID:        lease,
 		LeaseDuration:           opts.LeaseDuration,
@@ -107,6 +109,7 @@ func run(ctx context.Context, opts options.Options, log *slog.Logger) error {
 	if err := mgr.Add(importer); err != nil {
 		return err
 	}
-	log.Info("starting", "lbClass", opts.LBClass, "leaderElect", opts.LeaderElect, "workers", opts.Workers)
+	log.Info("starting", "lbClass", opts.LBClass, "leaderElect", opts.LeaderElect, "workers", opts.Workers,
+		"metrics", opts.Metrics.BindAddress, "metricsSecure", opts.Metrics.Secure)
 	return mgr.Start(ctx)
 }

@@ -121,7 +121,7 @@ func scaleRun(t *testing.T, n int) scaleResult {
 	controllerBinary(t) // built before the clock starts
 	port := freePort(t)
 	args := []string{"--kubeconfig=" + h.env.Kubeconfig, "--leader-elect", "--log-level=info",
-		"--workers=" + strconv.Itoa(scaleWorkers), "--metrics-bind-address=127.0.0.1:" + strconv.Itoa(port), "--health-probe-bind-address=0"}
+		"--workers=" + strconv.Itoa(scaleWorkers), "--metrics-bind-address=127.0.0.1:" + strconv.Itoa(port), "--metrics-secure=false", "--health-probe-bind-address=0"}
 	begin = time.Now()
 	first := h.startProcess(t, "herald-controller-first", args...)
 	select {

@@ -27,7 +27,9 @@ func TestServices(t *testing.T) {
 	h.create(t, pool("reserved", false, "203.0.113.0/29"))
 	o := h.controllerOptions()
 	metricsPort := freePort(t)
-	o.MetricsBindAddress = fmt.Sprintf("127.0.0.1:%d", metricsPort)
+	// Plain HTTP (said explicitly): this test counts the controller's own
+	// requests; TestMetricsEndpoint checks the secure endpoint.
+	o.Metrics = k8s.MetricsFlags{BindAddress: fmt.Sprintf("127.0.0.1:%d", metricsPort), Secure: false}
 	o.LeaderElect = true
 	stop := h.runController(t, o)
 
@@ -227,6 +229,18 @@ func TestServices(t *testing.T) {
 		h.waitEvent(t, "default", "overlap", v1beta1.ReasonValid, "in use")
 	})
 
+	t.Run("a preferred node selector that prefers no node is reported until a node matches", func(t *testing.T) {
+		h.create(t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "edge-1", Labels: map[string]string{"zone": "a"}}})
+		h.create(t, &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "pref"}, Spec: v1beta1.L2AdvertisementSpec{
+			PoolSelection:          v1beta1.PoolSelection{IPPools: []string{"lan"}},
+			PreferredNodeSelectors: []v1beta1.LabelSelector{{MatchLabels: map[string]v1beta1.LabelValue{"zone": "b"}}},
+		}})
+		h.waitConfigCondition(t, &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "pref"}}, metav1.ConditionTrue, v1beta1.ReasonPartiallyApplied)
+		h.waitEvent(t, "default", "pref", v1beta1.ReasonPartiallyApplied, "preferredNodeSelectors[0] (zone=b) matches no node")
+		update(t, h, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "edge-1"}}, func(n *corev1.Node) { n.Labels["zone"] = "b" })
+		h.waitConfigCondition(t, &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "pref"}}, metav1.ConditionTrue, v1beta1.ReasonValid)
+	})
+
 	t.Run("memberlist key", func(t *testing.T) {
 		key := h.memberlistKey(t)
 		if len(key) != k8s.MemberlistKeySize {
@@ -268,7 +282,7 @@ func TestServices(t *testing.T) {
 		// A process, so its metrics count only its own work.
 		proc := h.startProcess(t, "herald-controller-restarted", "--kubeconfig="+h.env.Kubeconfig, "--leader-elect",
 			"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms",
-			fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort), "--health-probe-bind-address=0")
+			fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort), "--metrics-secure=false", "--health-probe-bind-address=0")
 		stop = func() {
 			if err := proc.Stop(10 * time.Second); err != nil {
 				t.Error(err)

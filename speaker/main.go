@@ -23,6 +23,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
@@ -61,9 +62,10 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 		return err
 	}
 	leaseSelector := labels.SelectorFromSet(presence.Labels)
+	// The metrics endpoint is added once the node address is known.
 	mgr, err := k8s.NewManager(cfg, k8s.ManagerOptions{
 		Logger:                 crLog,
-		MetricsBindAddress:     opts.MetricsBindAddress,
+		MetricsBindAddress:     "0",
 		HealthProbeBindAddress: opts.HealthProbeBindAddress,
 		ByObject: map[client.Object]cache.ByObject{
 			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{v1beta1.Namespace: {}}, Label: leaseSelector},
@@ -89,10 +91,19 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 		return err
 	}
 	// The manager (cache, metrics, Events) outlives the speaker's graceful
-	// stop, so it has its own context, ended last.
+	// stop, so it has its own context, ended last. If it fails (its probe
+	// port cannot be bound, say), the speaker stops too, with its error.
+	ctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
 	mgrCtx, stopMgr := context.WithCancel(context.WithoutCancel(ctx))
 	mgrDone := make(chan error, 1)
-	go func() { mgrDone <- mgr.Start(mgrCtx) }()
+	go func() {
+		err := mgr.Start(mgrCtx)
+		if err != nil {
+			fail(fmt.Errorf("manager: %w", err))
+		}
+		mgrDone <- err
+	}()
 	defer func() {
 		stopMgr()
 		if err := <-mgrDone; err != nil {
@@ -106,6 +117,10 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 		return err
 	}
 	nodeIP, err := bindAddress(opts.NodeIP, node.Status.Addresses)
+	if err != nil {
+		return err
+	}
+	metricsAddr, err := addMetricsServer(mgr, opts.Metrics, nodeIP, node, events, log)
 	if err != nil {
 		return err
 	}
@@ -157,8 +172,9 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 		MemberlistSecret: opts.MemberlistSecret,
 		Events:           events,
 		Members:          ml, L2: l2, BGP: router, Inbox: inbox, Presence: lease,
-		ShutdownTimeout: opts.ShutdownTimeout,
-		Log:             log, Registerer: reg,
+		GracefulShutdown: opts.BGPGracefulShutdown,
+		ShutdownTimeout:  opts.ShutdownTimeout,
+		Log:              log, Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -166,7 +182,7 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 	probes.run(spk)
 	writer, err := status.New(status.Options{
 		Client: direct, Node: opts.NodeName, NodeUID: node.UID,
-		Source: spk.Status, Changed: spk.StatusChanged(), Log: log,
+		Source: spk.Status, Announcements: spk.Announcements, Changed: spk.StatusChanged(), Log: log,
 	})
 	if err != nil {
 		return err
@@ -175,8 +191,11 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 	writerDone := make(chan error, 1)
 	go func() { writerDone <- writer.Run(writerCtx) }()
 
-	log.Info("starting", "nodeIP", nodeIP, "memberlistPort", opts.MemberlistPort, "lbClass", opts.LBClass, "metrics", opts.MetricsBindAddress)
+	log.Info("starting", "nodeIP", nodeIP, "memberlistPort", opts.MemberlistPort, "lbClass", opts.LBClass, "metrics", metricsAddr, "metricsSecure", opts.Metrics.Secure)
 	runErr := spk.Run(ctx)
+	if cause := context.Cause(ctx); runErr == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		runErr = cause
+	}
 	stopWriter()
 	<-writerDone
 	final, cancel := context.WithTimeout(context.Background(), time.Second) // after ShutdownTimeout, within the grace period
@@ -185,6 +204,41 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 		log.Warn("final SpeakerStatus write failed", "err", err)
 	}
 	return runErr
+}
+
+// reasonMetricsUnavailable is the Event on the Node when the metrics
+// endpoint cannot start.
+const reasonMetricsUnavailable = "MetricsUnavailable"
+
+// addMetricsServer serves /metrics on m's address, on the node address
+// when it names no host, and returns that address ("0": none). An endpoint
+// that cannot start is reported (log, Event on the Node) and tried again;
+// the speaker goes on announcing meanwhile.
+func addMetricsServer(mgr manager.Manager, m k8s.MetricsFlags, nodeIP netip.Addr, node *corev1.Node, events k8s.EventRecorder, log *slog.Logger) (string, error) {
+	if !m.Enabled() {
+		return "0", nil
+	}
+	addr, err := k8s.OnAddress(m.BindAddress, nodeIP)
+	if err != nil {
+		return "", fmt.Errorf("--metrics-bind-address: %w", err)
+	}
+	m.BindAddress = addr
+	if _, err := k8s.NewMetricsServer(m, mgr.GetConfig(), mgr.GetHTTPClient()); err != nil {
+		return "", err // wrong settings fail at once, not on every retry
+	}
+	reported := ""
+	return addr, mgr.Add(&k8s.RetryingMetricsServer{
+		Flags: m, Config: mgr.GetConfig(), HTTPClient: mgr.GetHTTPClient(),
+		Failed: func(err error) {
+			if err.Error() == reported {
+				return // said once; the retries are quiet
+			}
+			reported = err.Error()
+			log.Error("metrics endpoint unavailable, retrying", "address", addr, "err", err)
+			events.Warning(node, reasonMetricsUnavailable, "Serve",
+				fmt.Sprintf("herald-speaker on %s cannot serve its metrics on %s, retrying (it announces as usual): %v", node.Name, addr, err))
+		},
+	})
 }
 
 // bindAddress is --node-ip, else the Node's first InternalIP.

@@ -11,6 +11,7 @@ import (
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/speaker/members"
 	"github.com/heraldlb/herald/speaker/presence"
+	"github.com/heraldlb/herald/speaker/reconcile"
 )
 
 // Options are all of herald-speaker's settings.
@@ -34,11 +35,16 @@ type Options struct {
 	// LBClass is the spec.loadBalancerClass served; "" serves Services
 	// without a class (as the controller's flag).
 	LBClass string
-	// MetricsBindAddress: host:port of /metrics, "0" disables it.
-	MetricsBindAddress string
+	// Metrics: where and how /metrics is served. An address without a host
+	// (":7473") is bound on the node address (NodeIP, else the Node's
+	// InternalIP), not on every address of the host network.
+	Metrics k8s.MetricsFlags
 	// HealthProbeBindAddress: host:port of /healthz and /readyz, "0"
 	// disables them.
 	HealthProbeBindAddress string
+	// BGPGracefulShutdown is how long a node excluded from load balancing
+	// keeps its BGP routes, marked GRACEFUL_SHUTDOWN, before withdrawing them.
+	BGPGracefulShutdown time.Duration
 	// ShutdownTimeout bounds the graceful stop; keep it a second or two
 	// under the pod's terminationGracePeriodSeconds.
 	ShutdownTimeout time.Duration
@@ -58,8 +64,9 @@ func Defaults() Options {
 		RejoinInterval:         t.RejoinInterval,
 		SuspicionMult:          t.SuspicionMult,
 		LeaseDuration:          presence.DefaultDuration,
-		MetricsBindAddress:     ":7473",
+		Metrics:                k8s.MetricsFlags{BindAddress: ":7473", Secure: true},
 		HealthProbeBindAddress: ":7474",
+		BGPGracefulShutdown:    reconcile.DefaultGracefulShutdown,
 		ShutdownTimeout:        8 * time.Second,
 		ClientFlags:            k8s.ClientFlags{LogLevel: "info", KubeAPIQPS: 50, KubeAPIBurst: 100},
 	}
@@ -78,9 +85,10 @@ func (o *Options) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.RejoinInterval, "memberlist-rejoin-interval", o.RejoinInterval, "how often nodes that are not members are joined again (heals partitions)")
 	fs.DurationVar(&o.LeaseDuration, "lease-duration", o.LeaseDuration, "how long the other speakers count on this one after its Lease's last renewal (renewed every third of it)")
 	fs.StringVar(&o.LBClass, "lb-class", o.LBClass, "serve Services of this spec.loadBalancerClass; empty: Services without a class")
-	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
+	o.Metrics.Bind(fs, "address (host:port) of the Prometheus metrics endpoint; without a host (:7473) the node address (--node-ip, else the Node's InternalIP); 0 disables it")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "bound on the graceful stop (hand-over, leave, BGP withdrawal); keep it under terminationGracePeriodSeconds minus a second")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz (the loop runs) and /readyz (memberlist runs, a majority of the speakers is seen); 0 disables them")
+	fs.DurationVar(&o.BGPGracefulShutdown, "bgp-graceful-shutdown-time", o.BGPGracefulShutdown, "how long a node excluded from load balancing (herald.dev/drain, ...) keeps its BGP routes, marked with the GRACEFUL_SHUTDOWN community (RFC 8326), before it withdraws them")
 	o.ClientFlags.Bind(fs)
 }
 
@@ -116,13 +124,16 @@ func (o Options) Validate() error {
 	if o.ProbeTimeout >= o.ProbeInterval {
 		errs = append(errs, fmt.Errorf("--memberlist-probe-timeout (%s) must be shorter than --memberlist-probe-interval (%s)", o.ProbeTimeout, o.ProbeInterval))
 	}
+	if o.BGPGracefulShutdown < 0 || o.BGPGracefulShutdown > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("--bgp-graceful-shutdown-time %s is outside 0-10m", o.BGPGracefulShutdown))
+	}
 	if o.ShutdownTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout %s is too short (at least 1s)", o.ShutdownTimeout))
 	}
 	if o.LeaseDuration < 3*time.Second {
 		errs = append(errs, fmt.Errorf("--lease-duration %s is too short (at least 3s)", o.LeaseDuration))
 	}
-	errs = append(errs, o.ClientFlags.Validate())
+	errs = append(errs, o.ClientFlags.Validate(), o.Metrics.Validate())
 	return errors.Join(errs...)
 }
 

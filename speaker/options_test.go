@@ -14,7 +14,7 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.NodeName != "node-env" || o.MemberlistPort != 7946 || o.MemberlistSecret != "herald-memberlist" || o.MetricsBindAddress != ":7473" ||
+	if o.NodeName != "node-env" || o.MemberlistPort != 7946 || o.MemberlistSecret != "herald-memberlist" || o.Metrics.BindAddress != ":7473" || !o.Metrics.Secure ||
 		o.ProbeInterval != 200*time.Millisecond || o.LBClass != "" || o.HealthProbeBindAddress != ":7474" || o.LeaseDuration != 30*time.Second {
 		t.Fatalf("defaults %+v", o)
 	}
@@ -30,11 +30,16 @@ func TestParse(t *testing.T) {
 		{"--log-level=loud"},
 		{"--memberlist-secret="},
 		{"--lease-duration=1s"},
+		{"--metrics-bind-address=7473"},
+		{"--metrics-secure=false", "--metrics-cert-dir=/certs"},
 		{"extra"},
 	} {
 		if _, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%v) accepted", bad)
 		}
+	}
+	if o, err := Parse([]string{"--metrics-secure=false", "--metrics-bind-address=127.0.0.1:7473"}); err != nil || o.Metrics.Secure || o.Metrics.BindAddress != "127.0.0.1:7473" {
+		t.Errorf("plain HTTP on loopback: %+v, %v", o.Metrics, err)
 	}
 	t.Setenv("NODE_NAME", "")
 	if _, err := Parse(nil); err == nil || !strings.Contains(err.Error(), "--node-name") {

@@ -68,6 +68,23 @@ type BGPAdvertisementSpec struct {
 	// +kubebuilder:validation:Maximum=4294967295
 	// +optional
 	LocalPref *int64 `json:"localPref,omitempty"`
+
+	// ServiceSelectors limit the Services advertised: only Services whose
+	// labels match one of the selectors. Empty: every Service of the pools.
+	// Two advertisements of one pool, one with serviceSelectors, give the
+	// selected Services other attributes (communities, say).
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	ServiceSelectors []LabelSelector `json:"serviceSelectors,omitempty"`
+
+	// WithdrawWithoutEndpoints withdraws the routes of a Service with
+	// externalTrafficPolicy Cluster while it has no ready endpoint anywhere,
+	// so that routers send its traffic elsewhere (another site advertising
+	// the same prefix, say). Default false: routes stay whatever the
+	// endpoints. Services with externalTrafficPolicy Local are advertised
+	// only by nodes with a ready endpoint in any case.
+	// +optional
+	WithdrawWithoutEndpoints bool `json:"withdrawWithoutEndpoints,omitempty"`
 }
 
 // BGPAdvertisement advertises the addresses of some pools to BGP peers.

@@ -23,6 +23,33 @@ type L2AdvertisementSpec struct {
 	// +listType=set
 	// +optional
 	Interfaces []string `json:"interfaces,omitempty"`
+
+	// ServiceSelectors limit the Services announced: only Services whose
+	// labels match one of the selectors. Empty: every Service of the pools.
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	ServiceSelectors []LabelSelector `json:"serviceSelectors,omitempty"`
+
+	// PreferredNodeSelectors order the nodes that may announce an address:
+	// the live nodes matching the first selector come first, then those
+	// matching the second, and so on; nodes matching none come last. Among
+	// equals, and when no preferred node is live, the usual hash ranking of
+	// (node, address) decides. A selector applies only to the nodes this
+	// advertisement selects (nodeSelectors); with several advertisements a
+	// node takes its best place among them.
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:XValidation:rule="self.all(s, (has(s.matchLabels) && size(s.matchLabels) > 0) || (has(s.matchExpressions) && size(s.matchExpressions) > 0))",message="preferredNodeSelectors must not hold an empty selector: it matches every node and so prefers none"
+	// +optional
+	PreferredNodeSelectors []LabelSelector `json:"preferredNodeSelectors,omitempty"`
+
+	// WithdrawWithoutEndpoints stops announcing a Service with
+	// externalTrafficPolicy Cluster while it has no ready endpoint anywhere,
+	// so that traffic can go elsewhere (another site announcing the same
+	// address, say). Default false: the address is answered whatever the
+	// endpoints. Services with externalTrafficPolicy Local are announced
+	// only by nodes with a ready endpoint in any case.
+	// +optional
+	WithdrawWithoutEndpoints bool `json:"withdrawWithoutEndpoints,omitempty"`
 }
 
 // L2Advertisement announces the addresses of some pools on the LAN: one node

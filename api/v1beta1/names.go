@@ -25,6 +25,13 @@ var (
 	AllowSharedIPAliases   = []string{"metallb.io/allow-shared-ip", "metallb.universe.tf/allow-shared-ip"}
 )
 
+// AnnotationDrain on a Node, set to "true", takes the node out of load
+// balancing before maintenance: its speaker hands its Layer 2 addresses to
+// the next nodes and withdraws its BGP routes gracefully (first marked
+// with the GRACEFUL_SHUTDOWN community, then withdrawn). Remove it to bring
+// the node back. The node's speaker keeps running meanwhile.
+const AnnotationDrain = "herald.dev/drain"
+
 // Namespace is where Herald runs and where the Secrets it reads (BGP
 // passwords, the memberlist key) live.
 const Namespace = "herald-system"

@@ -20,6 +20,13 @@ const (
 	// (none of the advertisement's interfaces, link or carrier down, no
 	// subnet or route toward it): it is no candidate, the next node announces it.
 	L2SkipNoInterface L2SkipReason = "NoInterface"
+	// L2SkipNoEndpoint: the Service has no ready endpoint anywhere and its
+	// L2Advertisement sets withdrawWithoutEndpoints: no node announces it.
+	L2SkipNoEndpoint L2SkipReason = "NoEndpoint"
+	// L2SkipNodeExcluded: this node announces nothing (drained, labelled
+	// node.kubernetes.io/exclude-from-external-load-balancers, or its
+	// NetworkUnavailable condition is true); see the Excluded condition.
+	L2SkipNodeExcluded L2SkipReason = "NodeExcluded"
 )
 
 // L2Announcement is an address this node answers ARP/NDP for.
@@ -108,8 +115,10 @@ type SpeakerStatusStatus struct {
 	UpdatedAt *metav1.Time `json:"updatedAt,omitempty"`
 	// Conditions: Ready (the speaker may take over Layer 2 addresses: its
 	// memberlist member runs, it sees a majority of the speakers and has
-	// settled) and MemberlistKey (the Secret's key is in use, or being
-	// rotated to, or why not).
+	// settled), MemberlistKey (the Secret's key is in use, or being
+	// rotated to, or why not) and Excluded (true while the node announces
+	// nothing: drained, excluded from external load balancers, or its
+	// network unavailable; the message says how far the withdrawal is).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -131,6 +140,7 @@ type SpeakerStatusStatus struct {
 // +kubebuilder:printcolumn:name="BGP Sessions",type=integer,JSONPath=`.status.sessions`
 // +kubebuilder:printcolumn:name="Announcing",type=string,JSONPath=`.status.l2Announcements[*].ip`,priority=1
 // +kubebuilder:printcolumn:name="Why",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+// +kubebuilder:printcolumn:name="Excluded",type=string,JSONPath=`.status.conditions[?(@.type=="Excluded")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Updated",type=date,JSONPath=`.status.updatedAt`
 type SpeakerStatus struct {
 	metav1.TypeMeta   `json:",inline"`

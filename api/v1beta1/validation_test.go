@@ -52,7 +52,35 @@ spec: {addresses: ["198.51.100.0/24"], allocateTo: {namespaces: [Prod]}}`, "spec
 spec: {interfaces: ["a-very-long-interface-name"]}`, "spec.interfaces[0]"},
 	{"interface name with a slash", `kind: L2Advertisement
 spec: {interfaces: ["eth0/1"]}`, "spec.interfaces[0]"},
+	{"serviceSelectors with an unknown operator", `kind: L2Advertisement
+spec: {serviceSelectors: [{matchExpressions: [{key: tier, operator: Equals, values: [gold]}]}]}`, "spec.serviceSelectors[0].matchExpressions[0].operator: Unsupported value: \"Equals\""},
+	{"serviceSelectors: In without values", `kind: L2Advertisement
+spec: {serviceSelectors: [{matchExpressions: [{key: tier, operator: In}]}]}`, "spec.serviceSelectors[0].matchExpressions[0].values: Invalid value: values must be set for the operators In and NotIn"},
+	{"serviceSelectors: Exists with values", `kind: L2Advertisement
+spec: {serviceSelectors: [{matchExpressions: [{key: tier, operator: Exists, values: [gold]}]}]}`, "spec.serviceSelectors[0].matchExpressions[0].values: Invalid value: values must be set for the operators In and NotIn, and left empty for Exists and DoesNotExist"},
+	{"serviceSelectors: a key that is no label key", `kind: L2Advertisement
+spec: {serviceSelectors: [{matchExpressions: [{key: "tier level", operator: Exists}]}]}`, "spec.serviceSelectors[0].matchExpressions[0].key"},
+	{"serviceSelectors: a matchLabels key that is no label key", `kind: L2Advertisement
+spec: {serviceSelectors: [{matchLabels: {"bad key": x}}]}`, "spec.serviceSelectors[0].matchLabels: Invalid value: matchLabels keys must be label keys"},
+	{"serviceSelectors: a matchLabels value that is no label value", `kind: L2Advertisement
+spec: {serviceSelectors: [{matchLabels: {tier: "gold!"}}]}`, "spec.serviceSelectors[0].matchLabels.tier: Invalid value: \"gold!\""},
+	{"serviceSelectors: a value longer than 63", `kind: L2Advertisement
+spec: {serviceSelectors: [{matchExpressions: [{key: tier, operator: In, values: ["` + strings.Repeat("a", 64) + `"]}]}]}`, "spec.serviceSelectors[0].matchExpressions[0].values[0]"},
+	{"preferredNodeSelectors with an empty selector", `kind: L2Advertisement
+spec: {preferredNodeSelectors: [{matchLabels: {zone: a}}, {}]}`, "spec.preferredNodeSelectors: Invalid value: preferredNodeSelectors must not hold an empty selector"},
+	{"preferredNodeSelectors: NotIn without values", `kind: L2Advertisement
+spec: {preferredNodeSelectors: [{matchExpressions: [{key: zone, operator: NotIn, values: []}]}]}`, "spec.preferredNodeSelectors[0].matchExpressions[0].values: Invalid value: values must be set"},
+	{"more than 8 preferredNodeSelectors", `kind: L2Advertisement
+spec: {preferredNodeSelectors: [` + strings.Repeat("{matchLabels: {zone: a}}, ", 8) + `{matchLabels: {zone: b}}]}`, "spec.preferredNodeSelectors: Too many: 9: must have at most 8 items"},
+	{"withdrawWithoutEndpoints that is no boolean", `kind: L2Advertisement
+spec: {withdrawWithoutEndpoints: "yes"}`, "spec.withdrawWithoutEndpoints: Invalid value: \"string\""},
 	// BGPAdvertisement
+	{"BGP serviceSelectors with an unknown operator", `kind: BGPAdvertisement
+spec: {serviceSelectors: [{matchExpressions: [{key: tier, operator: Gt, values: ["1"]}]}]}`, "spec.serviceSelectors[0].matchExpressions[0].operator: Unsupported value: \"Gt\""},
+	{"BGP serviceSelectors: DoesNotExist with values", `kind: BGPAdvertisement
+spec: {serviceSelectors: [{matchExpressions: [{key: tier, operator: DoesNotExist, values: [x]}]}]}`, "spec.serviceSelectors[0].matchExpressions[0].values: Invalid value: values must be set for the operators In and NotIn, and left empty for Exists and DoesNotExist"},
+	{"BGP withdrawWithoutEndpoints that is no boolean", `kind: BGPAdvertisement
+spec: {withdrawWithoutEndpoints: 1}`, "spec.withdrawWithoutEndpoints: Invalid value: \"integer\""},
 	{"IPv4 aggregation too long", `kind: BGPAdvertisement
 spec: {aggregationLength: 33}`, "spec.aggregationLength"},
 	{"IPv6 aggregation too long", `kind: BGPAdvertisement
@@ -137,6 +165,17 @@ spec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, gracefulRestart: tru
 spec: {receiveInterval: 5}`, "spec.receiveInterval"},
 	{"BFD multiplier too small", `kind: BFDProfile
 spec: {detectMultiplier: 1}`, "spec.detectMultiplier"},
+	// AnnouncementSlice (written by the speakers)
+	{"announcement by an unknown protocol", `kind: AnnouncementSlice
+node: node1
+serviceCount: 1
+layer2Count: 0
+bgpCount: 0
+services: [{service: demo/web, addresses: [{ip: 198.51.100.5, protocol: ARP}]}]`, "services[0].addresses[0].protocol: Unsupported value: \"ARP\""},
+	{"announcement slice without its node", `kind: AnnouncementSlice
+serviceCount: 0
+layer2Count: 0
+bgpCount: 0`, "node: Required value"},
 }
 
 func TestAPIServerRefusesInvalidObjects(t *testing.T) {

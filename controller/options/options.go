@@ -19,8 +19,9 @@ type Options struct {
 	// herald-system, so several replicas are safe.
 	LeaderElect                               bool
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
-	// MetricsBindAddress and HealthProbeBindAddress: host:port, "0" disables.
-	MetricsBindAddress     string
+	// Metrics: where and how /metrics is served.
+	Metrics k8s.MetricsFlags
+	// HealthProbeBindAddress: host:port of /healthz and /readyz, "0" disables.
 	HealthProbeBindAddress string
 	// Workers write Service statuses in parallel (allocation itself is serialized).
 	Workers int
@@ -33,7 +34,7 @@ func Defaults() Options {
 		LeaseDuration:          15 * time.Second,
 		RenewDeadline:          10 * time.Second,
 		RetryPeriod:            2 * time.Second,
-		MetricsBindAddress:     ":7472",
+		Metrics:                k8s.MetricsFlags{BindAddress: ":7472", Secure: true},
 		HealthProbeBindAddress: ":8081",
 		Workers:                8,
 		ClientFlags:            k8s.ClientFlags{LogLevel: "info", KubeAPIQPS: 500, KubeAPIBurst: 1000},
@@ -47,7 +48,7 @@ func (o *Options) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", o.LeaseDuration, "how long a standby waits before taking over a Lease that is not renewed")
 	fs.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", o.RenewDeadline, "how long the leader keeps trying to renew before it gives up leading")
 	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", o.RetryPeriod, "how often candidates try to acquire or renew the Lease")
-	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
+	o.Metrics.Bind(fs, "address (host:port) of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz; 0 disables them")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "Services whose status is written in parallel")
 	o.ClientFlags.Bind(fs)
@@ -64,7 +65,7 @@ func Parse(args []string) (Options, error) {
 
 // Validate checks the settings.
 func (o Options) Validate() error {
-	errs := []error{o.ClientFlags.Validate()}
+	errs := []error{o.ClientFlags.Validate(), o.Metrics.Validate()}
 	if o.Workers < 1 {
 		errs = append(errs, fmt.Errorf("--workers must be at least 1, not %d", o.Workers))
 	}

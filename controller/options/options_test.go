@@ -12,7 +12,7 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !o.LeaderElect || o.MetricsBindAddress != ":7472" || o.HealthProbeBindAddress != ":8081" || o.LBClass != "herald.dev/lb" ||
+	if !o.LeaderElect || o.Metrics.BindAddress != ":7472" || !o.Metrics.Secure || o.HealthProbeBindAddress != ":8081" || o.LBClass != "herald.dev/lb" ||
 		o.LogLevel != "debug" || o.Kubeconfig != "/k" || o.Workers != 4 || o.LeaseDuration != 15*time.Second {
 		t.Errorf("parsed %+v", o)
 	}
@@ -20,9 +20,20 @@ func TestParse(t *testing.T) {
 	if err != nil || d != Defaults() {
 		t.Errorf("no flags: %+v, %v", d, err)
 	}
+	if !d.Metrics.Secure || d.Metrics.BindAddress != ":7472" {
+		t.Errorf("metrics by default: %+v, want HTTPS on :7472", d.Metrics)
+	}
+	if p, err := Parse([]string{"--metrics-secure=false"}); err != nil || p.Metrics.Secure {
+		t.Errorf("--metrics-secure=false: %+v, %v", p.Metrics, err)
+	}
+	if c, err := Parse([]string{"--metrics-cert-dir=/certs"}); err != nil || c.Metrics.CertDir != "/certs" {
+		t.Errorf("--metrics-cert-dir: %+v, %v", c.Metrics, err)
+	}
 	for _, bad := range [][]string{
 		{"--log-level=loud"},
 		{"--workers=0"},
+		{"--metrics-bind-address=7472"},
+		{"--metrics-secure=false", "--metrics-cert-dir=/certs"},
 		{"--kube-api-qps=0"},
 		{"--leader-elect", "--leader-elect-renew-deadline=20s"},
 		{"stray"},

@@ -11,9 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/utils/ptr"
 
-	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
@@ -100,40 +98,13 @@ func (iw *ingressWatch) next(ctx context.Context) (ingressSeen, error) {
 	}
 }
 
-// bareService is a LoadBalancer Service with no pods and no node ports,
-// single-stack in family, from pool.
-func bareService(namespace, name, pool string, family corev1.IPFamily) *corev1.Service {
-	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Annotations: map[string]string{v1beta1.AnnotationIPPool: pool}},
-		Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: ptr.To(false),
-			IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicySingleStack), IPFamilies: []corev1.IPFamily{family},
-			Ports: []corev1.ServicePort{{Name: "http", Port: 80}},
-		},
-	}
-}
-
-func (e *env) namespace(t *testing.T, name string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := e.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		_ = e.Delete(ctx, &lab.Workload{Namespace: name})
-	})
-}
-
 // Time from a Service getting its IP (the status write, as a watch sees
 // it) to the route in FRR's kernel, first via one node and then via all
 // three. Bound 3 s; 20 runs with HERALD_MEASURE=1.
 func TestMeasureIPToRouteAtFRR(t *testing.T) {
 	e := herald(t)
 	const ns = "t-iptoroute"
-	e.namespace(t, ns)
+	labtest.Namespace(t, e.Lab, ns)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	iw, err := e.watchIngress(ctx, ns)
@@ -144,7 +115,7 @@ func TestMeasureIPToRouteAtFRR(t *testing.T) {
 	var first, all []time.Duration
 	for i := range runs(20) {
 		name := fmt.Sprintf("s%d", i)
-		if _, err := e.Kube.CoreV1().Services(ns).Create(ctx, bareService(ns, name, poolBGP, corev1.IPv4Protocol), metav1.CreateOptions{}); err != nil {
+		if _, err := e.Kube.CoreV1().Services(ns).Create(ctx, lab.BareService(ns, name, poolBGP, corev1.IPv4Protocol), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		seen, err := iw.next(ctx)

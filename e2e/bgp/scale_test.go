@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,28 +38,11 @@ func TestMeasureManyServices(t *testing.T) {
 	e := herald(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	if err := e.Create(ctx,
-		lab.ManualPool("scale", v1beta1.AddressRange(scalePool.String())),
-		&v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "scale"}, Spec: v1beta1.BGPAdvertisementSpec{
-			PoolSelection: v1beta1.PoolSelection{IPPools: []string{"scale"}}, Peers: []string{peerFRR6}}},
-	); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		_ = e.API.Delete(ctx, &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "scale"}})
-		_ = e.API.Delete(ctx, &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "scale"}})
-	})
-	for _, node := range e.Nodes {
-		if err := node.KubeProxy.Terminate(5 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = node.KubeProxy.Start() })
-	}
+	e.scaleSetup(t, ctx)
 	idle := e.speakerMemory(t)
 
 	const ns = "t-scale"
-	e.namespace(t, ns)
+	labtest.Namespace(t, e.Lab, ns)
 	iw, err := e.watchIngress(ctx, ns)
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +51,7 @@ func TestMeasureManyServices(t *testing.T) {
 	bgpDone := e.watchBGPCount(ctx, n)
 
 	start := time.Now()
-	if err := e.createServices(ctx, ns, n); err != nil {
+	if err := e.CreateServices(ctx, ns, "scale", corev1.IPv6Protocol, n); err != nil {
 		t.Fatal(err)
 	}
 	created := time.Since(start)
@@ -130,28 +112,29 @@ func TestMeasureManyServices(t *testing.T) {
 	t.Logf("namespace deleted -> all %d routes gone from FRR's kernel after %v", n, time.Since(delStart).Round(time.Millisecond))
 }
 
-// createServices creates n bare IPv6 Services in the scale pool with 16
-// clients in parallel.
-func (e *env) createServices(ctx context.Context, ns string, n int) error {
-	const workers = 16
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				svc := bareService(ns, fmt.Sprintf("s%05d", i), "scale", corev1.IPv6Protocol)
-				if _, err := e.Kube.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
+// scaleSetup creates the scale pool, advertised by every node to frr6,
+// and stops kube-proxy (it would program every Service in every node on
+// the same 2 cores and measure itself) until the test ends.
+func (e *env) scaleSetup(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := e.Create(ctx,
+		lab.ManualPool("scale", v1beta1.AddressRange(scalePool.String())),
+		&v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "scale"}, Spec: v1beta1.BGPAdvertisementSpec{
+			PoolSelection: v1beta1.PoolSelection{IPPools: []string{"scale"}}, Peers: []string{peerFRR6}}},
+	); err != nil {
+		t.Fatal(err)
 	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = e.API.Delete(ctx, &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "scale"}})
+		_ = e.API.Delete(ctx, &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "scale"}})
+	})
+	for _, node := range e.Nodes {
+		if err := node.KubeProxy.Terminate(5 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = node.KubeProxy.Start() })
+	}
 }
 
 // watchBGPCount polls FRR's iBGP neighbors every 250 ms and sends the time

@@ -79,11 +79,26 @@ func herald(t *testing.T) *env {
 	return e
 }
 
-// frrConfig is the lab's FRR with explicit neighbors for the nodes.
+// gracefulShutdownPolicy is what RFC 8326 asks of a router that receives
+// routes with the GRACEFUL_SHUTDOWN community: lower their LOCAL_PREF to 0
+// so that other paths win (docs/maintenance.md gives it to users).
+var gracefulShutdownPolicy = []string{
+	"bgp community-list standard GRACEFUL-SHUTDOWN seq 5 permit graceful-shutdown",
+	"route-map FROM-NODES permit 10",
+	" match community GRACEFUL-SHUTDOWN",
+	" set local-preference 0",
+	"exit",
+	"route-map FROM-NODES permit 20",
+	"exit",
+}
+
+// frrConfig is the lab's FRR with explicit neighbors for the nodes, whose
+// routes carrying GRACEFUL_SHUTDOWN it prefers least.
 func frrConfig(nodes []*lab.Node) routers.FRRConfig {
 	cfg := lab.FRRConfig() // AS 64512, BFD profile "lab" (100 ms x 3), ECMP
 	cfg.PeerGroups = nil
-	timers := routers.SessionOptions{Keepalive: 3 * time.Second, Hold: 9 * time.Second, ConnectRetry: time.Second, Passive: true}
+	cfg.Policy = gracefulShutdownPolicy
+	timers := routers.SessionOptions{Keepalive: 3 * time.Second, Hold: 9 * time.Second, ConnectRetry: time.Second, Passive: true, RouteMapIn: "FROM-NODES"}
 	for _, n := range nodes {
 		v4, v6 := timers, timers
 		v4.RemoteAS, v4.Password, v4.BFDProfile = routers.ASN(lab.NodeASN), md5Password, "lab"

@@ -153,7 +153,7 @@ func capsOf(pid int) (map[string]uint64, error) {
 }
 
 // Linux capability numbers (include/uapi/linux/capability.h).
-var capNumbers = map[string]uint{"NET_ADMIN": 12, "NET_RAW": 13}
+var capNumbers = map[string]uint{"NET_BIND_SERVICE": 10, "NET_ADMIN": 12, "NET_RAW": 13}
 
 func capMask(names []corev1.Capability) uint64 {
 	var m uint64

@@ -49,6 +49,9 @@ func TestChart(t *testing.T) {
 	t.Run("speakers run with exactly the shipped security context", func(t *testing.T) {
 		speakersRunAsShipped(t, l)
 	})
+	t.Run("metrics answer only an authorized reader, over HTTPS", func(t *testing.T) {
+		metricsLockedDown(t, l)
+	})
 	t.Run("Layer 2: IPv4 over ARP and IPv6 over NDP", func(t *testing.T) {
 		announcedOverARPAndNDP(t, l, v4, v6)
 	})
@@ -78,8 +81,9 @@ func TestChart(t *testing.T) {
 }
 
 // TestKustomize installs Herald with kubectl apply -k config/default,
-// checks that an IP is announced and answered, and removes it with
-// kubectl delete -k.
+// checks that an IP is announced and answered (BGP with TCP MD5, set by
+// speakers holding only the shipped capabilities), that the metrics are
+// locked down, and removes it with kubectl delete -k.
 func TestKustomize(t *testing.T) {
 	l := labtest.Lab(t)
 	root, err := testenv.RepoRoot()
@@ -100,8 +104,11 @@ func TestKustomize(t *testing.T) {
 	routed := labtest.Deploy(t, l, lab.WorkloadSpec{Name: "krouted", Nodes: l.NodeNames(), Pool: "routed", Family: "IPv4"})
 	logMeasure(t, "kustomize-install-to-first-answer", firstAnswer(t, l.Client, w.IPs[0], time.Minute).Sub(begin))
 	announcedOverARPAndNDP(t, l, w.IPs[0], w.IPs[1])
+	withTCPMD5(t, l)
 	routedThroughFRR(t, l, routed.IPs[0])
+	passiveOnPort179(t, l)
 	speakersRunAsShipped(t, l)
+	metricsLockedDown(t, l)
 
 	if out, err := l.Kubectl(labtest.Context(t, 3*time.Minute), "delete", "-k", kustomization, "--wait=false"); err != nil {
 		t.Fatalf("kubectl delete -k config/default: %v\n%s", err, out)

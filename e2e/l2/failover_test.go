@@ -6,7 +6,6 @@ import (
 	"os"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -234,10 +233,7 @@ func TestMeasureFailover(t *testing.T) {
 	if !labtest.Measuring() {
 		t.Skip("measurement: set HERALD_MEASURE=1")
 	}
-	n := 10
-	if v, err := strconv.Atoi(os.Getenv("HERALD_MEASURE_TRIALS")); err == nil && v > 0 {
-		n = v
-	}
+	n := labtest.MeasureInt("HERALD_MEASURE_TRIALS", 10)
 	e := herald(t)
 	w := e.failoverWorkload(t)
 	ip := w.IPs[0]

@@ -38,7 +38,7 @@ func TestARPFloodFromTheLabClient(t *testing.T) {
 		return strings.Count(string(b), "\n")
 	}
 	answered := func() float64 {
-		m, err := e.metrics(ctx, owner)
+		m, err := e.SpeakerMetrics(ctx, owner)
 		if err != nil {
 			t.Fatal(err)
 		}

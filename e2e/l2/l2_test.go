@@ -3,15 +3,17 @@ package l2
 import (
 	"context"
 	"fmt"
-	"io"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
+	"github.com/heraldlb/herald/internal/testenv"
 )
 
 // A dual-stack Service's two addresses each answer HTTP from the LAN
@@ -78,7 +80,7 @@ func TestServiceAnswersThroughItsOwnerOverIPv4AndIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = lab.Poll(ctx, 200*time.Millisecond, func() error {
-		m, err := e.metrics(ctx, owner)
+		m, err := e.SpeakerMetrics(ctx, owner)
 		if err != nil {
 			return err
 		}
@@ -99,19 +101,15 @@ func TestServiceAnswersThroughItsOwnerOverIPv4AndIPv6(t *testing.T) {
 	if err != nil {
 		t.Error(err)
 	}
-}
-
-// metrics scrapes a node's speaker (it listens on :7473 in the node's namespace).
-func (e *env) metrics(ctx context.Context, node string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:7473/metrics", nil)
-	if err != nil {
-		return "", err
+	// The endpoint listens on the node address only, and answers only a
+	// caller the API server authorizes.
+	n := e.Node(owner)
+	if c, err := lab.DialContext(ctx, n.NS, "tcp", "127.0.0.1:"+strconv.Itoa(lab.SpeakerMetricsPort)); err == nil {
+		c.Close()
+		t.Errorf("%s's speaker serves metrics on loopback too, not only on its node address", owner)
 	}
-	resp, err := lab.HTTPClient(e.Node(node).NS, 2*time.Second).Do(req)
-	if err != nil {
-		return "", err
+	url := "https://" + net.JoinHostPort(n.IPv4.String(), strconv.Itoa(lab.SpeakerMetricsPort)) + "/metrics"
+	if code, body, err := testenv.Scrape(ctx, lab.Dialer(n.NS), url, ""); err != nil || code != http.StatusUnauthorized {
+		t.Errorf("%s without a token: %d %v %.100s, want 401", url, code, err, body)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
 }

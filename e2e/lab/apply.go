@@ -1,21 +1,10 @@
 package lab
 
-import (
-	"context"
-	"fmt"
-	"os/exec"
-	"path/filepath"
-	"strings"
-)
+import "context"
 
 // Kubectl runs the lab's kubectl with the admin kubeconfig and returns its output.
 func (l *Lab) Kubectl(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(l.Env.BinDir, "kubectl"), append([]string{"--kubeconfig", l.Env.Kubeconfig}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return string(out), nil
+	return l.Env.Kubectl(ctx, args...)
 }
 
 // Apply runs kubectl apply for manifest files or folders.

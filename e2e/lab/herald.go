@@ -1,7 +1,9 @@
 package lab
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -20,7 +22,8 @@ type Herald struct {
 }
 
 // StartHerald runs the controller and a speaker per node from bin, with
-// the flags of Binaries.ControllerSpec and SpeakerSpec.
+// the flags of Binaries.ControllerSpec and SpeakerSpec, after creating the
+// ClusterRole herald-metrics-reader (SpeakerMetrics scrapes with it).
 func (l *Lab) StartHerald(bin Binaries) (*Herald, error) {
 	scheme, err := k8s.Scheme()
 	if err != nil {
@@ -29,6 +32,11 @@ func (l *Lab) StartHerald(bin Binaries) (*Herald, error) {
 	c, err := client.New(l.Env.Config, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, fmt.Errorf("lab: client: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := l.applyMetricsReaderRole(ctx); err != nil {
+		return nil, err
 	}
 	if _, err := l.StartController(bin.ControllerSpec()); err != nil {
 		return nil, err

@@ -99,6 +99,8 @@ type Lab struct {
 	realNodes  []*RealNode
 	imagePaths []string // loaded into every real node
 
+	metricsReader metricsReader
+
 	mu         sync.Mutex
 	components []*Component
 	closeOnce  sync.Once

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/internal/testenv"
 )
 
@@ -185,4 +186,22 @@ func nodeVars(n *Node) map[string]string {
 		"nodeIPv4": n.IPv4.String(), "nodeIPv6": n.IPv6.String(),
 		"index": strconv.Itoa(n.Index),
 	}
+}
+
+// Drain sets (or removes) the annotation herald.dev/drain: "true" on node,
+// as a user does before maintenance.
+func (l *Lab) Drain(ctx context.Context, node string, on bool) error {
+	return Poll(ctx, 100*time.Millisecond, func() error {
+		n, err := l.Kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if on {
+			metav1.SetMetaDataAnnotation(&n.ObjectMeta, v1beta1.AnnotationDrain, "true")
+		} else {
+			delete(n.Annotations, v1beta1.AnnotationDrain)
+		}
+		_, err = l.Kube.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
 }

@@ -105,11 +105,17 @@ func HTTPClient(ns *netns.NS, timeout time.Duration) *http.Client {
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				return DialContext(ctx, ns, network, addr)
-			},
+			DialContext:       Dialer(ns),
 			DisableKeepAlives: true,
 			Proxy:             nil,
 		},
+	}
+}
+
+// Dialer dials from inside ns (DialContext), for clients that take a dial
+// function.
+func Dialer(ns *netns.NS) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return DialContext(ctx, ns, network, addr)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldlb/herald/internal/testenv"
 )
 
 func TestAddressPlanReadsAlikeInBothFamilies(t *testing.T) {
@@ -100,5 +102,27 @@ func TestParseL2Message(t *testing.T) {
 		if ok != (tc.ip != "") || a.IP != tc.ip || a.MAC != tc.mac || a.Gratuitous != tc.gratuitous {
 			t.Errorf("%q: %+v %v, want ip %q mac %q", tc.line, a, ok, tc.ip, tc.mac)
 		}
+	}
+}
+
+// The lab's speakers keep exactly the capabilities the shipped DaemonSet
+// adds: the process-mode suites then fail where a DaemonSet pod would.
+func TestSpeakerSpecKeepsOnlyTheShippedCapabilities(t *testing.T) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps, err := shippedSpeakerCapabilities(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(caps, ",") != "NET_RAW,NET_BIND_SERVICE" {
+		t.Errorf("the DaemonSet adds %v; this test expects NET_RAW and NET_BIND_SERVICE (update it with the DaemonSet)", caps)
+	}
+	b := Binaries{Speaker: "/bin/herald-speaker", SpeakerCapabilities: caps}
+	spec := b.SpeakerSpec("--lb-class=x")
+	want := "setpriv --bounding-set=-all,+net_raw,+net_bind_service --inh-caps=-all --no-new-privs -- /bin/herald-speaker --kubeconfig={kubeconfig} --node-name={node} --lb-class=x"
+	if got := spec.Binary + " " + strings.Join(spec.Args, " "); got != want {
+		t.Errorf("speaker runs as\n%s\nwant\n%s", got, want)
 	}
 }

@@ -32,6 +32,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/internal/netns"
 )
@@ -144,4 +147,23 @@ func Lab(t testing.TB) *lab.Lab {
 		}
 	})
 	return l
+}
+
+// Namespace creates namespace name for the test and deletes it, with
+// everything in it, when the test ends (waiting up to 5 minutes: the
+// namespace controller deletes Services one by one).
+func Namespace(t testing.TB, l *lab.Lab, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := l.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if err := l.Delete(ctx, &lab.Workload{Namespace: name}); err != nil {
+			t.Logf("labtest: deleting namespace %s: %v", name, err)
+		}
+	})
 }

@@ -3,6 +3,7 @@ package labtest
 import (
 	"context"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -45,3 +46,12 @@ func Holds(t testing.TB, d time.Duration, what string, cond func() error) {
 // run (HERALD_MEASURE=1); without it they are skipped or run once against
 // loose bounds.
 func Measuring() bool { return os.Getenv("HERALD_MEASURE") == "1" }
+
+// MeasureInt is the positive number in the environment variable name
+// (HERALD_MEASURE_TRIALS, ...), else def.
+func MeasureInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}

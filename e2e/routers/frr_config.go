@@ -36,6 +36,9 @@ type SessionOptions struct {
 	Passive                       bool
 	// UpdateSource names the local address or interface for the session.
 	UpdateSource string
+	// RouteMapIn names a route map (FRRConfig.Policy) applied to what the
+	// session receives, in both address families.
+	RouteMapIn string
 }
 
 // Neighbor is one configured BGP neighbor.
@@ -85,6 +88,8 @@ type FRRConfig struct {
 	GracefulRestart bool
 	// ExtraBGP lines go inside "router bgp" before the address families.
 	ExtraBGP []string
+	// Policy lines (community lists, route maps) go before "router bgp".
+	Policy []string
 }
 
 func (c FRRConfig) validate() error {
@@ -171,6 +176,9 @@ func (c FRRConfig) bfddConf() string {
 func (c FRRConfig) bgpdConf() string {
 	var b strings.Builder
 	b.WriteString(header(c.Name))
+	for _, line := range c.Policy {
+		fmt.Fprintf(&b, "%s\n", line)
+	}
 	fmt.Fprintf(&b, "router bgp %d\n", c.ASN)
 	fmt.Fprintf(&b, " bgp router-id %s\n", c.RouterID)
 	b.WriteString(" no bgp ebgp-requires-policy\n")
@@ -206,6 +214,9 @@ func (c FRRConfig) bgpdConf() string {
 		}
 		for _, name := range c.sessionNames() {
 			fmt.Fprintf(&b, "  neighbor %s activate\n", name)
+			if rm := c.routeMapIn(name); rm != "" {
+				fmt.Fprintf(&b, "  neighbor %s route-map %s in\n", name, rm)
+			}
 		}
 		fmt.Fprintf(&b, "  maximum-paths %d\n", maxPaths)
 		fmt.Fprintf(&b, "  maximum-paths ibgp %d\n", maxPaths)
@@ -213,6 +224,21 @@ func (c FRRConfig) bgpdConf() string {
 	}
 	b.WriteString("exit\n")
 	return b.String()
+}
+
+// routeMapIn is the inbound route map of a neighbor or peer group.
+func (c FRRConfig) routeMapIn(name string) string {
+	for _, g := range c.PeerGroups {
+		if g.Name == name {
+			return g.RouteMapIn
+		}
+	}
+	for _, n := range c.Neighbors {
+		if n.Address.String() == name {
+			return n.RouteMapIn
+		}
+	}
+	return ""
 }
 
 // sessionNames are the neighbors and peer groups as "neighbor <name>" takes them.

@@ -92,7 +92,8 @@ func TestFRRConfigRendersSessionsAndMultipath(t *testing.T) {
 			SessionOptions: SessionOptions{RemoteAS: External, Password: "pw", BFDProfile: "fast", Keepalive: time.Second, Hold: 3 * time.Second},
 			ListenRanges:   []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")},
 		}},
-		Neighbors: []Neighbor{{Address: netip.MustParseAddr("10.0.1.2"), SessionOptions: SessionOptions{RemoteAS: ASN(64512), EBGPMultihop: 4}}},
+		Neighbors: []Neighbor{{Address: netip.MustParseAddr("10.0.1.2"), SessionOptions: SessionOptions{RemoteAS: ASN(64512), EBGPMultihop: 4, RouteMapIn: "GSHUT"}}},
+		Policy:    []string{"route-map GSHUT permit 10"},
 	}
 	conf := c.bgpdConf()
 	for _, want := range []string{
@@ -107,7 +108,8 @@ func TestFRRConfigRendersSessionsAndMultipath(t *testing.T) {
 		" bgp listen range 10.0.0.0/24 peer-group NODES\n",
 		" neighbor 10.0.1.2 remote-as 64512\n",
 		" neighbor 10.0.1.2 ebgp-multihop 4\n",
-		" address-family ipv6 unicast\n  neighbor NODES activate\n  neighbor 10.0.1.2 activate\n  maximum-paths 16\n  maximum-paths ibgp 16\n",
+		" address-family ipv6 unicast\n  neighbor NODES activate\n  neighbor 10.0.1.2 activate\n  neighbor 10.0.1.2 route-map GSHUT in\n  maximum-paths 16\n  maximum-paths ibgp 16\n",
+		"route-map GSHUT permit 10\nrouter bgp 64512\n",
 	} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("bgpd.conf lacks %q:\n%s", want, conf)

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
@@ -33,10 +34,76 @@ func (b *builder) parseL2(name string, s v1beta1.L2AdvertisementSpec, report *pr
 	if adv.NodeSelectors, err = selectors(s.NodeSelectors); err != nil {
 		return nil, fmt.Errorf("nodeSelectors: %w", err)
 	}
+	if adv.PreferredNodeSelectors, err = checkedSelectors(s.PreferredNodeSelectors); err != nil {
+		return nil, fmt.Errorf("preferredNodeSelectors%w", err)
+	}
+	if adv.ServiceSelection, err = serviceSelection(s.ServiceSelectors, s.WithdrawWithoutEndpoints); err != nil {
+		return nil, err
+	}
 	if adv.Pools, err = b.resolvePools(Ref{KindL2Advertisement, name}, s.PoolSelection, report); err != nil {
 		return nil, err
 	}
+	if report != nil {
+		b.checkPreferences(adv, report)
+	}
 	return adv, nil
+}
+
+// checkPreferences reports preferred selectors that prefer no node: they
+// match no node, or only nodes the advertisement does not select.
+func (b *builder) checkPreferences(adv *L2Advertisement, report *problems) {
+	if len(b.in.Nodes) == 0 {
+		return // nodes unknown (a model built without them)
+	}
+	for i, sel := range adv.PreferredNodeSelectors {
+		matched, selected := 0, 0
+		for _, nodeLabels := range b.in.Nodes {
+			if sel.Matches(labels.Set(nodeLabels)) {
+				matched++
+				if adv.SelectsNode(nodeLabels) {
+					selected++
+				}
+			}
+		}
+		switch {
+		case matched == 0:
+			report.add(Ref{KindL2Advertisement, adv.Name}, Degraded, ReasonNoPreferredNode,
+				"preferredNodeSelectors[%d] (%s) matches no node, so it prefers none", i, sel)
+		case selected == 0:
+			report.add(Ref{KindL2Advertisement, adv.Name}, Degraded, ReasonNoPreferredNode,
+				"preferredNodeSelectors[%d] (%s) matches only nodes that nodeSelectors leave out, so it prefers none", i, sel)
+		}
+	}
+}
+
+// ReasonNoPreferredNode: a preferred node selector of an L2Advertisement
+// prefers no node it selects.
+const ReasonNoPreferredNode = "NoPreferredNode"
+
+// serviceSelection parses the Service part of an advertisement.
+func serviceSelection(sel []v1beta1.LabelSelector, withdraw bool) (ServiceSelection, error) {
+	out := ServiceSelection{WithdrawWithoutEndpoints: withdraw}
+	var err error
+	if out.ServiceSelectors, err = checkedSelectors(sel); err != nil {
+		return out, fmt.Errorf("serviceSelectors%w", err)
+	}
+	return out, nil
+}
+
+// checkedSelectors converts the API's checked selectors; the error names
+// the index of the first bad one (the API server refuses them, so only an
+// object written past its validation gets here).
+func checkedSelectors(in []v1beta1.LabelSelector) ([]labels.Selector, error) {
+	out := make([]labels.Selector, 0, len(in))
+	for i := range in {
+		m := in[i].Meta()
+		s, err := metav1.LabelSelectorAsSelector(&m)
+		if err != nil {
+			return nil, fmt.Errorf("[%d]: %w", i, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 func (b *builder) bgpAdvertisements() {
@@ -72,6 +139,9 @@ func (b *builder) parseBGP(name string, s v1beta1.BGPAdvertisementSpec, report *
 	var err error
 	if adv.NodeSelectors, err = selectors(s.NodeSelectors); err != nil {
 		return nil, fmt.Errorf("nodeSelectors: %w", err)
+	}
+	if adv.ServiceSelection, err = serviceSelection(s.ServiceSelectors, s.WithdrawWithoutEndpoints); err != nil {
+		return nil, err
 	}
 	for i, c := range s.Communities {
 		v, err := ParseCommunity(string(c))

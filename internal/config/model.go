@@ -99,11 +99,51 @@ type L2Advertisement struct {
 	Pools         []string          // sorted names of the valid pools it selects
 	NodeSelectors []labels.Selector // empty: all nodes
 	Interfaces    []string          // empty: default choice
+	// PreferredNodeSelectors rank the nodes it selects, first first.
+	PreferredNodeSelectors []labels.Selector
+	ServiceSelection
 }
 
 // SelectsNode reports whether the advertisement applies to a node with these labels.
 func (a *L2Advertisement) SelectsNode(nodeLabels map[string]string) bool {
 	return anySelects(a.NodeSelectors, nodeLabels)
+}
+
+// Preference is the place the advertisement gives a node with these
+// labels: the index of the first preferred selector it matches, or
+// NotPreferred.
+func (a *L2Advertisement) Preference(nodeLabels map[string]string) int {
+	for i, s := range a.PreferredNodeSelectors {
+		if s.Matches(labels.Set(nodeLabels)) {
+			return i
+		}
+	}
+	return NotPreferred
+}
+
+// NotPreferred is the Preference of a node no preferred selector matches.
+const NotPreferred = -1
+
+// ServiceSelection is what advertisements of both kinds say about the
+// Services they announce.
+type ServiceSelection struct {
+	// ServiceSelectors: empty selects every Service.
+	ServiceSelectors []labels.Selector
+	// WithdrawWithoutEndpoints: a Service with externalTrafficPolicy
+	// Cluster and no ready endpoint anywhere is not announced.
+	WithdrawWithoutEndpoints bool
+}
+
+// SelectsService reports whether the advertisement applies to a Service
+// with these labels.
+func (s ServiceSelection) SelectsService(serviceLabels map[string]string) bool {
+	return anySelects(s.ServiceSelectors, serviceLabels)
+}
+
+// Announces reports whether the advertisement announces a Service with
+// these labels, given whether it has a ready endpoint anywhere.
+func (s ServiceSelection) Announces(serviceLabels map[string]string, readyEndpoint bool) bool {
+	return s.SelectsService(serviceLabels) && (readyEndpoint || !s.WithdrawWithoutEndpoints)
 }
 
 // LargeCommunity is a BGP large community.
@@ -122,6 +162,7 @@ type BGPAdvertisement struct {
 	Communities         []uint32 // sorted, deduplicated
 	LargeCommunities    []LargeCommunity
 	LocalPref           *uint32
+	ServiceSelection
 }
 
 // SelectsNode reports whether the advertisement applies to a node with these labels.

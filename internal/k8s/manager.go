@@ -16,7 +16,6 @@ import (
 	crconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 )
@@ -50,8 +49,13 @@ func RESTConfig(kubeconfig string, qps float32, burst int, userAgent string) (*r
 
 // ManagerOptions are the settings both binaries pass to NewManager.
 type ManagerOptions struct {
-	Logger                 logr.Logger
-	MetricsBindAddress     string // "0" disables the metrics endpoint
+	Logger logr.Logger
+	// MetricsBindAddress is the manager's /metrics endpoint; "0" or empty
+	// leaves it out (the speaker adds its own with NewMetricsServer).
+	// MetricsSecure and MetricsCertDir are as in MetricsFlags.
+	MetricsBindAddress     string
+	MetricsSecure          bool
+	MetricsCertDir         string
 	HealthProbeBindAddress string // "0" disables the probes
 	// LeaderElectionID names the Lease in v1beta1.Namespace; "" disables
 	// leader election.
@@ -89,7 +93,7 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 			// instead of the reflector's 30-60 s backoff (see patient.go).
 			NewInformer: newPatientInformer,
 		},
-		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		Metrics:                       MetricsFlags{BindAddress: o.MetricsBindAddress, Secure: o.MetricsSecure, CertDir: o.MetricsCertDir}.serverOptions(),
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
 		LeaderElection:                o.LeaderElectionID != "",
 		LeaderElectionID:              o.LeaderElectionID,

@@ -9,6 +9,8 @@ package advertise
 import (
 	"net/netip"
 	"sort"
+
+	"github.com/heraldlb/herald/internal/config"
 )
 
 // Service is what a speaker knows of one LoadBalancer Service.
@@ -22,6 +24,12 @@ type Service struct {
 	LocalTraffic bool
 	// EndpointNodes are the nodes with at least one ready endpoint.
 	EndpointNodes map[string]bool
+	// ReadyEndpoint: the Service has a ready endpoint somewhere (on a node
+	// or not). Advertisements with withdrawWithoutEndpoints skip a Service
+	// without one.
+	ReadyEndpoint bool
+	// Labels are the Service's labels, for serviceSelectors.
+	Labels map[string]string
 }
 
 // servedBy reports whether the node may attract the Service's traffic.
@@ -33,7 +41,29 @@ func (s Service) servedBy(node string) bool {
 type Node struct {
 	Name   string
 	Labels map[string]string
+	// Withdrawal is how far this node is in taking its BGP routes away
+	// (BGPForService reads it for the node it computes for; Layer 2
+	// learns that a node is excluded from what the node publishes).
+	Withdrawal Withdrawal
 }
+
+// Withdrawal is where a node excluded from load balancing (drained,
+// excluded from external load balancers, network unavailable) is in
+// withdrawing its BGP routes.
+type Withdrawal int
+
+const (
+	// Advertising: the node is in service.
+	Advertising Withdrawal = iota
+	// GracefulShutdown: its routes carry the GRACEFUL_SHUTDOWN community
+	// (RFC 8326), so that routers move traffic to other paths first.
+	GracefulShutdown
+	// Withdrawn: the node advertises nothing.
+	Withdrawn
+)
+
+// CommunityGracefulShutdown is RFC 8326's GRACEFUL_SHUTDOWN, 65535:0.
+const CommunityGracefulShutdown uint32 = 0xFFFF0000
 
 func sortedNames(set map[string]bool) []string {
 	out := make([]string, 0, len(set))
@@ -42,4 +72,36 @@ func sortedNames(set map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// WithdrawnBy names the advertisements ("L2Advertisement/name",
+// "BGPAdvertisement/name", sorted) that leave the Service out because it
+// has externalTrafficPolicy Cluster and no ready endpoint anywhere, and
+// would announce it otherwise. A Service with a ready endpoint, or with
+// externalTrafficPolicy Local (which follows its endpoints anyway), has none.
+func WithdrawnBy(m *config.Model, svc Service) []string {
+	if svc.ReadyEndpoint || svc.LocalTraffic {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, ip := range svc.IPs {
+		pool := m.PoolFor(ip)
+		if pool == nil {
+			continue
+		}
+		for _, a := range m.L2AdvertisementsFor(pool.Name) {
+			if a.WithdrawWithoutEndpoints && a.SelectsService(svc.Labels) {
+				set[config.KindL2Advertisement+"/"+a.Name] = true
+			}
+		}
+		for _, a := range m.BGPAdvertisementsFor(pool.Name) {
+			if a.WithdrawWithoutEndpoints && a.SelectsService(svc.Labels) {
+				set[config.KindBGPAdvertisement+"/"+a.Name] = true
+			}
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	return sortedNames(set)
 }

@@ -2,6 +2,7 @@ package advertise
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/heraldlb/herald/internal/config"
@@ -17,12 +18,16 @@ type Route struct {
 }
 
 // BGPForService returns the routes this node advertises for the Service:
-// for every IP in a pool that a BGPAdvertisement selecting this node covers,
-// one route per peer of that advertisement that also peers with this node,
-// with the IP aggregated to the advertisement's length. With
-// externalTrafficPolicy: Local, nothing unless this node has a ready endpoint.
+// for every IP in a pool that a BGPAdvertisement selecting this node and
+// the Service covers, one route per peer of that advertisement that also
+// peers with this node, with the IP aggregated to the advertisement's
+// length. With externalTrafficPolicy: Local, nothing unless this node has
+// a ready endpoint; with withdrawWithoutEndpoints, nothing from that
+// advertisement while the Service has no ready endpoint anywhere. A node
+// excluded from load balancing adds GRACEFUL_SHUTDOWN to every route, then
+// advertises nothing (self.Withdrawal).
 func BGPForService(m *config.Model, svc Service, self Node) []Route {
-	if !svc.servedBy(self.Name) {
+	if !svc.servedBy(self.Name) || self.Withdrawal == Withdrawn {
 		return nil
 	}
 	mine := map[string]*config.Peer{}
@@ -36,7 +41,7 @@ func BGPForService(m *config.Model, svc Service, self Node) []Route {
 			continue
 		}
 		for _, adv := range m.BGPAdvertisementsFor(pool.Name) {
-			if !adv.SelectsNode(self.Labels) {
+			if !adv.SelectsNode(self.Labels) || !adv.Announces(svc.Labels, svc.ReadyEndpoint) {
 				continue
 			}
 			bits := adv.AggregationLength
@@ -49,13 +54,17 @@ func BGPForService(m *config.Model, svc Service, self Node) []Route {
 				if !ok {
 					continue
 				}
-				out = append(out, Route{
+				r := Route{
 					Peer:             name,
 					Prefix:           prefix,
 					Communities:      adv.Communities,
 					LargeCommunities: adv.LargeCommunities,
 					LocalPref:        adv.LocalPrefFor(peer),
-				})
+				}
+				if self.Withdrawal == GracefulShutdown {
+					r.Communities = append(slices.Clone(adv.Communities), CommunityGracefulShutdown)
+				}
+				out = append(out, r)
 			}
 		}
 	}

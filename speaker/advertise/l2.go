@@ -14,16 +14,23 @@ type L2Target struct {
 	// Eligible are the nodes an L2Advertisement selects that may attract the
 	// Service's traffic (sorted). Election picks the owner among the live ones.
 	Eligible []string
-	// Selected are the nodes any L2Advertisement of the pool selects, before
-	// externalTrafficPolicy: Local narrows them (sorted).
+	// Selected are the nodes any L2Advertisement of the pool that selects
+	// the Service selects, before externalTrafficPolicy: Local and
+	// withdrawWithoutEndpoints narrow them (sorted).
 	Selected []string
 	// Interfaces per eligible node: nil means the default choice.
 	Interfaces map[string][]string
+	// Preferred gives the eligible nodes that preferredNodeSelectors rank
+	// their place (0 first); the others are not preferred.
+	Preferred map[string]int
+	// NoEndpoint: advertisements with withdrawWithoutEndpoints left the
+	// Service out, since it has no ready endpoint anywhere.
+	NoEndpoint bool
 }
 
 // L2ForService returns a target for each of the Service's IPs whose pool an
-// L2Advertisement selects. IPs outside every pool, or in pools without an
-// L2Advertisement, are not announced in Layer 2 mode.
+// L2Advertisement selecting the Service covers. IPs outside every pool, or
+// in pools without such an advertisement, are not announced in Layer 2 mode.
 func L2ForService(m *config.Model, svc Service, nodes []Node) []L2Target {
 	var out []L2Target
 	for _, ip := range svc.IPs {
@@ -31,24 +38,36 @@ func L2ForService(m *config.Model, svc Service, nodes []Node) []L2Target {
 		if pool == nil {
 			continue
 		}
-		advs := m.L2AdvertisementsFor(pool.Name)
+		var advs []*config.L2Advertisement
+		for _, a := range m.L2AdvertisementsFor(pool.Name) {
+			if a.SelectsService(svc.Labels) {
+				advs = append(advs, a)
+			}
+		}
 		if len(advs) == 0 {
 			continue
 		}
-		t := L2Target{IP: ip, Service: svc.Key, Interfaces: map[string][]string{}}
+		t := L2Target{IP: ip, Service: svc.Key, Interfaces: map[string][]string{}, Preferred: map[string]int{}}
 		selected, eligible := map[string]bool{}, map[string]bool{}
 		for _, n := range nodes {
-			ifaces, defaultIface, any := interfacesFor(advs, n)
-			if !any {
+			p := placeOn(advs, n, svc.Labels, svc.ReadyEndpoint)
+			if !p.selected {
 				continue
 			}
 			selected[n.Name] = true
+			if !p.announced {
+				t.NoEndpoint = true
+				continue
+			}
 			if !svc.servedBy(n.Name) {
 				continue
 			}
 			eligible[n.Name] = true
-			if !defaultIface {
-				t.Interfaces[n.Name] = ifaces
+			if !p.defaultIface {
+				t.Interfaces[n.Name] = p.ifaces
+			}
+			if p.preference != config.NotPreferred {
+				t.Preferred[n.Name] = p.preference
 			}
 		}
 		t.Selected, t.Eligible = sortedNames(selected), sortedNames(eligible)
@@ -57,23 +76,41 @@ func L2ForService(m *config.Model, svc Service, nodes []Node) []L2Target {
 	return out
 }
 
-// interfacesFor merges the interfaces of the advertisements that select the
-// node. One advertisement without interfaces means the default choice.
-func interfacesFor(advs []*config.L2Advertisement, n Node) (ifaces []string, defaultIface, selected bool) {
+// placement is what the advertisements that select a node say about it.
+type placement struct {
+	selected  bool // an advertisement selects the node
+	announced bool // one of those announces the Service (endpoints permitting)
+	// Of the advertisements that announce: their interfaces (one without
+	// interfaces means the default choice) and the node's best preference.
+	ifaces       []string
+	defaultIface bool
+	preference   int
+}
+
+func placeOn(advs []*config.L2Advertisement, n Node, svcLabels map[string]string, ready bool) placement {
+	p := placement{preference: config.NotPreferred}
 	set := map[string]bool{}
 	for _, a := range advs {
 		if !a.SelectsNode(n.Labels) {
 			continue
 		}
-		selected = true
+		p.selected = true
+		if !a.Announces(svcLabels, ready) {
+			continue
+		}
+		p.announced = true
 		if len(a.Interfaces) == 0 {
-			defaultIface = true
+			p.defaultIface = true
 		}
 		for _, i := range a.Interfaces {
 			set[i] = true
 		}
+		if pref := a.Preference(n.Labels); pref != config.NotPreferred && (p.preference == config.NotPreferred || pref < p.preference) {
+			p.preference = pref
+		}
 	}
-	return sortedNames(set), defaultIface, selected
+	p.ifaces = sortedNames(set)
+	return p
 }
 
 // SkipReason says why node does not announce the target, given the owner
@@ -82,6 +119,8 @@ func (t L2Target) SkipReason(node, owner string) v1beta1.L2SkipReason {
 	switch {
 	case !contains(t.Selected, node):
 		return v1beta1.L2SkipNodeNotSelected
+	case !contains(t.Eligible, node) && t.NoEndpoint:
+		return v1beta1.L2SkipNoEndpoint
 	case !contains(t.Eligible, node):
 		return v1beta1.L2SkipNoLocalEndpoint
 	default:

@@ -7,12 +7,18 @@
 // (node, IP) pair gets a score from SHA-256, and the node with the lowest
 // score owns the IP. Adding or removing a node therefore moves only the IPs
 // that node wins or owned, and IPs spread evenly across nodes.
+//
+// Preferences (an L2Advertisement's ordered preferredNodeSelectors) come
+// before the hash: the live eligible nodes of the best place rank first,
+// and the hash orders nodes of one place, so a preferred node owns every
+// address it is eligible for, and the preferred nodes share them evenly.
 package election
 
 import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
+	"math"
 	"net/netip"
 	"slices"
 )
@@ -29,26 +35,50 @@ func score(ip netip.Addr, node string) uint64 {
 	return binary.BigEndian.Uint64(sum[:8])
 }
 
+// Preferences put some nodes ahead of the hash ranking: a node's value is
+// its place, 0 first (an L2Advertisement's preferredNodeSelectors). Nodes
+// without a place rank after every node with one; among nodes of one
+// place, and among those without, the hash decides. nil prefers nobody.
+type Preferences map[string]int
+
+// place is the node's place; no place ranks last.
+func (p Preferences) place(node string) int {
+	if v, ok := p[node]; ok && v >= 0 {
+		return v
+	}
+	return math.MaxInt
+}
+
 type ranked struct {
 	node  string
+	place int
 	score uint64
+}
+
+func (a ranked) compare(b ranked) int {
+	if c := cmp.Compare(a.place, b.place); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.score, b.score); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.node, b.node)
 }
 
 // Rank returns the distinct nodes ordered by preference for ip: the first one
 // owns it, the second takes over if the first goes away, and so on. The order
 // depends only on ip and the set of names, never on the input order; equal
 // scores are ordered by name. The input slice is not modified.
-func Rank(ip netip.Addr, nodes []string) []string {
+func Rank(ip netip.Addr, nodes []string) []string { return RankPreferred(ip, nodes, nil) }
+
+// RankPreferred is Rank with preferences: nodes by place first, then by
+// the hash.
+func RankPreferred(ip netip.Addr, nodes []string, prefs Preferences) []string {
 	rs := make([]ranked, 0, len(nodes))
 	for _, n := range nodes {
-		rs = append(rs, ranked{node: n, score: score(ip, n)})
+		rs = append(rs, ranked{node: n, place: prefs.place(n), score: score(ip, n)})
 	}
-	slices.SortFunc(rs, func(a, b ranked) int {
-		if c := cmp.Compare(a.score, b.score); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.node, b.node)
-	})
+	slices.SortFunc(rs, ranked.compare)
 	rs = slices.Compact(rs)
 	out := make([]string, len(rs))
 	for i, r := range rs {
@@ -59,19 +89,23 @@ func Rank(ip netip.Addr, nodes []string) []string {
 
 // Owner returns the node that announces ip among eligible, or "" if there is
 // none. It is Rank(ip, eligible)[0] without sorting.
-func Owner(ip netip.Addr, eligible []string) string {
+func Owner(ip netip.Addr, eligible []string) string { return PreferredOwner(ip, eligible, nil) }
+
+// PreferredOwner returns the node that announces ip among eligible with
+// preferences: the first preferred one, the hash deciding among equals
+// and when none is preferred. It is RankPreferred(...)[0] without sorting.
+func PreferredOwner(ip netip.Addr, eligible []string, prefs Preferences) string {
 	var (
-		best      string
-		bestScore uint64
-		found     bool
+		best  ranked
+		found bool
 	)
 	for _, n := range eligible {
-		s := score(ip, n)
-		if !found || s < bestScore || (s == bestScore && n < best) {
-			best, bestScore, found = n, s, true
+		r := ranked{node: n, place: prefs.place(n), score: score(ip, n)}
+		if !found || r.compare(best) < 0 {
+			best, found = r, true
 		}
 	}
-	return best
+	return best.node
 }
 
 // OwnedBy returns, sorted, the IPs that self must announce: for each IP in

@@ -196,3 +196,81 @@ func BenchmarkOwnedBy10kIPs(b *testing.B) {
 		OwnedBy("n3", nodes, eligible)
 	}
 }
+
+// Preferred nodes come first, in the order of their place; the hash
+// decides among equals and when no preferred node is a candidate.
+func TestPreferredOwner(t *testing.T) {
+	ip := netip.MustParseAddr("198.51.100.7")
+	all := []string{"n1", "n2", "n3", "n4", "n5"}
+	// hashOrder is the plain ranking; the cases are written against it so
+	// that each one means something whatever the hash gives.
+	h := Rank(ip, all)
+	last, secondLast := h[len(h)-1], h[len(h)-2]
+	for _, tc := range []struct {
+		name       string
+		candidates []string
+		prefs      Preferences
+		want       string
+	}{
+		{"no preferences: the hash", all, nil, h[0]},
+		{"empty preferences: the hash", all, Preferences{}, h[0]},
+		{"the one preferred node, although it ranks last by hash", all, Preferences{last: 0}, last},
+		{"two nodes of the first place: the hash decides between them", all, Preferences{last: 0, secondLast: 0}, secondLast},
+		{"the first place beats the second", all, Preferences{h[0]: 1, last: 0}, last},
+		{"the preferred node is not a candidate (dead, blocked, not eligible): the next place", without(all, last), Preferences{last: 0, secondLast: 1}, secondLast},
+		{"no preferred node is a candidate: the hash among the rest", without(all, last, secondLast), Preferences{last: 0, secondLast: 1}, h[0]},
+		{"a node with a place that is no candidate changes nothing for the rest", without(all, h[0]), Preferences{h[0]: 0}, h[1]},
+		{"a negative place counts as none", all, Preferences{last: -1}, h[0]},
+		{"no candidates: nobody", nil, Preferences{last: 0}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := PreferredOwner(ip, tc.candidates, tc.prefs); got != tc.want {
+				t.Errorf("PreferredOwner = %q, want %q (hash order %v, preferences %v)", got, tc.want, h, tc.prefs)
+			}
+			if r := RankPreferred(ip, tc.candidates, tc.prefs); len(tc.candidates) > 0 && r[0] != tc.want {
+				t.Errorf("RankPreferred = %v, want %q first", r, tc.want)
+			}
+		})
+	}
+}
+
+// The full ranking with preferences: by place, then by hash within each
+// place and among the nodes without one; independent of input order.
+func TestRankPreferredOrdersByPlaceThenHash(t *testing.T) {
+	all := []string{"a", "b", "c", "d", "e", "f"}
+	prefs := Preferences{"e": 1, "b": 0, "f": 1}
+	for _, ip := range ips(t, "203.0.113.0/24", 20) {
+		got := RankPreferred(ip, all, prefs)
+		place := func(n string) int { return prefs.place(n) }
+		for i := 1; i < len(got); i++ {
+			a, b := got[i-1], got[i]
+			if place(a) > place(b) || (place(a) == place(b) && score(ip, a) > score(ip, b)) {
+				t.Fatalf("%s: %v is out of order at %d", ip, got, i)
+			}
+		}
+		if got[0] != "b" {
+			t.Fatalf("%s: %v, want b (place 0) first", ip, got)
+		}
+		shuffled := []string{"f", "e", "d", "c", "b", "a"}
+		if again := RankPreferred(ip, shuffled, prefs); !slices.Equal(again, got) {
+			t.Fatalf("%s: order depends on input order: %v vs %v", ip, again, got)
+		}
+	}
+}
+
+// Among preferred nodes of one place, addresses still spread by the hash.
+func TestPreferredNodesShareAddresses(t *testing.T) {
+	prefs := Preferences{"edge-1": 0, "edge-2": 0}
+	nodes := []string{"edge-1", "edge-2", "w-1", "w-2", "w-3"}
+	count := map[string]int{}
+	for _, ip := range ips(t, "198.51.100.0/24", 200) {
+		count[PreferredOwner(ip, nodes, prefs)]++
+	}
+	if count["edge-1"]+count["edge-2"] != 200 || count["edge-1"] < 60 || count["edge-2"] < 60 {
+		t.Fatalf("owners %v: want every address on the two preferred nodes, shared roughly evenly", count)
+	}
+}
+
+func without(list []string, drop ...string) []string {
+	return slices.DeleteFunc(slices.Clone(list), func(s string) bool { return slices.Contains(drop, s) })
+}

@@ -26,12 +26,11 @@ func (s *Speaker) converge(now time.Time, stalled bool, msgs inboxBatch) {
 	d := s.guard.Observe(takeover.Input{
 		Now: now, Alive: alive, Suspects: suspects, Present: s.present(), Published: s.others,
 		KeyMismatch: m.LastKeyMismatch(), Stalled: stalled, Regained: regained, Grown: grown,
-		Handovers: msgs.handovers, Releases: msgs.releases, Reach: s.reach,
+		Handovers: msgs.handovers, Releases: msgs.releases, Reach: s.reach, Excluded: s.excl.reason != "",
 	})
 	if d.Probe && !s.probing {
 		s.probe(now, alive, suspects, d.ProbeFailed)
 	}
-	s.publish(takeover.Published{Quorum: d.Quorum.OK, Settling: d.Settling, Blocked: s.blockedSelf})
 	for _, n := range d.Notes {
 		if n.Warning {
 			s.log.Warn(n.Message, "seen", d.Quorum.Seen, "expected", d.Quorum.Expected, "unseen", d.Quorum.Unseen)
@@ -68,6 +67,10 @@ func (s *Speaker) converge(now time.Time, stalled bool, msgs inboxBatch) {
 	if changed {
 		s.opts.L2.Set(s.engine.Desired())
 	}
+	// Published after the announcer has stopped what this node gave up:
+	// the others may act on it at once (an excluded node, say), so it must
+	// not answer any more by then.
+	s.publish(takeover.Published{Quorum: d.Quorum.OK, Settling: d.Settling, Blocked: s.blockedSelf, Excluded: d.Excluded})
 	yield := map[string][]netip.Addr{}
 	var stopped []netip.Addr
 	for _, c := range changes {

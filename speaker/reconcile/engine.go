@@ -38,10 +38,13 @@ type ServiceRef struct {
 // re-elects every IP (one hash per eligible node); only a configuration or
 // node-label change recomputes every Service.
 type Engine struct {
-	self     string
-	model    *config.Model
-	nodes    []advertise.Node // sorted by name
-	selfNode *advertise.Node
+	self  string
+	model *config.Model
+	// withdrawing: some advertisement withdraws Services without ready
+	// endpoints, so endpoints matter to every Service.
+	withdrawing bool
+	nodes       []advertise.Node // sorted by name
+	selfNode    *advertise.Node
 
 	services map[string]*serviceState
 	ips      map[netip.Addr]*ipState
@@ -49,6 +52,18 @@ type Engine struct {
 	// blocked are the addresses each node published it cannot announce
 	// (this node's own included): it is no candidate for them.
 	blocked map[string]takeover.Blocked
+
+	// excluded says why this node is excluded from load balancing ("" if
+	// it is not): it then announces nothing.
+	excluded string
+	// withdrawals are the Services whose withdrawal for lack of endpoints
+	// began or ended since the last TakeWithdrawals.
+	withdrawals []Withdrawal
+
+	// unselected are addresses that left the index while their Service
+	// still has them (no L2Advertisement announces it any more), for the
+	// reason of the stop.
+	unselected map[netip.Addr]bool
 
 	dirty     map[netip.Addr]bool // IPs to elect again
 	ipVersion uint64              // see IPVersion
@@ -61,6 +76,9 @@ type serviceState struct {
 	svc    Service
 	l2     []advertise.L2Target
 	routes []advertise.Route
+	// withdrawnBy names the advertisements that leave the Service out for
+	// lack of a ready endpoint (withdrawWithoutEndpoints).
+	withdrawnBy []string
 }
 
 type ipState struct {
@@ -69,8 +87,10 @@ type ipState struct {
 	// Derived from targets.
 	eligible, selected []string
 	ifaces             []string // this node's interfaces; nil: default choice
-	owner              string   // elected among live eligible nodes
-	waiting            bool     // this node owns it but may not take it over yet
+	prefs              election.Preferences
+	noEndpoint         bool   // a target is withdrawn for lack of endpoints
+	owner              string // elected among live eligible nodes
+	waiting            bool   // this node owns it but may not take it over yet
 }
 
 // announcement is an IP this node announces.
@@ -83,13 +103,14 @@ type announcement struct {
 // NewEngine returns an engine for the node called self.
 func NewEngine(self string) *Engine {
 	return &Engine{
-		self:      self,
-		services:  map[string]*serviceState{},
-		ips:       map[netip.Addr]*ipState{},
-		live:      map[string]bool{},
-		blocked:   map[string]takeover.Blocked{},
-		dirty:     map[netip.Addr]bool{},
-		announced: map[netip.Addr]*announcement{},
+		self:       self,
+		services:   map[string]*serviceState{},
+		ips:        map[netip.Addr]*ipState{},
+		live:       map[string]bool{},
+		blocked:    map[string]takeover.Blocked{},
+		dirty:      map[netip.Addr]bool{},
+		unselected: map[netip.Addr]bool{},
+		announced:  map[netip.Addr]*announcement{},
 	}
 }
 
@@ -99,6 +120,13 @@ func (e *Engine) Self() string { return e.self }
 // SetModel installs a new configuration model and recomputes every Service.
 func (e *Engine) SetModel(m *config.Model) {
 	e.model = m
+	e.withdrawing = false
+	for _, a := range m.L2Advertisements {
+		e.withdrawing = e.withdrawing || a.WithdrawWithoutEndpoints
+	}
+	for _, a := range m.BGPAdvertisements {
+		e.withdrawing = e.withdrawing || a.WithdrawWithoutEndpoints
+	}
 	e.recomputeAll()
 }
 
@@ -139,6 +167,22 @@ func (e *Engine) UpsertService(svc Service) {
 	e.Version++
 }
 
+// Withdrawal is a Service that advertisements with withdrawWithoutEndpoints
+// started (By set) or stopped (By empty) leaving out.
+type Withdrawal struct {
+	Service ServiceRef
+	IPs     []netip.Addr
+	By      []string
+}
+
+// TakeWithdrawals returns the withdrawals that began or ended since the
+// last call, and forgets them.
+func (e *Engine) TakeWithdrawals() []Withdrawal {
+	w := e.withdrawals
+	e.withdrawals = nil
+	return w
+}
+
 // DeleteService removes a Service (no-op if unknown).
 func (e *Engine) DeleteService(key string) {
 	st, ok := e.services[key]
@@ -153,10 +197,12 @@ func (e *Engine) DeleteService(key string) {
 // Has reports whether the engine tracks the Service.
 func (e *Engine) Has(key string) bool { _, ok := e.services[key]; return ok }
 
-// LocalTraffic reports whether a tracked Service has externalTrafficPolicy Local.
-func (e *Engine) LocalTraffic(key string) bool {
+// EndpointsMatter reports whether a tracked Service's ready endpoints
+// change what is announced: it has externalTrafficPolicy Local, or some
+// advertisement withdraws Services without ready endpoints.
+func (e *Engine) EndpointsMatter(key string) bool {
 	st, ok := e.services[key]
-	return ok && st.svc.LocalTraffic
+	return ok && (st.svc.LocalTraffic || e.withdrawing)
 }
 
 // compute recomputes one Service's targets and routes and reindexes its IPs.
@@ -170,7 +216,22 @@ func (e *Engine) compute(st *serviceState) {
 		}
 	}
 	key := st.svc.Key
+	var by []string
+	if e.model != nil {
+		by = advertise.WithdrawnBy(e.model, st.svc.Service)
+	}
+	if !slices.Equal(by, st.withdrawnBy) && (len(by) > 0 || len(st.withdrawnBy) > 0) {
+		e.withdrawals = append(e.withdrawals, Withdrawal{Service: ServiceRef{Key: key, UID: st.svc.UID}, IPs: st.svc.IPs, By: by})
+	}
+	st.withdrawnBy = by
 	e.unindex(key, st.l2)
+	for _, t := range st.l2 {
+		if e.ips[t.IP] == nil && slices.Contains(st.svc.IPs, t.IP) {
+			// The Service still has the address: an advertisement stopped
+			// selecting it (serviceSelectors, the pool's advertisements).
+			e.unselected[t.IP] = true
+		}
+	}
 	st.l2 = l2
 	for _, t := range l2 {
 		ip := e.ips[t.IP]
@@ -212,10 +273,21 @@ func (e *Engine) unindex(key string, targets []advertise.L2Target) {
 func (s *ipState) derive(self string) {
 	eligible, selected, ifaces := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	serves, deflt := false, false
+	s.prefs, s.noEndpoint = nil, false
 	for _, t := range s.targets {
 		for _, n := range t.Eligible {
 			eligible[n] = true
 		}
+		// A node takes its best place among the Services sharing the IP.
+		for n, place := range t.Preferred {
+			if cur, ok := s.prefs[n]; !ok || place < cur {
+				if s.prefs == nil {
+					s.prefs = election.Preferences{}
+				}
+				s.prefs[n] = place
+			}
+		}
+		s.noEndpoint = s.noEndpoint || t.NoEndpoint
 		for _, n := range t.Selected {
 			selected[n] = true
 		}
@@ -277,6 +349,17 @@ func (e *Engine) SetBlocked(blocked map[string]takeover.Blocked) bool {
 	e.blocked = blocked
 	e.MarkAllDirty()
 	return true
+}
+
+// SetExcluded says why this node is excluded from load balancing ("": it
+// is not), for the reasons it gives. The guard keeps an excluded node out
+// of the live members; this only words what it says.
+func (e *Engine) SetExcluded(why string) {
+	if why != e.excluded {
+		e.excluded = why
+		e.MarkAllDirty()
+		e.Version++
+	}
 }
 
 // candidate reports whether node n may own ip: live, and not blocked for it.
@@ -345,10 +428,16 @@ func (e *Engine) Elect(now time.Time, trusted bool, handedOver map[netip.Addr]bo
 	for ip := range e.dirty {
 		delete(e.dirty, ip)
 		st, cur := e.ips[ip], e.announced[ip]
+		unselected := e.unselected[ip]
+		delete(e.unselected, ip)
 		if st == nil {
 			if cur != nil {
+				why := "no Service uses it any more"
+				if unselected {
+					why = "no L2Advertisement announces its Service any more (pools, serviceSelectors)"
+				}
 				delete(e.announced, ip)
-				changes = append(changes, Change{IP: ip, Services: cur.services, Why: "no Service uses it any more"})
+				changes = append(changes, Change{IP: ip, Services: cur.services, Why: why})
 			}
 			continue
 		}
@@ -358,7 +447,7 @@ func (e *Engine) Elect(now time.Time, trusted bool, handedOver map[netip.Addr]bo
 				cands = append(cands, n)
 			}
 		}
-		owner := election.Owner(ip, cands)
+		owner := election.PreferredOwner(ip, cands, st.prefs)
 		wasWaiting := st.waiting
 		st.owner, st.waiting = owner, false
 		switch {
@@ -399,8 +488,12 @@ func or(s, alt string) string {
 
 func (e *Engine) stopReason(ip netip.Addr, st *ipState) string {
 	switch {
+	case e.excluded != "":
+		return e.self + " is excluded from load balancing (" + e.excluded + "); " + or(st.owner, "no other node") + " announces it now"
 	case !slices.Contains(st.selected, e.self):
 		return "no L2Advertisement selects " + e.self + " for it any more"
+	case !slices.Contains(st.eligible, e.self) && st.noEndpoint:
+		return "the Service has no ready endpoint anywhere (withdrawWithoutEndpoints)"
 	case !slices.Contains(st.eligible, e.self):
 		return "no ready endpoint on " + e.self + " (externalTrafficPolicy: Local)"
 	case e.blocked[e.self].Has(ip):
@@ -450,7 +543,7 @@ func (e *Engine) Successors() map[string][]netip.Addr {
 				cands = append(cands, n)
 			}
 		}
-		if next := election.Owner(ip, cands); next != "" {
+		if next := election.PreferredOwner(ip, cands, st.prefs); next != "" {
 			out[next] = append(out[next], ip)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/speaker/bgp"
+	"github.com/heraldlb/herald/speaker/election"
 )
 
 // EventRecorder records Events about objects (k8s.EventSink in the binary).
@@ -77,4 +78,38 @@ func sessionEvent(ev EventRecorder, node string, uid types.UID, e bgp.Event) {
 		note += ": " + e.Reason
 	}
 	ev.Warning(peer, ReasonBGPSessionDown, "Disconnect", note)
+}
+
+// Event reasons on a Service that advertisements with
+// withdrawWithoutEndpoints leave out, or announce again.
+const (
+	ReasonWithdrawnWithoutEndpoints = "WithdrawnWithoutEndpoints"
+	ReasonEndpointReady             = "EndpointReady"
+)
+
+// reportWithdrawals tells each Service that advertisements stopped or
+// started leaving it out for lack of ready endpoints. One speaker speaks
+// for the cluster: the one ranking first among the live members for the
+// Service's first address, so a change makes one Event, not one per node.
+// The caller holds s.mu.
+func (s *Speaker) reportWithdrawals() {
+	for _, w := range s.engine.TakeWithdrawals() {
+		if len(w.IPs) == 0 || election.Owner(w.IPs[0], s.live) != s.opts.Node {
+			continue
+		}
+		ips := make([]string, len(w.IPs))
+		for i, ip := range w.IPs {
+			ips[i] = ip.String()
+		}
+		svc := serviceObject(w.Service)
+		if len(w.By) > 0 {
+			s.log.Info("Service withdrawn: no ready endpoint", "service", w.Service.Key, "by", w.By)
+			s.opts.Events.Warning(svc, ReasonWithdrawnWithoutEndpoints, "Withdraw",
+				fmt.Sprintf("no ready endpoint anywhere: %s withdrawn by %s (withdrawWithoutEndpoints)", strings.Join(ips, ", "), strings.Join(w.By, ", ")))
+			continue
+		}
+		s.log.Info("Service announced again: an endpoint is ready", "service", w.Service.Key)
+		s.opts.Events.Normal(svc, ReasonEndpointReady, "Announce",
+			fmt.Sprintf("an endpoint is ready: %s announced again", strings.Join(ips, ", ")))
+	}
 }

@@ -32,6 +32,10 @@ type fakeMembers struct {
 	metas   map[string][]byte // what the others published (and ours)
 	// unreachable members do not answer Ping
 	unreachable map[string]bool
+	// onMeta and onSend see what this node publishes and sends (set
+	// before the speaker starts).
+	onMeta func(b []byte)
+	onSend func(node string, m members.Message)
 }
 
 func newFakeMembers(alive ...string) *fakeMembers {
@@ -59,10 +63,20 @@ func (f *fakeMembers) Keys() members.KeyState {
 	return members.KeyState{Installed: []members.KeyID{id}, Target: id}
 }
 func (f *fakeMembers) SetMeta(b []byte) error {
+	if f.onMeta != nil {
+		f.onMeta(b)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.metas["n1"] = slices.Clone(b)
 	return nil
+}
+
+// published is what this node last published.
+func (f *fakeMembers) published() (takeover.Published, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return takeover.ParsePublished(f.metas["n1"])
 }
 
 // Metas gives each alive member what it published; the others, unless a
@@ -136,6 +150,9 @@ func (f *fakeMembers) Send(node string, msg []byte) error {
 	m, err := members.ParseMessage(msg)
 	if err != nil {
 		return err
+	}
+	if f.onSend != nil {
+		f.onSend(node, m)
 	}
 	if m.Kind == members.KindRelease {
 		f.released[node] = append(f.released[node], m.IPs)
@@ -296,12 +313,24 @@ func (f *fakeRouter) Update(u map[string]bgp.PathUpdate) {
 	f.updates++
 }
 
+// Status shows every peer established, and idle once Run returned (as the
+// real router publishes after its stop).
 func (f *fakeRouter) Status() []bgp.PeerStatus {
+	state := bgp.StateEstablished
+	select {
+	case <-f.stopped:
+		state = bgp.StateIdle
+	default:
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []bgp.PeerStatus
 	for _, p := range f.desired.Peers {
-		out = append(out, bgp.PeerStatus{Name: p.Name, Address: p.Address, State: bgp.StateEstablished, Advertised: len(f.desired.Paths[p.Name])})
+		ps := bgp.PeerStatus{Name: p.Name, Address: p.Address, State: state}
+		if state == bgp.StateEstablished {
+			ps.Advertised = len(f.desired.Paths[p.Name])
+		}
+		out = append(out, ps)
 	}
 	return out
 }

@@ -59,8 +59,12 @@ func (e *Engine) L2Report(st *v1beta1.SpeakerStatusStatus, placed map[netip.Addr
 		}
 		s := e.ips[ip]
 		switch {
+		case e.excluded != "":
+			skip(ip, s.refs(), v1beta1.L2SkipNodeExcluded, s.owner)
 		case !slices.Contains(s.selected, e.self):
 			skip(ip, s.refs(), v1beta1.L2SkipNodeNotSelected, s.owner)
+		case !slices.Contains(s.eligible, e.self) && s.noEndpoint:
+			skip(ip, s.refs(), v1beta1.L2SkipNoEndpoint, s.owner)
 		case !slices.Contains(s.eligible, e.self):
 			skip(ip, s.refs(), v1beta1.L2SkipNoLocalEndpoint, s.owner)
 		case e.blocked[e.self].Has(ip):

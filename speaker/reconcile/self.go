@@ -106,7 +106,7 @@ func (s *Speaker) setConditions() []metav1.Condition {
 	default:
 		key.Message = "gossip encrypted with key " + ks.Target.String()
 	}
-	for _, c := range []metav1.Condition{ready, key} {
+	for _, c := range []metav1.Condition{ready, key, s.excl.condition(time.Now())} {
 		apimeta.SetStatusCondition(&s.conditions, c)
 	}
 	return s.conditions

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/heraldlb/herald/internal/config"
+	"github.com/heraldlb/herald/speaker/advertise"
 	"github.com/heraldlb/herald/speaker/announce"
 	"github.com/heraldlb/herald/speaker/bgp"
 	"github.com/heraldlb/herald/speaker/members"
@@ -110,7 +111,12 @@ type Options struct {
 	// IsolatedEventAfter is how long this node must see too few speakers
 	// before it says so with an Event on its Node (default 10 s).
 	IsolatedEventAfter time.Duration
-	Log                *slog.Logger
+	// GracefulShutdown is how long a node excluded from load balancing
+	// (drained, ...) keeps its BGP routes, marked with the GRACEFUL_SHUTDOWN
+	// community, before it withdraws them; 0 withdraws them at once
+	// (herald-speaker's default is DefaultGracefulShutdown).
+	GracefulShutdown time.Duration
+	Log              *slog.Logger
 	// Registerer gets the speaker's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 }
@@ -125,6 +131,8 @@ type Speaker struct {
 	status  chan struct{}
 	// lastLoop is when the loop last went round (Unix ns): liveness.
 	lastLoop atomic.Int64
+	// stopping is set when the graceful stop begins.
+	stopping atomic.Bool
 
 	mu       sync.Mutex
 	running  bool // the first step is done and the components started
@@ -147,10 +155,15 @@ type Speaker struct {
 	probing      bool // a probe of the live members is in flight
 	model        *config.Model
 	nodes        map[string]nodeInfo
-	peerUIDs     map[string]string
-	live         []string
-	keyProblem   string // why the Secret's key is not used, "" if it is
-	conditions   []metav1.Condition
+	// excl is this node's exclusion from load balancing (exclSeen: looked
+	// at once); withdrawal is where its BGP routes are.
+	excl       exclusion
+	exclSeen   bool
+	withdrawal advertise.Withdrawal
+	peerUIDs   map[string]string
+	live       []string
+	keyProblem string // why the Secret's key is not used, "" if it is
+	conditions []metav1.Condition
 	// What the speaker told the user about itself (Events on its Node).
 	isolatedSince    time.Time
 	isolatedReported bool
@@ -163,6 +176,7 @@ type Speaker struct {
 	routes     *routeIndex
 	bgpIssues  []PeerIssue
 	reported   reportCache
+	announced  sliceCache    // see Announcements
 	sends      chan struct{} // bounds concurrent release sends
 }
 
@@ -275,6 +289,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 		s.lastLoop.Store(time.Now().UnixNano())
 		select {
 		case <-ctx.Done():
+			s.stopping.Store(true)
 			s.shutdown(runs)
 			return nil
 		case <-s.watch.signal:

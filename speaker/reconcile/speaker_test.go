@@ -90,7 +90,7 @@ func startHarness(t *testing.T, tweaks ...func(*Options)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.writer, err = status.New(status.Options{Client: direct, Node: "n1", Source: h.spk.Status, Changed: h.spk.StatusChanged(), MinInterval: 100 * time.Millisecond, PollInterval: 100 * time.Millisecond})
+	h.writer, err = status.New(status.Options{Client: direct, Node: "n1", Source: h.spk.Status, Announcements: h.spk.Announcements, Changed: h.spk.StatusChanged(), MinInterval: 100 * time.Millisecond, PollInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

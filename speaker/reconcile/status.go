@@ -19,10 +19,7 @@ type reportCache struct {
 
 // Status is what this node's SpeakerStatus should say now (UpdatedAt unset).
 func (s *Speaker) Status() v1beta1.SpeakerStatusStatus {
-	placed := map[netip.Addr][]string{}
-	for _, st := range s.opts.L2.Status() {
-		placed[st.IP] = st.Interfaces
-	}
+	placed := s.placedNow()
 	bgpStatus := s.opts.BGP.Status()
 	s.mu.Lock()
 	defer s.mu.Unlock()

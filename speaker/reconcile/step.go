@@ -66,14 +66,18 @@ func (s *Speaker) step(ctx context.Context, now time.Time, stalled bool) {
 		read(key)
 	}
 	for _, key := range p.endpoints {
-		if s.engine.LocalTraffic(key) {
+		if s.engine.EndpointsMatter(key) {
 			read(key)
 		}
 	}
 	s.watch.requeue(failed, false)
+	if s.model != nil && s.updateExclusion(now) {
+		peersChanged = true
+	}
 
 	prevLive := len(s.live)
 	s.converge(now, stalled, msgs)
+	s.reportWithdrawals()
 
 	for _, e := range msgs.bgp {
 		sessionEvent(s.opts.Events, s.opts.Node, types.UID(s.peerUIDs[e.Peer]), e)
@@ -144,10 +148,8 @@ func (s *Speaker) secretName() string { return v1beta1.Namespace + "/" + s.opts.
 // as memberlist peers.
 func (s *Speaker) applyNodes(nodes map[string]nodeInfo) {
 	s.nodes = nodes
-	list := make([]advertise.Node, 0, len(nodes))
 	var peers []string
 	for name, n := range nodes {
-		list = append(list, advertise.Node{Name: name, Labels: n.labels})
 		if name == s.opts.Node {
 			continue
 		}
@@ -158,9 +160,23 @@ func (s *Speaker) applyNodes(nodes map[string]nodeInfo) {
 			}
 		}
 	}
-	s.engine.SetNodes(list)
+	s.setEngineNodes()
 	slices.Sort(peers)
 	s.opts.Members.SetPeers(peers)
+}
+
+// setEngineNodes hands the nodes to the engine, this one with where it is
+// in withdrawing its BGP routes. The caller holds s.mu.
+func (s *Speaker) setEngineNodes() {
+	list := make([]advertise.Node, 0, len(s.nodes))
+	for name, n := range s.nodes {
+		node := advertise.Node{Name: name, Labels: n.labels}
+		if name == s.opts.Node {
+			node.Withdrawal = s.withdrawal
+		}
+		list = append(list, node)
+	}
+	s.engine.SetNodes(list)
 }
 
 // rebuildModel builds the configuration model from the cache, keeping the
@@ -201,12 +217,15 @@ func (s *Speaker) readService(ctx context.Context, key string) error {
 		s.engine.DeleteService(key)
 		return nil
 	}
+	nodes, ready := s.watch.readyEndpoints(key)
 	s.engine.UpsertService(Service{
 		Service: advertise.Service{
 			Key:           key,
 			IPs:           ips,
 			LocalTraffic:  svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
-			EndpointNodes: s.watch.endpointNodes(key),
+			EndpointNodes: nodes,
+			ReadyEndpoint: ready,
+			Labels:        svc.Labels,
 		},
 		UID: svc.UID,
 	})

@@ -26,6 +26,9 @@ import (
 type nodeInfo struct {
 	labels map[string]string
 	ips    []netip.Addr // InternalIPs, in the Node's order
+	// drain: the annotation herald.dev/drain is "true";
+	// networkUnavailable: the condition NetworkUnavailable is True.
+	drain, networkUnavailable bool
 }
 
 // watcher turns informer events into pending work for the reconcile loop:
@@ -37,9 +40,9 @@ type watcher struct {
 	secretName string
 
 	mu         sync.Mutex
-	services   map[string]bool                       // Service keys to read again
-	endpoints  map[string]bool                       // Service keys whose ready nodes changed
-	slices     map[string]map[string]map[string]bool // Service key -> slice name -> nodes with a ready endpoint
+	services   map[string]bool                  // Service keys to read again
+	endpoints  map[string]bool                  // Service keys whose ready nodes changed
+	slices     map[string]map[string]sliceReady // Service key -> slice name -> its ready endpoints
 	nodes      map[string]nodeInfo
 	nodesDirty bool
 	config     bool
@@ -61,7 +64,7 @@ func newWatcher(class, secretName string) *watcher {
 	return &watcher{
 		class: class, secretName: secretName,
 		services: map[string]bool{}, endpoints: map[string]bool{},
-		slices: map[string]map[string]map[string]bool{}, nodes: map[string]nodeInfo{},
+		slices: map[string]map[string]sliceReady{}, nodes: map[string]nodeInfo{},
 		signal: make(chan struct{}, 1),
 	}
 }
@@ -157,13 +160,30 @@ func (w *watcher) onService(old, cur any) {
 	w.wake()
 }
 
+// sliceReady is what a slice says about ready endpoints: the nodes with
+// one, and whether it has any (with a node name or not).
+type sliceReady struct {
+	nodes map[string]bool
+	any   bool
+}
+
+func (a sliceReady) equal(b sliceReady) bool { return a.any == b.any && maps.Equal(a.nodes, b.nodes) }
+
 // readyNodes lists the nodes with at least one ready endpoint in the slice.
 // An endpoint whose readiness is unknown counts as ready, as the API says.
 func readyNodes(s *discoveryv1.EndpointSlice) map[string]bool {
-	out := map[string]bool{}
+	return readyIn(s).nodes
+}
+
+func readyIn(s *discoveryv1.EndpointSlice) sliceReady {
+	out := sliceReady{nodes: map[string]bool{}}
 	for _, ep := range s.Endpoints {
-		if ep.NodeName != nil && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
-			out[*ep.NodeName] = true
+		if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+			continue
+		}
+		out.any = true
+		if ep.NodeName != nil {
+			out.nodes[*ep.NodeName] = true
 		}
 	}
 	return out
@@ -180,14 +200,14 @@ func (w *watcher) onSlice(old, cur any) {
 		return
 	}
 	key := s.Namespace + "/" + svcName
-	nodes := map[string]bool{}
+	ready := sliceReady{nodes: map[string]bool{}}
 	if cur != nil {
-		nodes = readyNodes(s)
+		ready = readyIn(s)
 	}
 	w.mu.Lock()
 	bySlice := w.slices[key]
 	prev, had := bySlice[s.Name]
-	changed := !maps.Equal(prev, nodes) || (had && cur == nil)
+	changed := !prev.equal(ready) || (had && cur == nil)
 	switch {
 	case cur == nil:
 		delete(bySlice, s.Name)
@@ -196,10 +216,10 @@ func (w *watcher) onSlice(old, cur any) {
 		}
 	default:
 		if bySlice == nil {
-			bySlice = map[string]map[string]bool{}
+			bySlice = map[string]sliceReady{}
 			w.slices[key] = bySlice
 		}
-		bySlice[s.Name] = nodes
+		bySlice[s.Name] = ready
 	}
 	if changed {
 		w.endpoints[key] = true
@@ -212,15 +232,23 @@ func (w *watcher) onSlice(old, cur any) {
 
 // endpointNodes is the union of a Service's slices' ready nodes.
 func (w *watcher) endpointNodes(key string) map[string]bool {
+	nodes, _ := w.readyEndpoints(key)
+	return nodes
+}
+
+// readyEndpoints is the union of a Service's slices' ready nodes, and
+// whether any of its slices has a ready endpoint.
+func (w *watcher) readyEndpoints(key string) (nodes map[string]bool, any bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := map[string]bool{}
-	for _, nodes := range w.slices[key] {
-		for n := range nodes {
-			out[n] = true
+	nodes = map[string]bool{}
+	for _, r := range w.slices[key] {
+		for n := range r.nodes {
+			nodes[n] = true
 		}
+		any = any || r.any
 	}
-	return out
+	return nodes, any
 }
 
 func (w *watcher) onNode(old, cur any) {
@@ -236,7 +264,8 @@ func (w *watcher) onNode(old, cur any) {
 		delete(w.nodes, n.Name)
 		changed = had
 	} else {
-		info := nodeInfo{labels: maps.Clone(n.Labels), ips: internalIPs(n)}
+		info := nodeInfo{labels: maps.Clone(n.Labels), ips: internalIPs(n),
+			drain: n.Annotations[v1beta1.AnnotationDrain] == "true", networkUnavailable: networkUnavailable(n)}
 		changed = !had || !reflect.DeepEqual(prev, info)
 		w.nodes[n.Name] = info
 	}
@@ -247,6 +276,15 @@ func (w *watcher) onNode(old, cur any) {
 	if changed {
 		w.wake()
 	}
+}
+
+func networkUnavailable(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeNetworkUnavailable {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 func internalIPs(n *corev1.Node) []netip.Addr {

@@ -53,7 +53,32 @@ func TestReadyNodesAndSliceEvents(t *testing.T) {
 	if p := w.take(); len(p.endpoints) != 0 {
 		t.Fatalf("an unchanged slice made work: %v", p.endpoints)
 	}
-	w.onSlice(same, nil)
+	if _, any := w.readyEndpoints("d/web"); !any {
+		t.Fatal("a slice with ready endpoints counts as having none")
+	}
+	// Only the endpoint without a node stays ready: no node, but still an
+	// endpoint, which withdrawWithoutEndpoints must see.
+	offNode := slice.DeepCopy()
+	for i := range offNode.Endpoints[:3] {
+		offNode.Endpoints[i].Conditions.Ready = ptr.To(false)
+	}
+	w.onSlice(same, offNode)
+	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" {
+		t.Fatalf("a change of ready nodes made no work: %v", p.endpoints)
+	}
+	if nodes, any := w.readyEndpoints("d/web"); len(nodes) != 0 || !any {
+		t.Fatalf("ready endpoints %v, any %v; want no node but some endpoint", nodes, any)
+	}
+	none := offNode.DeepCopy()
+	none.Endpoints[3].Conditions.Ready = ptr.To(false)
+	w.onSlice(offNode, none)
+	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" {
+		t.Fatalf("losing the last ready endpoint made no work: %v", p.endpoints)
+	}
+	if _, any := w.readyEndpoints("d/web"); any {
+		t.Fatal("no ready endpoint left, yet some counted")
+	}
+	w.onSlice(none, nil)
 	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" || len(w.endpointNodes("d/web")) != 0 {
 		t.Fatalf("after delete: pending %v, nodes %v", p.endpoints, w.endpointNodes("d/web"))
 	}

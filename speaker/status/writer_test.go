@@ -5,32 +5,18 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
-	"github.com/heraldlb/herald/internal/k8s"
-	"github.com/heraldlb/herald/internal/testenv"
 )
 
 // The writer creates the SpeakerStatus owned by the Node, writes only
 // changes, and recreates the object when someone deletes it.
 func TestWriterCreatesAndWritesOnlyChanges(t *testing.T) {
-	env := testenv.Start(t, testenv.WithoutControllerManager())
-	scheme, err := k8s.Scheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(env.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}}
-	if err := c.Create(ctx, node); err != nil {
-		t.Fatal(err)
-	}
+	e := startEnv(t)
+	c, ctx := e.c, context.Background()
+	node := e.node("node1")
 	cur := v1beta1.SpeakerStatusStatus{MembersAlive: 3, AnnouncedIPs: 1,
 		L2Announcements: []v1beta1.L2Announcement{{IP: "198.51.100.5", Services: []string{"demo/web"}, Interfaces: []string{"eth0"}, Since: metav1.NewTime(time.Unix(1000, 0))}}}
 	w, err := New(Options{Client: c, Node: "node1", NodeUID: node.UID, Source: func() v1beta1.SpeakerStatusStatus { return cur }})

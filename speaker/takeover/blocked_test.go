@@ -134,7 +134,7 @@ func FuzzParseBlocked(f *testing.F) {
 // What other speakers publish arrives from the network: never panic, and
 // what parses encodes back the same.
 func FuzzParsePublished(f *testing.F) {
-	for _, p := range []Published{{}, {Quorum: true}, {Quorum: true, Blocked: Blocked{All: true}}, {Blocked: BlockedOf(addrs("198.51.100.1", "2001:db8::1"), []bool{true, true}, 1)}} {
+	for _, p := range []Published{{}, {Quorum: true}, {Quorum: true, Excluded: true}, {Quorum: true, Blocked: Blocked{All: true}}, {Blocked: BlockedOf(addrs("198.51.100.1", "2001:db8::1"), []bool{true, true}, 1)}} {
 		data, _ := p.MarshalBinary()
 		f.Add(data)
 	}
@@ -164,10 +164,16 @@ func TestPublishedRoundTrip(t *testing.T) {
 	if err != nil || !back.Equal(p) || !back.Blocked.Has(netip.MustParseAddr("198.51.100.1")) {
 		t.Fatalf("round trip %+v, %v", back, err)
 	}
-	if z, err := ParsePublished(nil); err != nil || z.Quorum || !z.Blocked.Empty() {
+	ex := Published{Quorum: true, Excluded: true}
+	if data, err := ex.MarshalBinary(); err != nil {
+		t.Fatal(err)
+	} else if back, err := ParsePublished(data); err != nil || !back.Equal(ex) || !back.Excluded || back.Equal(Published{Quorum: true}) {
+		t.Fatalf("excluded round trip %+v, %v", back, err)
+	}
+	if z, err := ParsePublished(nil); err != nil || z.Quorum || z.Excluded || !z.Blocked.Empty() {
 		t.Fatalf("nothing published: %+v, %v", z, err)
 	}
-	for _, bad := range [][]byte{{2, 0}, {1}, {1, 4}, {1, 1, 9}} {
+	for _, bad := range [][]byte{{2, 0}, {1}, {1, 8}, {1, 1, 9}} {
 		if _, err := ParsePublished(bad); err == nil {
 			t.Errorf("ParsePublished(%v) accepted", bad)
 		}

@@ -52,6 +52,21 @@
 //     (hand-over); an incumbent releases addresses to the member that now
 //     ranks first (release). Both may be taken at once, quorum or not: the
 //     only other claimant just let go.
+//  6. Exclusion. A node excluded from load balancing (drained, labelled
+//     node.kubernetes.io/exclude-from-external-load-balancers, network
+//     unavailable) is no candidate, neither for itself (Input.Excluded)
+//     nor for the others (Published.Excluded). It stops answering first,
+//     then publishes that it is excluded and releases each address to its
+//     successor, which may take it at once. It keeps counting for quorum
+//     and answering settling members, and forgets what is released to it
+//     meanwhile (the sender did not know yet, and may take it back). It
+//     stays out for a few seconds at least (Config.ExcludedHold), longer
+//     than any such release travels, so a flapping exclusion never lets it
+//     take a stale one. When it is back in service it takes only what is
+//     released to it since,
+//     for the grace period, and the others, who see it return as a
+//     candidate, greet it and release to it, as to a member that
+//     rejoined: one move per address, and never two owners.
 //
 // A Guard is pure: the caller passes the time and what memberlist, the API
 // server and the messages say, and acts on the Decision.
@@ -70,6 +85,9 @@ const (
 	DefaultGrace       = 2 * time.Second
 	DefaultReleaseHold = 2 * time.Second
 	DefaultGreetEvery  = time.Second
+	// DefaultExcludedHold: a node stays out of Layer 2 at least this long
+	// once excluded (rule 6), longer than a release is held.
+	DefaultExcludedHold = 3 * time.Second
 )
 
 // heardSlack: a release this much older than the start of settling still
@@ -93,6 +111,9 @@ type Config struct {
 	// GreetEvery is how often a member that publishes it is settling is
 	// sent a release message.
 	GreetEvery time.Duration
+	// ExcludedHold is how long a node stays excluded at least once it is
+	// (rule 6), however soon its exclusion ends.
+	ExcludedHold time.Duration
 }
 
 // Message is a hand-over or release received from another node.
@@ -130,6 +151,9 @@ type Input struct {
 	Handovers, Releases []Message
 	// Reach is the latest probe of the live members (see Decision.Probe).
 	Reach Reach
+	// Excluded: this node is excluded from load balancing and must
+	// announce nothing (rule 6).
+	Excluded bool
 }
 
 // Reach is the result of probing live members at once.
@@ -162,7 +186,8 @@ type Decision struct {
 	// Live are the members that may own addresses: memberlist's live
 	// members that have published, since they appeared, that they see a
 	// majority and have settled, minus those that handed their addresses
-	// over. This node is always among them while it is a member.
+	// over and those excluded from load balancing. This node is among them
+	// while it is a member and not excluded.
 	Live []string
 	// TakeOver: the node may start announcing addresses it ranks first for.
 	TakeOver bool
@@ -187,6 +212,9 @@ type Decision struct {
 	// ProbeFailed are the members that failed since: probe them too.
 	Probe       bool
 	ProbeFailed []string
+	// Excluded: this node is out of Layer 2 (Input.Excluded, held for
+	// Config.ExcludedHold at least); it publishes so.
+	Excluded bool
 	// Notes are log lines about changes of state, in order.
 	Notes []Note
 }
@@ -221,12 +249,14 @@ type Guard struct {
 	// released: addresses released to this node, until when they count.
 	released map[netip.Addr]time.Time
 
-	settling    bool // waiting for releases
-	settleSince time.Time
-	settleSlack time.Duration        // how much older than settleSince a release may be
-	graceUntil  time.Time            // takes only what is released until then
-	heard       map[string]time.Time // release senders and when
-	greeted     map[string]time.Time // settling members, when last greeted
+	excluded      bool // this node is excluded from load balancing
+	excludedSince time.Time
+	settling      bool // waiting for releases
+	settleSince   time.Time
+	settleSlack   time.Duration        // how much older than settleSince a release may be
+	graceUntil    time.Time            // takes only what is released until then
+	heard         map[string]time.Time // release senders and when
+	greeted       map[string]time.Time // settling members, when last greeted
 }
 
 // New returns a Guard.
@@ -239,6 +269,9 @@ func New(c Config) *Guard {
 	}
 	if c.GreetEvery <= 0 {
 		c.GreetEvery = DefaultGreetEvery
+	}
+	if c.ExcludedHold <= 0 {
+		c.ExcludedHold = DefaultExcludedHold
 	}
 	return &Guard{cfg: c, gone: map[string]bool{}, confirmed: map[string]bool{}, released: map[netip.Addr]time.Time{},
 		heard: map[string]time.Time{}, greeted: map[string]time.Time{}}
@@ -264,8 +297,26 @@ func (g *Guard) Observe(in Input) Decision {
 			d.Given[ip.Unmap()] = true
 		}
 	}
+	// Exclusion (rule 6) lasts ExcludedHold at least: a release sent to
+	// this node before it left, which the sender may have taken back since
+	// it saw the node leave, arrives well within that; so an exclusion
+	// that flaps never lets such a release be taken.
+	excluded := in.Excluded || (g.excluded && now.Before(g.excludedSince.Add(g.cfg.ExcludedHold)))
+	if excluded && !g.excluded {
+		g.excludedSince = now
+	}
+	d.Excluded = excluded
+	if excluded != g.excluded {
+		// What was released to this node before it left or returned was
+		// meant for a node the sender saw otherwise: the sender may have
+		// taken it back since.
+		clear(g.released)
+	}
 	for _, r := range in.Releases {
 		g.heard[r.From] = now
+		if excluded {
+			continue // sent before the sender saw the exclusion: stale
+		}
 		for _, ip := range r.IPs {
 			ip = ip.Unmap()
 			g.released[ip] = now.Add(g.cfg.ReleaseHold)
@@ -279,7 +330,19 @@ func (g *Guard) Observe(in Input) Decision {
 	seen := g.live(in.Alive)
 	d.Quorum = g.check(in, seen)
 	q := d.Quorum
-	d.Live = g.confirm(seen, in.Published)
+	d.Live = slices.DeleteFunc(g.confirm(seen, in.Published), func(n string) bool {
+		return (n == g.cfg.Self && excluded) || (n != g.cfg.Self && in.Published[n].Excluded)
+	})
+	switch {
+	case excluded && !g.excluded:
+		note(false, "excluded from load balancing: hands its addresses over and takes none")
+	case !excluded && g.excluded:
+		// The others still announce what this node ranks first for: they
+		// release it once they see it back.
+		note(false, "back in service: taking its addresses only when released, for a while")
+		g.graceUntil = now.Add(g.cfg.Grace)
+	}
+	g.excluded = excluded
 
 	// Whenever the view turns trustworthy, the others may not have seen
 	// this node yet: settle. After a stall or when the data path came

@@ -39,6 +39,8 @@ type step struct {
 	settlingPeers []string
 	probed        bool     // the caller probed the live others now
 	unanswered    []string // of them, these did not answer
+	excluded      bool     // this node is excluded from load balancing
+	excludedPeers []string // these publish that they are
 	revived       []string // failed members that answered the probe
 
 	takeOver bool
@@ -207,6 +209,36 @@ func TestGuard(t *testing.T) {
 			step{at: 5100 * time.Millisecond, alive: abc, present: abc, releases: rel("b", "198.51.100.3"), given: []string{"198.51.100.3"}},
 			step{at: 7200 * time.Millisecond, alive: abc, present: abc, takeOver: true},
 		)},
+		{"this node is drained: no candidate for anything, still counting for quorum; back in service, it takes only what is released for the grace period", append(joined,
+			step{at: 5 * time.Second, alive: abc, present: abc, excluded: true, takeOver: true, live: []string{"b", "c"}},
+			// a release (a stale one, sent before the others saw the drain) is forgotten: b may take it back
+			step{at: 6 * time.Second, alive: abc, present: abc, excluded: true, releases: rel("b", "198.51.100.3"), takeOver: true, live: []string{"b", "c"}},
+			// a member fails: the drained node still sees a majority and helps none the less
+			step{at: 9 * time.Second, alive: []string{"a", "b"}, present: abc, excluded: true, probe: true, live: []string{"b"}},
+			step{at: 9001 * time.Millisecond, alive: []string{"a", "b"}, present: abc, excluded: true, probed: true, takeOver: true, live: []string{"b"}},
+			// back in service: a candidate again, but in its grace period
+			step{at: 20 * time.Second, alive: abc, present: abc, live: abc, greet: []string{"c"}},
+			step{at: 20100 * time.Millisecond, alive: abc, present: abc, releases: rel("b", "198.51.100.4"), given: []string{"198.51.100.4"}, live: abc},
+			step{at: 22200 * time.Millisecond, alive: abc, present: abc, takeOver: true, live: abc},
+		)},
+		{"an exclusion that ends at once still lasts the hold: what is released meanwhile is forgotten, so a flapping drain never takes back a stale release", append(joined,
+			step{at: 5 * time.Second, alive: abc, present: abc, excluded: true, takeOver: true, live: []string{"b", "c"}},
+			step{at: 5500 * time.Millisecond, alive: abc, present: abc, takeOver: true, live: []string{"b", "c"}},
+			step{at: 6 * time.Second, alive: abc, present: abc, releases: rel("b", "198.51.100.3"), takeOver: true, live: []string{"b", "c"}},
+			// the hold is over: back in service, with a grace period, and the stale release is gone
+			step{at: 8100 * time.Millisecond, alive: abc, present: abc, live: abc},
+			step{at: 8200 * time.Millisecond, alive: abc, present: abc, releases: rel("b", "198.51.100.4"), given: []string{"198.51.100.4"}, live: abc},
+		)},
+		{"a member that publishes it is excluded is no candidate; when it is back it is greeted (and released to) as a member that rejoined", append(joined,
+			step{at: 5 * time.Second, alive: abc, present: abc, excludedPeers: []string{"b"}, takeOver: true, live: []string{"a", "c"}},
+			// an excluded member still counts for quorum: c fails, a still sees 2 of 3
+			step{at: 6 * time.Second, alive: []string{"a", "b"}, present: abc, excludedPeers: []string{"b"}, probe: true, live: []string{"a"}},
+			step{at: 6001 * time.Millisecond, alive: []string{"a", "b"}, present: abc, excludedPeers: []string{"b"}, probed: true, takeOver: true, live: []string{"a"}},
+			step{at: 8 * time.Second, alive: []string{"a", "b"}, present: abc, takeOver: true, greet: []string{"b"}, live: []string{"a", "b"}},
+		)},
+		{"a member that hands its addresses over and is excluded: they are taken at once, quorum or not", []step{
+			{at: 0, alive: abc, present: abc, excludedPeers: []string{"b"}, releases: append(rel("b", "198.51.100.5"), rel("c")...), greet: []string{"c"}, given: []string{"198.51.100.5"}, live: []string{"a", "c"}, settling: false},
+		}},
 		{"released addresses count for the hold time only", []step{
 			{at: 0, alive: []string{"a"}, present: []string{"a"}, takeOver: true},
 			{at: time.Second, alive: []string{"a"}, present: []string{"a"}, releases: rel("b", "198.51.100.3"), takeOver: true, given: []string{"198.51.100.3"}},
@@ -225,11 +257,11 @@ func TestGuard(t *testing.T) {
 					case slices.Contains(s.settlingPeers, n):
 						pub[n] = Published{Quorum: true, Settling: true}
 					default:
-						pub[n] = Published{Quorum: true}
+						pub[n] = Published{Quorum: true, Excluded: slices.Contains(s.excludedPeers, n)}
 					}
 				}
 				in := Input{Now: at(s.at), Alive: s.alive, Suspects: s.suspects, Present: s.present, Published: pub,
-					Stalled: s.stalled, Regained: s.regained, Grown: s.grown, Handovers: s.handovers, Releases: s.releases}
+					Stalled: s.stalled, Regained: s.regained, Grown: s.grown, Handovers: s.handovers, Releases: s.releases, Excluded: s.excluded}
 				if s.mismatch != nil {
 					in.KeyMismatch = at(*s.mismatch)
 				}

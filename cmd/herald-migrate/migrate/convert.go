@@ -353,14 +353,9 @@ func (c *converter) peer(p BGPPeer, v4 bool, v6 bool) *v1beta1.BGPPeer {
 func (c *converter) l2Advertisement(a L2Advertisement) *v1beta1.L2Advertisement {
 	mark := len(c.out.Notes)
 	s, ok := a.Spec, true
-	if len(s.ServiceSelectors) > 0 {
-		c.refuse(a.Object, "spec.serviceSelectors", "Herald's advertisements select pools, not Services")
-		ok = false
-	}
-	if len(s.PreferredNodeSelectors) > 0 {
-		c.refuse(a.Object, "spec.preferredNodeSelectors", "Herald's Layer 2 election has no node preferences")
-		ok = false
-	}
+	services, sok := c.selectors(a.Object, "spec.serviceSelectors", s.ServiceSelectors)
+	preferred, pok := c.preferences(a)
+	ok = sok && pok
 	for i, ifname := range s.Interfaces {
 		if ifname == "" || len(ifname) > 15 || strings.ContainsAny(ifname, " \t/:") {
 			c.refuse(a.Object, fmt.Sprintf("spec.interfaces[%d]", i), "%q is not an interface name", ifname)
@@ -377,7 +372,173 @@ func (c *converter) l2Advertisement(a L2Advertisement) *v1beta1.L2Advertisement 
 	return &v1beta1.L2Advertisement{TypeMeta: typeMeta("L2Advertisement"), ObjectMeta: meta(a.Object), Spec: v1beta1.L2AdvertisementSpec{
 		PoolSelection: v1beta1.PoolSelection{IPPools: slices.Clone(s.IPAddressPools), IPPoolSelectors: slices.Clone(s.IPAddressPoolSelectors)},
 		NodeSelectors: slices.Clone(s.NodeSelectors), Interfaces: slices.Clone(s.Interfaces),
+		ServiceSelectors: services, PreferredNodeSelectors: preferred,
 	}}
+}
+
+// Bounds of Herald's checked selectors (api/v1beta1.LabelSelector).
+const (
+	maxSelectors       = 16
+	maxMatchLabels     = 32
+	maxMatchExpression = 16
+	maxValues          = 64
+	maxPreferred       = 8
+)
+
+// selectors converts MetalLB's selectors of field into Herald's checked
+// ones, refusing those the API server would refuse.
+func (c *converter) selectors(o Object, field string, in []metav1.LabelSelector) ([]v1beta1.LabelSelector, bool) {
+	if len(in) > maxSelectors {
+		c.refuse(o, field, "%d selectors; Herald takes at most %d", len(in), maxSelectors)
+		return nil, false
+	}
+	var out []v1beta1.LabelSelector
+	ok := true
+	for i := range in {
+		sel, err := checkedSelector(in[i])
+		if err != nil {
+			c.refuse(o, fmt.Sprintf("%s[%d]", field, i), "%v", err)
+			ok = false
+			continue
+		}
+		out = append(out, sel)
+	}
+	return out, ok
+}
+
+// checkedSelector converts one selector if Herald's API accepts it.
+func checkedSelector(m metav1.LabelSelector) (v1beta1.LabelSelector, error) {
+	if _, err := metav1.LabelSelectorAsSelector(&m); err != nil {
+		return v1beta1.LabelSelector{}, err
+	}
+	switch {
+	case len(m.MatchLabels) > maxMatchLabels:
+		return v1beta1.LabelSelector{}, fmt.Errorf("%d matchLabels; Herald takes at most %d", len(m.MatchLabels), maxMatchLabels)
+	case len(m.MatchExpressions) > maxMatchExpression:
+		return v1beta1.LabelSelector{}, fmt.Errorf("%d matchExpressions; Herald takes at most %d", len(m.MatchExpressions), maxMatchExpression)
+	}
+	for _, e := range m.MatchExpressions {
+		if len(e.Values) > maxValues {
+			return v1beta1.LabelSelector{}, fmt.Errorf("%d values for %s; Herald takes at most %d", len(e.Values), e.Key, maxValues)
+		}
+	}
+	return v1beta1.SelectorFrom(m), nil
+}
+
+// preferences translates MetalLB's weighted node preferences into
+// Herald's ordered ones. MetalLB ranks a node by the sum of the weights of
+// the selectors it matches, Herald by the first selector it matches; the
+// two agree when no node can match two of the selectors and the weights
+// differ: then heavier first is the same order. So herald-migrate writes
+// them heaviest first when every two of them require different values of
+// one label (zone=a and zone=b, say), and refuses them otherwise, as it
+// does preferences of an advertisement whose pools another advertisement
+// with preferences may share (MetalLB adds the weights of both, Herald
+// takes a node's best place).
+func (c *converter) preferences(a L2Advertisement) ([]v1beta1.LabelSelector, bool) {
+	in := a.Spec.PreferredNodeSelectors
+	if len(in) == 0 {
+		return nil, true
+	}
+	const field = "spec.preferredNodeSelectors"
+	if len(in) > maxPreferred {
+		c.refuse(a.Object, field, "%d preferences; Herald takes at most %d", len(in), maxPreferred)
+		return nil, false
+	}
+	for _, other := range c.in.L2Advertisements {
+		if other.Object.Metadata.Name != a.Object.Metadata.Name && len(other.Spec.PreferredNodeSelectors) > 0 && mayShareAPool(a.Spec, other.Spec) {
+			c.refuse(a.Object, field, "L2Advertisement %s also prefers nodes and may announce the same pools: MetalLB adds the weights of both, Herald takes a node's best place; put the preferences in one advertisement", other.Object.Metadata.Name)
+			return nil, false
+		}
+	}
+	order := make([]int, len(in))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(x, y int) int { return int(in[y].Weight - in[x].Weight) })
+	ok := true
+	for i := range in {
+		if len(in[i].Preference.MatchLabels) == 0 && len(in[i].Preference.MatchExpressions) == 0 {
+			c.refuse(a.Object, fmt.Sprintf("%s[%d].preference", field, i), "an empty preference prefers every node the advertisement selects, which Herald does not take")
+			ok = false
+		}
+		for j := i + 1; j < len(in); j++ {
+			switch {
+			case in[i].Weight == in[j].Weight:
+				c.refuse(a.Object, field, "preferences %d and %d have the same weight %d: MetalLB ranks their nodes alike, Herald's ordered places cannot; give them different weights or merge them", i, j, in[i].Weight)
+				ok = false
+			case !disjoint(in[i].Preference, in[j].Preference):
+				c.refuse(a.Object, field, "preferences %d and %d may match the same node, which MetalLB ranks by the sum of both weights and Herald by its first place; make them require different values of one label (zone=a, zone=b), or keep one", i, j)
+				ok = false
+			}
+		}
+	}
+	if !ok {
+		return nil, false
+	}
+	out := make([]v1beta1.LabelSelector, 0, len(in))
+	var weights []string
+	for _, i := range order {
+		sel, err := checkedSelector(in[i].Preference)
+		if err != nil {
+			c.refuse(a.Object, fmt.Sprintf("%s[%d].preference", field, i), "%v", err)
+			return nil, false
+		}
+		out = append(out, sel)
+		weights = append(weights, strconv.Itoa(int(in[i].Weight)))
+	}
+	if len(out) > 1 {
+		c.note(a.Object, field, "weights %s written as places in that order: the selectors match no node together, so the order is MetalLB's", strings.Join(weights, ", "))
+	}
+	return out, true
+}
+
+// mayShareAPool reports whether two advertisements may select one pool:
+// they name one in common, or either selects pools by label or names none
+// (every pool).
+func mayShareAPool(a, b L2AdvertisementSpec) bool {
+	if len(a.IPAddressPools) == 0 || len(b.IPAddressPools) == 0 || len(a.IPAddressPoolSelectors) > 0 || len(b.IPAddressPoolSelectors) > 0 {
+		return true
+	}
+	return slices.ContainsFunc(a.IPAddressPools, func(p string) bool { return slices.Contains(b.IPAddressPools, p) })
+}
+
+// disjoint reports whether no node can match both selectors: for some
+// label, each allows only values the other does not (matchLabels and In).
+func disjoint(a, b metav1.LabelSelector) bool {
+	allowed := func(s metav1.LabelSelector, key string) ([]string, bool) {
+		var vals []string
+		found := false
+		if v, ok := s.MatchLabels[key]; ok {
+			vals, found = []string{v}, true
+		}
+		for _, e := range s.MatchExpressions {
+			if e.Key != key || e.Operator != metav1.LabelSelectorOpIn {
+				continue
+			}
+			if !found {
+				vals, found = slices.Clone(e.Values), true
+				continue
+			}
+			vals = slices.DeleteFunc(vals, func(v string) bool { return !slices.Contains(e.Values, v) })
+		}
+		return vals, found
+	}
+	keys := map[string]bool{}
+	for k := range a.MatchLabels {
+		keys[k] = true
+	}
+	for _, e := range a.MatchExpressions {
+		keys[e.Key] = true
+	}
+	for k := range keys {
+		va, okA := allowed(a, k)
+		vb, okB := allowed(b, k)
+		if okA && okB && !slices.ContainsFunc(va, func(v string) bool { return slices.Contains(vb, v) }) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *converter) bgpAdvertisement(a BGPAdvertisement) *v1beta1.BGPAdvertisement {
@@ -389,10 +550,7 @@ func (c *converter) bgpAdvertisement(a BGPAdvertisement) *v1beta1.BGPAdvertiseme
 		Peers:             slices.Clone(s.Peers),
 		AggregationLength: s.AggregationLength, AggregationLengthV6: s.AggregationLengthV6,
 	}}
-	if len(s.ServiceSelectors) > 0 {
-		c.refuse(a.Object, "spec.serviceSelectors", "Herald's advertisements select pools, not Services")
-		ok = false
-	}
+	o.Spec.ServiceSelectors, ok = c.selectors(a.Object, "spec.serviceSelectors", s.ServiceSelectors)
 	if s.LocalPref != 0 {
 		lp := int64(s.LocalPref)
 		o.Spec.LocalPref = &lp

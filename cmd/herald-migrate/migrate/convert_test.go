@@ -3,11 +3,14 @@ package migrate
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 )
@@ -92,7 +95,9 @@ func TestRefusals(t *testing.T) {
 		{"BGPPeer metallb-system/no-keepalives", "spec.holdTime", "always send keepalives"},
 		{"BFDProfile metallb-system/echo", "spec.echoMode", "no echo mode"},
 		{"BFDProfile metallb-system/echo", "spec.minimumTtl", "single-hop BFD only"},
-		{"L2Advertisement metallb-system/by-service", "spec.serviceSelectors", "select pools, not Services"},
+		{"L2Advertisement metallb-system/overlapping-preferences", "spec.preferredNodeSelectors", "preferences 0 and 1 may match the same node"},
+		{"L2Advertisement metallb-system/equal-weights", "spec.preferredNodeSelectors", "preferences 0 and 1 have the same weight 50"},
+		{"L2Advertisement metallb-system/equal-weights", "spec.serviceSelectors[0]", `"Equals" is not a valid label selector operator`},
 		{"BGPAdvertisement metallb-system/unknown-alias", "spec.communities[0]", `community "nope" is neither a value`},
 		{"IPAddressPool metallb-system/future", "spec", `unknown field "futureField"`},
 		{"IPAddressPool metallb-system/upside-down", "spec.addresses[0]", "starts after its end"},
@@ -148,4 +153,63 @@ func findings(fs []Finding) string {
 		b.WriteString("  " + f.String() + "\n")
 	}
 	return b.String()
+}
+
+// MetalLB's weighted preferences become Herald's ordered places only where
+// both rank nodes alike: heaviest first, selectors that never match one
+// node together, no other advertisement of the pools with preferences.
+func TestPreferencesTranslation(t *testing.T) {
+	zone := func(v string) metav1.LabelSelector {
+		return metav1.LabelSelector{MatchLabels: map[string]string{"zone": v}}
+	}
+	in := func(key string, vals ...string) metav1.LabelSelector {
+		return metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: key, Operator: metav1.LabelSelectorOpIn, Values: vals}}}
+	}
+	pref := func(w int32, s metav1.LabelSelector) PreferredNodeSelector {
+		return PreferredNodeSelector{Weight: w, Preference: s}
+	}
+	adv := func(name string, pools []string, p ...PreferredNodeSelector) L2Advertisement {
+		a := L2Advertisement{Spec: L2AdvertisementSpec{IPAddressPools: pools, PreferredNodeSelectors: p}}
+		a.Object.Kind, a.Object.Metadata.Name, a.Object.Metadata.Namespace = "L2Advertisement", name, "metallb-system"
+		return a
+	}
+	for _, tc := range []struct {
+		name    string
+		advs    []L2Advertisement
+		want    string // zone values in order, or the refusal
+		refusal string
+	}{
+		{"one preference", []L2Advertisement{adv("a", []string{"p"}, pref(10, zone("a")))}, "[a]", ""},
+		{"heaviest first", []L2Advertisement{adv("a", []string{"p"}, pref(10, zone("c")), pref(90, zone("a")), pref(50, zone("b")))}, "[a b c]", ""},
+		{"In sets that do not meet are disjoint", []L2Advertisement{adv("a", []string{"p"}, pref(90, in("zone", "a", "b")), pref(50, in("zone", "c")))}, "", ""},
+		{"In sets that meet may match one node", []L2Advertisement{adv("a", []string{"p"}, pref(90, in("zone", "a", "b")), pref(50, in("zone", "b")))}, "", "may match the same node"},
+		{"different labels may match one node", []L2Advertisement{adv("a", []string{"p"}, pref(90, zone("a")), pref(50, metav1.LabelSelector{MatchLabels: map[string]string{"gpu": "true"}}))}, "", "may match the same node"},
+		{"equal weights", []L2Advertisement{adv("a", []string{"p"}, pref(50, zone("a")), pref(50, zone("b")))}, "", "same weight 50"},
+		{"an empty preference", []L2Advertisement{adv("a", []string{"p"}, pref(50, metav1.LabelSelector{}))}, "", "empty preference"},
+		{"another advertisement of the pool prefers too", []L2Advertisement{adv("a", []string{"p"}, pref(50, zone("a"))), adv("b", []string{"p", "q"}, pref(50, zone("b")))}, "", "put the preferences in one advertisement"},
+		{"another advertisement of other pools", []L2Advertisement{adv("a", []string{"p"}, pref(50, zone("a"))), adv("b", []string{"q"}, pref(50, zone("b")))}, "[a]", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &converter{in: Config{L2Advertisements: tc.advs}, communities: map[string]string{}}
+			got, ok := c.preferences(tc.advs[0])
+			if tc.refusal != "" {
+				if ok || !slices.ContainsFunc(c.out.Refusals, func(f Finding) bool { return strings.Contains(f.Message, tc.refusal) }) {
+					t.Fatalf("translated %v (refusals %v), want a refusal saying %q", got, c.out.Refusals, tc.refusal)
+				}
+				return
+			}
+			if !ok {
+				t.Fatalf("refused: %v", c.out.Refusals)
+			}
+			var zones []string
+			for _, s := range got {
+				if v, found := s.MatchLabels["zone"]; found {
+					zones = append(zones, string(v))
+				}
+			}
+			if tc.want != "" && fmt.Sprint(zones) != tc.want {
+				t.Fatalf("places %v, want %s", zones, tc.want)
+			}
+		})
+	}
 }

@@ -59,13 +59,19 @@ type L2Advertisement struct {
 }
 
 type L2AdvertisementSpec struct {
-	IPAddressPools         []string               `json:"ipAddressPools,omitempty"`
-	IPAddressPoolSelectors []metav1.LabelSelector `json:"ipAddressPoolSelectors,omitempty"`
-	NodeSelectors          []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
-	Interfaces             []string               `json:"interfaces,omitempty"`
-	// No Herald equivalent yet: refused when set.
-	ServiceSelectors       []metav1.LabelSelector `json:"serviceSelectors,omitempty"`
-	PreferredNodeSelectors []any                  `json:"preferredNodeSelectors,omitempty"`
+	IPAddressPools         []string                `json:"ipAddressPools,omitempty"`
+	IPAddressPoolSelectors []metav1.LabelSelector  `json:"ipAddressPoolSelectors,omitempty"`
+	NodeSelectors          []metav1.LabelSelector  `json:"nodeSelectors,omitempty"`
+	Interfaces             []string                `json:"interfaces,omitempty"`
+	ServiceSelectors       []metav1.LabelSelector  `json:"serviceSelectors,omitempty"`
+	PreferredNodeSelectors []PreferredNodeSelector `json:"preferredNodeSelectors,omitempty"`
+}
+
+// PreferredNodeSelector is a weighted node preference (1-100): MetalLB
+// ranks nodes by the sum of the weights of the selectors they match.
+type PreferredNodeSelector struct {
+	Weight     int32                `json:"weight"`
+	Preference metav1.LabelSelector `json:"preference"`
 }
 
 // BGPAdvertisement is metallb.io/v1beta1 BGPAdvertisement.
@@ -83,8 +89,7 @@ type BGPAdvertisementSpec struct {
 	IPAddressPoolSelectors []metav1.LabelSelector `json:"ipAddressPoolSelectors,omitempty"`
 	NodeSelectors          []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
 	Peers                  []string               `json:"peers,omitempty"`
-	// No Herald equivalent yet: refused when set.
-	ServiceSelectors []metav1.LabelSelector `json:"serviceSelectors,omitempty"`
+	ServiceSelectors       []metav1.LabelSelector `json:"serviceSelectors,omitempty"`
 }
 
 // BGPPeer is MetalLB's BGPPeer in the v1beta2 shape; a v1beta1 object is
