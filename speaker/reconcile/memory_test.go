@@ -62,7 +62,7 @@ func TestSpeakerCacheMemory(t *testing.T) {
 		name := fmt.Sprintf("s%05d", i)
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": name}},
 			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: &no,
-				ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal, Ports: []corev1.ServicePort{{Port: 80}}}}
+				Ports: []corev1.ServicePort{{Port: 80}}}}
 		// as kubectl apply leaves it: the object as applied, in an annotation
 		applied, err := json.Marshal(svc)
 		if err != nil {
