@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/heraldlb/herald/internal/netns"
@@ -115,12 +115,57 @@ func KernelRouteFor(ctx context.Context, ns *netns.NS, prefix netip.Prefix) (Ker
 	return r, nil
 }
 
-// WaitIPv6Ready waits until no address in ns is tentative (duplicate address
-// detection done, link-local addresses usable). BIRD needs a usable
-// link-local address before an IPv6 channel on a direct session comes up.
+// WaitIPv6Ready waits until every link of ns that is up with a carrier has
+// a usable link-local address and no address is tentative (duplicate
+// address detection done). BIRD needs a usable link-local address before an
+// IPv6 channel on a direct session accepts a link-local next hop, and FRR
+// before it sends one. Checking only for tentative addresses is not enough:
+// the kernel adds the link-local address a moment after the carrier comes
+// up, so an early check finds nothing tentative because nothing is there yet.
 func WaitIPv6Ready(ctx context.Context, ns *netns.NS) error {
-	return poll(ctx, 50*time.Millisecond, 10*time.Second, func() (bool, error) {
-		out, err := ns.Run(ctx, "ip", "-6", "-o", "addr", "show", "tentative")
-		return err == nil && strings.TrimSpace(out) == "", err
+	var pending string
+	err := poll(ctx, 50*time.Millisecond, 10*time.Second, func() (bool, error) {
+		// All families: "ip -6" leaves out links that have no IPv6 address yet.
+		out, err := ns.Run(ctx, "ip", "-j", "addr", "show")
+		if err != nil {
+			return false, err
+		}
+		var links []struct {
+			Name     string   `json:"ifname"`
+			Flags    []string `json:"flags"`
+			LinkType string   `json:"link_type"`
+			AddrInfo []struct {
+				Family    string `json:"family"`
+				Local     string `json:"local"`
+				Scope     string `json:"scope"`
+				Tentative bool   `json:"tentative"`
+			} `json:"addr_info"`
+		}
+		if err := json.Unmarshal([]byte(out), &links); err != nil {
+			return false, fmt.Errorf("ip -j addr show in %s: %w", ns.Name, err)
+		}
+		pending = ""
+		for _, l := range links {
+			linkLocal := false
+			for _, a := range l.AddrInfo {
+				if a.Family != "inet6" {
+					continue
+				}
+				if a.Tentative {
+					pending = fmt.Sprintf("%s: %s is tentative", l.Name, a.Local)
+					return false, nil
+				}
+				linkLocal = linkLocal || a.Scope == "link"
+			}
+			if !linkLocal && l.LinkType == "ether" && slices.Contains(l.Flags, "LOWER_UP") {
+				pending = l.Name + " has no link-local address yet"
+				return false, nil
+			}
+		}
+		return true, nil
 	})
+	if err != nil && pending != "" {
+		return fmt.Errorf("IPv6 in %s not ready (%s): %w", ns.Name, pending, err)
+	}
+	return err
 }
