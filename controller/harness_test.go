@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -118,6 +119,25 @@ func (h *harness) runController(t *testing.T, o options.Options) (stop func()) {
 	t.Cleanup(func() { f.Close() })
 	t.Cleanup(stop)
 	return stop
+}
+
+// waitLog waits until a line of the running controller incarnation's log
+// holds every one of parts.
+func (h *harness) waitLog(t *testing.T, parts ...string) {
+	t.Helper()
+	name := filepath.Join(h.env.Dir, "logs", fmt.Sprintf("herald-controller-%d.log", h.incarnations))
+	eventually(t, 20*time.Second, fmt.Sprintf("a controller log line with %q", parts), func() (bool, string) {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return false, err.Error()
+		}
+		for line := range strings.Lines(string(b)) {
+			if !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(line, p) }) {
+				return true, ""
+			}
+		}
+		return false, "no such line"
+	})
 }
 
 // eventually polls cond every 100 ms until it holds or timeout passes; the

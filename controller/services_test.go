@@ -150,8 +150,8 @@ func TestServices(t *testing.T) {
 		h.create(t, lbService("class", "other", class("example.com/other")))
 		h.create(t, lbService("class", "ours"))
 		h.waitAssigned(t, "class", "ours")
-		// The controller handles Services in order; give it a moment more.
-		time.Sleep(time.Second)
+		// The sign that the controller has decided about "other".
+		h.waitLog(t, `"msg":"Service not served"`, `"service":"class/other"`)
 		if svc := h.service(t, "class", "other"); len(svc.Status.LoadBalancer.Ingress) > 0 || len(svc.Status.Conditions) > 0 {
 			t.Errorf("Service of another class got a status: %s", describe(svc))
 		}

@@ -107,6 +107,10 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	}
 
 	if ok, why := serves(svc, r.Class); !ok {
+		if k8s.IsLoadBalancer(svc) {
+			// "Why has my Service no IP?" when another class was asked for.
+			r.Log.Debug("Service not served", "service", key, "reason", why)
+		}
 		ch := r.Allocs.Release(key)
 		r.after(ch)
 		if svc.DeletionTimestamp != nil {

@@ -18,14 +18,23 @@ func TestMeasureIdleSpeaker(t *testing.T) {
 		t.Skip("measurement: set HERALD_MEASURE=1")
 	}
 	e := herald(t)
-	labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "idle", Replicas: 3})
-	time.Sleep(5 * time.Second) // let the Service's announcements settle
+	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "idle", Replicas: 3})
+	// Settled: each address has its owner and answers the client.
+	ctx := labtest.Context(t, time.Minute)
+	for _, ip := range w.IPs {
+		if _, err := e.WaitOwner(ctx, ip); err != nil {
+			t.Fatalf("%s: %v", ip, err)
+		}
+		if _, err := e.Client.GetEventually(ctx, lab.URL(ip, 80)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	const window = 30 * time.Second
 	before := map[string]lab.Usage{}
 	for _, n := range e.Nodes {
 		before[n.Name] = usage(t, e.Speaker(n.Name))
 	}
-	time.Sleep(window)
+	time.Sleep(window) // the measurement window itself, not a wait for a condition
 	for _, n := range e.Nodes {
 		u := usage(t, e.Speaker(n.Name))
 		used := u.CPU - before[n.Name].CPU

@@ -1,13 +1,14 @@
 package k8s
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 
 	"k8s.io/klog/v2"
+
+	"github.com/heraldlb/herald/internal/testwait"
 )
 
 // A binary run more than once in one process (the controller's tests run
@@ -15,7 +16,7 @@ import (
 // goroutines log: no data race (go test -race), and each line lands in the
 // log of the latest call, with the attributes it was logged with.
 func TestUseLoggerSwapsTheGlobalLoggers(t *testing.T) {
-	var first, second syncBuffer
+	var first, second testwait.Buffer
 	UseLogger(NewLogger(&first, slog.LevelInfo))
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -42,21 +43,4 @@ func TestUseLoggerSwapsTheGlobalLoggers(t *testing.T) {
 	if !strings.Contains(second.String(), `"msg":"to the second","who":"second"`) {
 		t.Errorf("second log: %s", second.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -4,8 +4,10 @@
 package testwait
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -58,4 +60,24 @@ func Holds(t testing.TB, d time.Duration, what string, cond func() error) {
 		}
 		time.Sleep(Interval)
 	}
+}
+
+// Buffer is a bytes buffer that code under test may write (a log) while the
+// test reads it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns what was written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,6 +98,9 @@ type Layer2 struct {
 	workers map[workerKey]*worker
 	retired map[workerKey]counts // counters of stopped responders
 	wg      sync.WaitGroup       // worker and burst goroutines
+	// Bursts started and running now: a test knows a burst is over, or
+	// that none started, without sleeping past it.
+	burstsStarted, burstsRunning atomic.Int64
 }
 
 // New returns an announcer; it does no I/O. Call Run to make it work.
@@ -182,8 +186,7 @@ func (l *Layer2) Reannounce(ips []netip.Addr) {
 		}
 	}
 	if len(again) > 0 {
-		l.wg.Add(1)
-		go l.sendBurst(l.ctx, again)
+		l.startBurstLocked(again)
 	}
 }
 

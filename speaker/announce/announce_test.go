@@ -197,6 +197,17 @@ func (h *harness) run(t *testing.T) {
 	})
 }
 
+// waitBurstsOver waits until no announcement burst runs.
+func (h *harness) waitBurstsOver(t *testing.T) {
+	t.Helper()
+	eventually(t, func() error {
+		if n := h.l.burstsRunning.Load(); n != 0 {
+			return fmt.Errorf("%d bursts still running", n)
+		}
+		return nil
+	})
+}
+
 func eventually(t *testing.T, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
@@ -259,16 +270,16 @@ func TestSetPlacesIPsAndAnnouncesNewOnesInABurst(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(100 * time.Millisecond) // after the burst: nothing more
+	h.waitBurstsOver(t)
 	if n := a1.sentFor(v4); n > 3 {
 		t.Fatalf("%s announced %d times, the burst has 3 offsets", v4, n)
 	}
 
 	// Same desired state again: nothing to do, nothing announced.
-	before := a1.sentFor(v4)
+	// Set starts bursts and responders before it returns: nothing to wait for.
+	before, bursts := a1.sentFor(v4), h.l.burstsStarted.Load()
 	h.l.Set([]Announcement{{IP: v4}, {IP: v6}, {IP: v4b, Interfaces: []string{"eth0", "eth1", "missing"}}})
-	time.Sleep(80 * time.Millisecond)
-	if a1.sentFor(v4) != before || len(h.responders("arp/eth1")) != 1 {
+	if a1.sentFor(v4) != before || h.l.burstsStarted.Load() != bursts || len(h.responders("arp/eth1")) != 1 {
 		t.Fatal("an unchanged Set announced again or restarted a responder")
 	}
 
@@ -315,7 +326,7 @@ func TestBurstStopsWhenOwnershipIsLost(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(100 * time.Millisecond) // past the end of the burst
+	h.waitBurstsOver(t)
 	if n := h.responders("arp/eth1")[0].sentFor(v4); n != 1 {
 		t.Fatalf("%s was announced %d times although it was dropped after the first", v4, n)
 	}
@@ -405,7 +416,7 @@ func TestReannounceRepeatsTheBurstForAnnouncedIPs(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(100 * time.Millisecond) // the burst is over
+	h.waitBurstsOver(t)
 	first := a1.sentFor(v4)
 	h.l.Reannounce([]netip.Addr{v4, v4b, v6})
 	eventually(t, func() error {
@@ -414,7 +425,7 @@ func TestReannounceRepeatsTheBurstForAnnouncedIPs(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(100 * time.Millisecond)
+	h.waitBurstsOver(t)
 	if n := a1.sentFor(v4); n != first+3 || a1.sentFor(v4b) != 0 || len(h.responders("ndp/eth0")) != 0 {
 		t.Fatalf("Reannounce announced what is not owned, or too often (%d for %s)", n, v4)
 	}

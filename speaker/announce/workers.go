@@ -120,8 +120,7 @@ func (l *Layer2) convergeLocked(placed map[netip.Addr][]string) []Status {
 		w.ips = next
 	}
 	if len(fresh) > 0 {
-		l.wg.Add(1)
-		go l.sendBurst(l.ctx, fresh)
+		l.startBurstLocked(fresh)
 	}
 
 	var changes []Status
@@ -189,10 +188,19 @@ func (l *Layer2) runWorker(ctx context.Context, k workerKey, r responder) {
 	}
 }
 
+// startBurstLocked starts sendBurst for ips.
+func (l *Layer2) startBurstLocked(ips []announced) {
+	l.wg.Add(1)
+	l.burstsStarted.Add(1)
+	l.burstsRunning.Add(1)
+	go l.sendBurst(l.ctx, ips)
+}
+
 // sendBurst announces each newly owned IP at every offset of the burst, as
 // long as its responder still owns it.
 func (l *Layer2) sendBurst(ctx context.Context, fresh []announced) {
 	defer l.wg.Done()
+	defer l.burstsRunning.Add(-1)
 	start := time.Now()
 	for _, off := range l.burst {
 		if d := time.Until(start.Add(off)); d > 0 {

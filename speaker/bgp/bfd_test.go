@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -35,14 +34,6 @@ func TestBFDNewSessionDoesNotFlap(t *testing.T) {
 	l := newLab(t)
 	ctx := l.ctx
 	frr := l.startFRR(t, frrNeighbor(nodeV4, nodeASN, withFastBFD))
-	if os.Getenv("DBG_TCPDUMP") != "" {
-		td, err := l.reg.Start(l.frr, "tcpdump", "/tmp/bfd_tcpdump.txt", nil, "tcpdump", "-l", "-n", "-tt", "-x", "-i", "eth0", "udp port 3784 or tcp port 179")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = td.Stop(time.Second) })
-		time.Sleep(500 * time.Millisecond)
-	}
 	d := Desired{RouterID: routerID, Peers: []Peer{bfdPeerFast("tor", frrV4)}, Paths: map[string][]Path{"tor": {{Prefix: vip4}}}}
 	sp := startSpeaker(t, l.reg, l.node, "speaker")
 	sp.set(t, d)

@@ -13,6 +13,7 @@ type metrics struct {
 	handoversSent     prometheus.Counter
 	handoversReceived prometheus.Counter
 	stalls            prometheus.Counter
+	configProblems    prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -27,12 +28,14 @@ func newMetrics() *metrics {
 			Help: "Hand-over messages received from stopping speakers."}),
 		stalls: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_speaker_stalls_total",
 			Help: "Times this speaker found itself stalled (paused or starved for over the stall threshold)."}),
+		configProblems: prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_speaker_config_problems",
+			Help: "Configuration objects this speaker refuses or keeps at their last valid version (the controller reports each on the object)."}),
 	}
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	var errs []error
-	for _, c := range []prometheus.Collector{m.services, m.quorum, m.handoversSent, m.handoversReceived, m.stalls} {
+	for _, c := range []prometheus.Collector{m.services, m.quorum, m.handoversSent, m.handoversReceived, m.stalls, m.configProblems} {
 		errs = append(errs, r.Register(c))
 	}
 	return errors.Join(errs...)

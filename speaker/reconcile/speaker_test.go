@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -324,7 +325,12 @@ func TestSpeakerAgainstAPIServer(t *testing.T) {
 	if err := h.c.Update(context.Background(), adv); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // nothing to wait for: nothing may change
+	h.eventually("the speaker sees the bad edit", func() error {
+		if n := testutil.ToFloat64(h.spk.metrics.configProblems); n != 1 {
+			return fmt.Errorf("herald_speaker_config_problems %v, want 1", n)
+		}
+		return nil
+	})
 	if got, want := h.l2.announced(), fmt.Sprint([]netip.Addr{mine}); got != want {
 		t.Fatalf("after a bad edit: announced %s, want %s still", got, want)
 	}
@@ -408,16 +414,37 @@ func TestWaitForMemberlistKey(t *testing.T) {
 	if err := c.Create(ctx, sec); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		time.Sleep(500 * time.Millisecond)
-		sec.Data["key"] = key32
-		_ = c.Update(ctx, sec)
-	}()
-	wait, cancel2 := context.WithTimeout(ctx, 10*time.Second)
+	// The wait logs why it keeps waiting: the sign that it read the short
+	// key and refused it. Only then does the key become valid.
+	var logged testwait.Buffer
+	type result struct {
+		key []byte
+		err error
+	}
+	done := make(chan result, 1)
+	wait, cancel2 := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel2()
-	got, err := WaitForMemberlistKey(wait, c, "k", discard())
-	if err != nil || string(got) != string(key32) {
-		t.Fatalf("key %q, %v", got, err)
+	go func() {
+		k, err := WaitForMemberlistKey(wait, c, "k", slog.New(slog.NewTextHandler(&logged, nil)))
+		done <- result{k, err}
+	}()
+	testwait.For(t, 10*time.Second, "the short key refused", func() error {
+		if !strings.Contains(logged.String(), "waiting for the memberlist key") {
+			return fmt.Errorf("log: %q", logged.String())
+		}
+		return nil
+	})
+	select {
+	case r := <-done:
+		t.Fatalf("accepted a short key: %q, %v", r.key, r.err)
+	default:
+	}
+	sec.Data["key"] = key32
+	if err := c.Update(ctx, sec); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.err != nil || string(r.key) != string(key32) {
+		t.Fatalf("key %q, %v", r.key, r.err)
 	}
 }
 

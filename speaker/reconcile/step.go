@@ -196,6 +196,7 @@ func (s *Speaker) rebuildModel(ctx context.Context) error {
 	}
 	s.model = config.Build(in, s.model)
 	s.engine.SetModel(s.model)
+	s.metrics.configProblems.Set(float64(len(s.model.Problems)))
 	s.log.Debug("configuration model rebuilt", "pools", len(s.model.Pools), "l2Advertisements", len(s.model.L2Advertisements), "peers", len(s.model.Peers), "problems", len(s.model.Problems))
 	return nil
 }
