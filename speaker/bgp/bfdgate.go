@@ -39,7 +39,7 @@ func bfdSettle(b *BFD) time.Duration {
 }
 
 // bfdSessionUp schedules BFD for ps, whose session just came up.
-func (e *engine) bfdSessionUp(ps *peerState) {
+func (e *instance) bfdSessionUp(ps *peerState) {
 	if ps.cfg.BFD == nil || ps.bfdOn {
 		return
 	}
@@ -48,7 +48,7 @@ func (e *engine) bfdSessionUp(ps *peerState) {
 }
 
 // bfdSessionDown stops BFD for ps, whose session is no longer up.
-func (e *engine) bfdSessionDown(ps *peerState) {
+func (e *instance) bfdSessionDown(ps *peerState) {
 	ps.bfdAt = time.Time{}
 	if !ps.bfdOn {
 		return
@@ -61,7 +61,7 @@ func (e *engine) bfdSessionDown(ps *peerState) {
 }
 
 // startDueBFD starts BFD on every session that has been up long enough.
-func (e *engine) startDueBFD() {
+func (e *instance) startDueBFD() {
 	now := time.Now()
 	for name, ps := range e.peers {
 		if ps.bfdAt.IsZero() || ps.bfdAt.After(now) {
@@ -85,7 +85,7 @@ func (e *engine) startDueBFD() {
 
 // setBFD gives gobgp the peer's settings with or without BFD. gobgp
 // applies a change of BFD alone without touching the BGP session.
-func (e *engine) setBFD(ps *peerState, on bool) error {
+func (e *instance) setBFD(ps *peerState, on bool) error {
 	_, err := e.s.UpdatePeer(context.Background(), &api.UpdatePeerRequest{Peer: apiPeer(ps.cfg, ps.vrf, on)})
 	if err == nil {
 		ps.bfdOn = on
@@ -94,7 +94,7 @@ func (e *engine) setBFD(ps *peerState, on bool) error {
 }
 
 // armBFDTimer wakes Run at the earliest scheduled BFD start.
-func (e *engine) armBFDTimer() {
+func (e *instance) armBFDTimer() {
 	var next time.Time
 	for _, ps := range e.peers {
 		if !ps.bfdAt.IsZero() && (next.IsZero() || ps.bfdAt.Before(next)) {
@@ -117,7 +117,7 @@ func (e *engine) armBFDTimer() {
 	e.bfdTimer.Reset(wait)
 }
 
-func (e *engine) stopBFDTimer() {
+func (e *instance) stopBFDTimer() {
 	if e.bfdTimer != nil {
 		e.bfdTimer.Stop()
 	}

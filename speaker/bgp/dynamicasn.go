@@ -50,7 +50,7 @@ func (p Peer) peerASN() uint32 {
 // acceptSession runs when ps's session comes up with a peer of AS got. It
 // records the AS, and either releases the peer's paths or resets the
 // session and says why (then false: the session does not count as up).
-func (e *engine) acceptSession(ps *peerState, st *PeerStatus, got uint32) bool {
+func (e *instance) acceptSession(ps *peerState, st *PeerStatus, got uint32) bool {
 	if ps.cfg.DynamicASN == "" {
 		st.PeerASN = ps.cfg.PeerASN
 		return true
@@ -77,7 +77,7 @@ func (e *engine) acceptSession(ps *peerState, st *PeerStatus, got uint32) bool {
 
 // sessionEnded takes a dynamic external peer's paths out of its VRF until
 // the next session has been checked.
-func (e *engine) sessionEnded(ps *peerState) {
+func (e *instance) sessionEnded(ps *peerState) {
 	if ps.cfg.DynamicASN != DynamicExternal || !ps.asChecked {
 		return
 	}
@@ -86,7 +86,7 @@ func (e *engine) sessionEnded(ps *peerState) {
 }
 
 // sessionPeerAS asks gobgp for the AS of a session's peer.
-func (e *engine) sessionPeerAS(ps *peerState) uint32 {
+func (e *instance) sessionPeerAS(ps *peerState) uint32 {
 	var asn uint32
 	_ = e.s.ListPeer(context.Background(), &api.ListPeerRequest{Address: ps.cfg.Address.String()}, func(p *api.Peer) {
 		asn = p.GetState().GetPeerAsn()

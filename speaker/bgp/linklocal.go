@@ -125,7 +125,7 @@ func readNeighbors(ifname string) ([]neighbor, []netip.Addr, error) {
 // the router found on its interface otherwise, and without one keeps the
 // address it runs with, or waits (the error says why). Peers that are
 // invalid pass unchanged for planPeers to report.
-func (e *engine) resolvePeers(desired []Peer) (resolved []Peer, waiting map[string]error) {
+func (e *instance) resolvePeers(desired []Peer) (resolved []Peer, waiting map[string]error) {
 	waiting = map[string]error{}
 	found := map[string]netip.Addr{}
 	errs := map[string]error{}
@@ -167,7 +167,7 @@ func (e *engine) resolvePeers(desired []Peer) (resolved []Peer, waiting map[stri
 }
 
 // findRouter reads an interface's neighbors and picks its router.
-func (e *engine) findRouter(ifname string) (netip.Addr, error) {
+func (e *instance) findRouter(ifname string) (netip.Addr, error) {
 	n, own, err := e.ll.readNeighbors(ifname)
 	if err != nil {
 		return netip.Addr{}, err
@@ -176,7 +176,7 @@ func (e *engine) findRouter(ifname string) (netip.Addr, error) {
 }
 
 // recordWaiting shows unnumbered peers that have no router yet.
-func (e *engine) recordWaiting(waiting map[string]error) {
+func (e *instance) recordWaiting(waiting map[string]error) {
 	for name, err := range waiting {
 		st := e.status[name]
 		if st.LastError != err.Error() {
@@ -190,7 +190,7 @@ func (e *engine) recordWaiting(waiting map[string]error) {
 
 // reresolve re-applies the latest state when an unnumbered peer that is
 // not up would now resolve to another address (or to one at all).
-func (e *engine) reresolve(ctx context.Context) {
+func (e *instance) reresolve(ctx context.Context) {
 	if e.last == nil || e.s == nil {
 		return
 	}
@@ -213,7 +213,7 @@ func (e *engine) reresolve(ctx context.Context) {
 	}
 }
 
-// linkLocal is the engine's link-local state: the Router Advertisement
+// linkLocal is the instance's link-local state: the Router Advertisement
 // senders by interface, and the neighbor table reader (replaced in tests).
 type linkLocal struct {
 	log           *slog.Logger
@@ -262,7 +262,7 @@ func (ll *linkLocal) stop() {
 // paths: the node's IPv4 address on the interface, or without one the
 // session's own link-local address (RFC 8950: IPv4 routes with an IPv6
 // next hop, as unnumbered routers install them).
-func (e *engine) resolveLinkNextHop(ps *peerState) {
+func (e *instance) resolveLinkNextHop(ps *peerState) {
 	ifaces, err := systemInterfaces()
 	if err != nil {
 		ps.crossErr = err

@@ -88,7 +88,7 @@ func TestPickLinkNextHop(t *testing.T) {
 func TestResolvePeers(t *testing.T) {
 	r1, r2 := netip.MustParseAddr("fe80::1"), netip.MustParseAddr("fe80::2")
 	table := map[string][]neighbor{"un0": {{addr: r1, router: true}}, "un1": nil}
-	e := newEngine(New(Options{}))
+	e := newInstance(New(Options{}))
 	e.ll.readNeighbors = func(ifname string) ([]neighbor, []netip.Addr, error) {
 		n, ok := table[ifname]
 		if !ok {

@@ -7,7 +7,7 @@ import (
 // Passive peers connect to the node: gobgp then listens on
 // Desired.ListenPort, on every address (it accepts connections only from
 // configured neighbors and closes the rest). gobgp opens its listeners
-// when its server starts and cannot add one later, so the engine starts
+// when its server starts and cannot add one later, so the instance starts
 // the server with the port and re-creates it, with every session, when the
 // port changes, as for a new router ID. With no passive peer the node
 // listens nowhere.

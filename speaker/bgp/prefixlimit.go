@@ -46,7 +46,7 @@ func prefixLimitText(p Peer, retry time.Time) string {
 // checkPrefixLimit follows a session that gobgp shut down for its prefix
 // limit (overLimit, from the peer's admin state): it reports why, and
 // re-enables the peer once PrefixLimitRetry has passed.
-func (e *engine) checkPrefixLimit(ps *peerState, st *PeerStatus, overLimit bool, now time.Time) {
+func (e *instance) checkPrefixLimit(ps *peerState, st *PeerStatus, overLimit bool, now time.Time) {
 	switch {
 	case !overLimit:
 		ps.limitRetryAt = time.Time{}

@@ -156,7 +156,7 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		defer r.opts.Registerer.Unregister(c)
 	}
-	e := newEngine(r)
+	e := newInstance(r)
 	defer e.ll.stop()
 	defer e.stopServer(true)
 	defer e.stopBFDTimer()

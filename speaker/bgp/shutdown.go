@@ -15,7 +15,7 @@ import (
 // for those peers, a plain close for graceful-restart peers so that they
 // keep this node's routes for the restart time. It returns once gobgp has
 // written the NOTIFICATIONs and closed the connections.
-func (e *engine) stopServer(withdraw bool) {
+func (e *instance) stopServer(withdraw bool) {
 	if e.s == nil {
 		return
 	}
@@ -73,7 +73,7 @@ func (e *engine) stopServer(withdraw bool) {
 }
 
 // updatesSent reads gobgp's UPDATE counter of every neighbor.
-func (e *engine) updatesSent() map[netip.Addr]uint64 {
+func (e *instance) updatesSent() map[netip.Addr]uint64 {
 	m := map[netip.Addr]uint64{}
 	_ = e.s.ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) {
 		if a, err := netip.ParseAddr(p.GetConf().GetNeighborAddress()); err == nil {
@@ -88,7 +88,7 @@ func (e *engine) updatesSent() map[netip.Addr]uint64 {
 // prefixes take several messages), or FlushTimeout passes. gobgp writes
 // a NOTIFICATION straight to the socket, past its queue of UPDATEs, so
 // without this wait the withdrawals could be cut off.
-func (e *engine) waitFlushed(before map[netip.Addr]uint64, peers []netip.Addr) {
+func (e *instance) waitFlushed(before map[netip.Addr]uint64, peers []netip.Addr) {
 	if len(peers) == 0 {
 		return
 	}

@@ -14,7 +14,7 @@ import (
 // forwardPeerEvent runs on gobgp's watcher goroutine and hands state
 // changes to Run's goroutine.
 // It gives up once the watch has ended (the server is stopping).
-func (e *engine) forwardPeerEvent(watch context.Context, ev *apiutil.WatchEventMessage_PeerEvent, t time.Time) {
+func (e *instance) forwardPeerEvent(watch context.Context, ev *apiutil.WatchEventMessage_PeerEvent, t time.Time) {
 	if ev.Type != apiutil.PEER_EVENT_STATE {
 		return
 	}
@@ -33,13 +33,13 @@ func (e *engine) forwardPeerEvent(watch context.Context, ev *apiutil.WatchEventM
 }
 
 // reportConnErr runs on gobgp's goroutines (through the log adapter).
-func (e *engine) reportConnErr(peer netip.Addr, err string) {
+func (e *instance) reportConnErr(peer netip.Addr, err string) {
 	e.connMu.Lock()
 	e.connErrs[peer] = err
 	e.connMu.Unlock()
 }
 
-func (e *engine) takeConnErr(peer netip.Addr) string {
+func (e *instance) takeConnErr(peer netip.Addr) string {
 	e.connMu.Lock()
 	defer e.connMu.Unlock()
 	err := e.connErrs[peer]
@@ -49,7 +49,7 @@ func (e *engine) takeConnErr(peer netip.Addr) string {
 
 // sessionLocalAddress asks gobgp for the local address of an established
 // session (its peer events carry only the configured one).
-func (e *engine) sessionLocalAddress(peer netip.Addr) netip.Addr {
+func (e *instance) sessionLocalAddress(peer netip.Addr) netip.Addr {
 	var local netip.Addr
 	_ = e.s.ListPeer(context.Background(), &api.ListPeerRequest{Address: peer.String()}, func(p *api.Peer) {
 		if a, err := netip.ParseAddr(p.GetTransport().GetLocalAddress()); err == nil && !a.IsUnspecified() {
@@ -63,7 +63,7 @@ func (e *engine) sessionLocalAddress(peer netip.Addr) netip.Addr {
 var benignReasons = []string{"", "unknown", "dying", "new-connection", "open-msg-received", "open-msg-negotiated", "idle-hold-timer-expired"}
 
 // onPeerEvent records a session state change and reports ups and downs.
-func (e *engine) onPeerEvent(ev peerEvent) {
+func (e *instance) onPeerEvent(ev peerEvent) {
 	name, ok := e.byAddr[ev.addr.Unmap()]
 	if !ok {
 		return // a peer removed since; its last event is of no interest
@@ -114,7 +114,7 @@ func (e *engine) onPeerEvent(ev peerEvent) {
 }
 
 // report logs a session that went up or down and passes it to OnEvent.
-func (e *engine) report(ev Event) {
+func (e *instance) report(ev Event) {
 	if ev.Up {
 		e.log.Info("BGP session up", "peer", ev.Peer, "address", ev.Address, "local", e.peers[ev.Peer].local)
 	} else {
@@ -127,7 +127,7 @@ func (e *engine) report(ev Event) {
 
 // refresh reads counters, connect errors and BFD state from gobgp: one
 // call each, proportional to the number of peers.
-func (e *engine) refresh() {
+func (e *instance) refresh() {
 	if e.s == nil {
 		return
 	}
@@ -191,7 +191,7 @@ func connErrText(err string, md5 bool) string {
 }
 
 // publish hands a snapshot to Status.
-func (e *engine) publish() {
+func (e *instance) publish() {
 	for name, ps := range e.peers {
 		st := e.status[name]
 		st.Advertised = 0

@@ -16,7 +16,7 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/server"
 )
 
-// engine owns the gobgp server and everything applied to it. Only Run's
+// instance owns the gobgp server and everything applied to it. Only Run's
 // goroutine touches it, except for the fields marked otherwise.
 //
 // Each peer gets its own VRF inside the one gobgp server, and the peer's
@@ -25,7 +25,7 @@ import (
 // paths and per-peer attributes are plain AddPath/DeletePath calls on that
 // VRF, with no policies, no soft resets and work proportional to the
 // change; one server means native BFD works for every peer.
-type engine struct {
+type instance struct {
 	r      *Router
 	log    *slog.Logger
 	s      *server.BgpServer
@@ -60,7 +60,7 @@ type engine struct {
 type peerState struct {
 	cfg Peer
 	vrf string
-	// want is what Set and Update asked for (the engine's paths entry for
+	// want is what Set and Update asked for (the instance's paths entry for
 	// the peer); inGobgp what the VRF holds now (want minus cross-family
 	// paths whose next hop is not known yet). They never share a map.
 	want, inGobgp pathSet
@@ -93,8 +93,8 @@ type peerEvent struct {
 	time   time.Time
 }
 
-func newEngine(r *Router) *engine {
-	return &engine{
+func newInstance(r *Router) *instance {
+	return &instance{
 		r:        r,
 		log:      r.log,
 		events:   make(chan peerEvent, 1024),
@@ -109,7 +109,7 @@ func newEngine(r *Router) *engine {
 }
 
 // apply converges to d.
-func (e *engine) apply(ctx context.Context, d *snapshot) {
+func (e *instance) apply(ctx context.Context, d *snapshot) {
 	if err := e.ensureServer(ctx, d); err != nil {
 		e.log.Error("BGP server not started", "err", err)
 		for _, p := range d.peers {
@@ -157,7 +157,7 @@ func (e *engine) apply(ctx context.Context, d *snapshot) {
 }
 
 // wantFor returns the desired paths of a peer, creating the entry.
-func (e *engine) wantFor(name string) pathSet {
+func (e *instance) wantFor(name string) pathSet {
 	if e.paths == nil {
 		e.paths = map[string]pathSet{}
 	}
@@ -171,7 +171,7 @@ func (e *engine) wantFor(name string) pathSet {
 
 // update applies path changes (nil: withdraw) by peer; a running peer's
 // session gets just those prefixes announced or withdrawn.
-func (e *engine) update(ctx context.Context, u map[string]map[netip.Prefix]*Path) {
+func (e *instance) update(ctx context.Context, u map[string]map[netip.Prefix]*Path) {
 	for _, name := range sortedNames(u) {
 		want := e.wantFor(name)
 		changed := make([]netip.Prefix, 0, len(u[name]))
@@ -192,7 +192,7 @@ func (e *engine) update(ctx context.Context, u map[string]map[netip.Prefix]*Path
 
 // recordInvalid shows rejected peers in Status, clears the error of peers
 // that are valid again and forgets peers that are gone.
-func (e *engine) recordInvalid(d *snapshot, invalid map[string]error) {
+func (e *instance) recordInvalid(d *snapshot, invalid map[string]error) {
 	named := map[string]bool{}
 	for _, p := range d.peers {
 		named[p.Name] = true
@@ -223,7 +223,7 @@ func (e *engine) recordInvalid(d *snapshot, invalid map[string]error) {
 
 // rejectAddressClashes moves peers that would share an address with
 // another peer to invalid: gobgp keys neighbors by address.
-func (e *engine) rejectAddressClashes(plan *peerPlan) {
+func (e *instance) rejectAddressClashes(plan *peerPlan) {
 	owner := map[netip.Addr]string{}
 	for name, ps := range e.peers {
 		if !slices.Contains(plan.remove, name) {
@@ -255,7 +255,7 @@ func (e *engine) rejectAddressClashes(plan *peerPlan) {
 
 // ensureServer starts gobgp with d's router ID and listen port, or
 // restarts it when either changed (gobgp can change neither in place).
-func (e *engine) ensureServer(ctx context.Context, d *snapshot) error {
+func (e *instance) ensureServer(ctx context.Context, d *snapshot) error {
 	if e.s != nil && (d.routerID == e.routerID || !d.routerID.Is4()) && d.listenPort == e.listenPort {
 		if d.routerID != e.routerID {
 			e.log.Warn("BGP router ID rejected, keeping the running one", "routerID", d.routerID, "running", e.routerID)
@@ -335,7 +335,7 @@ func rejectReceivedRoutes(ctx context.Context, s *server.BgpServer) error {
 	return nil
 }
 
-func (e *engine) addPeer(ctx context.Context, p Peer) {
+func (e *instance) addPeer(ctx context.Context, p Peer) {
 	e.nextID++
 	ps := &peerState{cfg: p, vrf: fmt.Sprintf("herald-%d", e.nextID), inGobgp: pathSet{}}
 	vrf, err := apiVrf(ps.vrf, e.nextID)
@@ -368,7 +368,7 @@ func bfdLabel(p Peer) string {
 }
 
 // removePeer closes the session (Cease) and drops the peer's VRF with its paths.
-func (e *engine) removePeer(ctx context.Context, name string) {
+func (e *instance) removePeer(ctx context.Context, name string) {
 	ps := e.peers[name]
 	if err := e.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: ps.cfg.Address.String()}); err != nil {
 		e.log.Error("BGP peer not deleted", "peer", name, "err", err)
@@ -384,7 +384,7 @@ func (e *engine) removePeer(ctx context.Context, name string) {
 
 // recreatePeer replaces the neighbor of one peer; its VRF and paths stay,
 // so the new session starts with them. No other session is touched.
-func (e *engine) recreatePeer(ctx context.Context, p Peer) {
+func (e *instance) recreatePeer(ctx context.Context, p Peer) {
 	ps := e.peers[p.Name]
 	if err := e.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: ps.cfg.Address.String()}); err != nil {
 		e.log.Error("BGP peer not deleted", "peer", p.Name, "err", err)
@@ -437,7 +437,7 @@ func (ps *peerState) nextHop(prefix netip.Prefix) (netip.Addr, bool) {
 
 // resolveCrossNextHop derives the other family's next hop from the
 // session's local address (known once the session was up).
-func (e *engine) resolveCrossNextHop(ps *peerState) {
+func (e *instance) resolveCrossNextHop(ps *peerState) {
 	if ps.cfg.Interface != "" {
 		e.resolveLinkNextHop(ps)
 		return
@@ -464,7 +464,7 @@ func (e *engine) resolveCrossNextHop(ps *peerState) {
 
 // syncPaths makes ps's VRF hold want: only the difference is sent. It
 // looks at every path of the peer; patchPaths looks at some.
-func (e *engine) syncPaths(ctx context.Context, ps *peerState, want pathSet) {
+func (e *instance) syncPaths(ctx context.Context, ps *peerState, want pathSet) {
 	ps.want = want
 	// Usually every path has a next hop and target is want itself; it is
 	// copied only when some wait for theirs.
@@ -494,7 +494,7 @@ func (e *engine) syncPaths(ctx context.Context, ps *peerState, want pathSet) {
 }
 
 // patchPaths brings the listed prefixes of ps's VRF in line with want.
-func (e *engine) patchPaths(ctx context.Context, ps *peerState, prefixes []netip.Prefix) {
+func (e *instance) patchPaths(ctx context.Context, ps *peerState, prefixes []netip.Prefix) {
 	var d pathDiff
 	for _, prefix := range prefixes {
 		p, wanted := ps.want[prefix]
@@ -514,7 +514,7 @@ func (e *engine) patchPaths(ctx context.Context, ps *peerState, prefixes []netip
 
 // sendPaths announces and withdraws d on ps's VRF and records in inGobgp
 // what gobgp took.
-func (e *engine) sendPaths(ctx context.Context, ps *peerState, d pathDiff) {
+func (e *instance) sendPaths(ctx context.Context, ps *peerState, d pathDiff) {
 	if d.empty() {
 		return
 	}
