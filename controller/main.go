@@ -12,10 +12,10 @@ import (
 	"os"
 
 	ctrl "sigs.k8s.io/controller-runtime"
-	ctrlreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/heraldlb/herald/controller/options"
-	"github.com/heraldlb/herald/controller/reconcile"
+	"github.com/heraldlb/herald/controller/reconcilers"
 	"github.com/heraldlb/herald/internal/config"
 	"github.com/heraldlb/herald/internal/k8s"
 )
@@ -68,25 +68,25 @@ func run(ctx context.Context, opts options.Options, log *slog.Logger) error {
 		return err
 	}
 
-	allocs := reconcile.NewAllocations()
-	serviceQueue := &reconcile.Queue[ctrlreconcile.Request]{}
-	statusQueue := &reconcile.Queue[config.Ref]{}
+	allocs := reconcilers.NewAllocations()
+	serviceQueue := &reconcilers.Queue[reconcile.Request]{}
+	statusQueue := &reconcilers.Queue[config.Ref]{}
 	events := &k8s.EventSink{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Controller: "herald-controller", Log: log.With("component", "events")}
 
-	configs := &reconcile.ConfigReconciler{
+	configs := &reconcilers.ConfigReconciler{
 		Client: mgr.GetClient(), Allocs: allocs, Log: log.With("controller", "config"),
 		Services: serviceQueue, Status: statusQueue,
 	}
-	services := &reconcile.ServiceReconciler{
+	services := &reconcilers.ServiceReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Allocs: allocs, Class: opts.LBClass, Events: events,
 		Log: log.With("controller", "service"), Queue: serviceQueue, PoolStatus: statusQueue,
 	}
-	statuses := &reconcile.ConfigStatusReconciler{
+	statuses := &reconcilers.ConfigStatusReconciler{
 		Client: mgr.GetClient(), Allocs: allocs, Model: configs.Model, Events: events,
 		Log: log.With("controller", "config-status"), Queue: statusQueue,
 	}
-	memberlist := &reconcile.MemberlistKeyReconciler{Client: mgr.GetClient(), Events: events, Log: log.With("controller", "memberlist-key")}
-	importer := &reconcile.Importer{
+	memberlist := &reconcilers.MemberlistKeyReconciler{Client: mgr.GetClient(), Events: events, Log: log.With("controller", "memberlist-key")}
+	importer := &reconcilers.Importer{
 		Reader: mgr.GetAPIReader(), Cache: mgr.GetClient(), Allocs: allocs, Config: configs,
 		Class: opts.LBClass, Log: log.With("component", "import"),
 	}

@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
-	"github.com/heraldlb/herald/controller/reconcile"
+	"github.com/heraldlb/herald/controller/reconcilers"
 	"github.com/heraldlb/herald/internal/k8s"
 )
 
@@ -250,7 +250,7 @@ func TestServices(t *testing.T) {
 		// controller leaves the Secret alone.
 		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: v1beta1.Namespace, Name: k8s.MemberlistSecretName}}
 		update(t, h, sec, func(s *corev1.Secret) { s.Data[k8s.MemberlistSecretKey] = []byte("7 bytes") })
-		h.waitEvent(t, v1beta1.Namespace, k8s.MemberlistSecretName, reconcile.ReasonInvalidMemberlistKey, "must be 16, 24 or 32 bytes")
+		h.waitEvent(t, v1beta1.Namespace, k8s.MemberlistSecretName, reconcilers.ReasonInvalidMemberlistKey, "must be 16, 24 or 32 bytes")
 		if got := h.memberlistKey(t); string(got) != "7 bytes" {
 			t.Fatalf("the controller changed the Secret to %x", got)
 		}

@@ -32,13 +32,14 @@ import (
 	"github.com/heraldlb/herald/speaker/announce"
 	"github.com/heraldlb/herald/speaker/bgp"
 	"github.com/heraldlb/herald/speaker/members"
+	"github.com/heraldlb/herald/speaker/options"
 	"github.com/heraldlb/herald/speaker/presence"
 	"github.com/heraldlb/herald/speaker/reconcile"
 	"github.com/heraldlb/herald/speaker/status"
 )
 
 func main() {
-	opts, err := Parse(os.Args[1:])
+	opts, err := options.Parse(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
@@ -56,7 +57,7 @@ func main() {
 
 // run wires the speaker and runs it until ctx ends (SIGTERM), then stops it
 // gracefully: hand-over, leave, BGP withdrawal, final status.
-func run(ctx context.Context, opts Options, log *slog.Logger) error {
+func run(ctx context.Context, opts options.Options, log *slog.Logger) error {
 	crLog := k8s.UseLogger(log)
 	cfg, err := k8s.RESTConfig(opts.Kubeconfig, float32(opts.KubeAPIQPS), opts.KubeAPIBurst, "herald-speaker")
 	if err != nil {
@@ -139,7 +140,7 @@ func run(ctx context.Context, opts Options, log *slog.Logger) error {
 	reg := ctrlmetrics.Registry
 	ml, err := members.New(members.Options{
 		Name: opts.NodeName, BindAddr: nodeIP, Port: opts.MemberlistPort, Key: key,
-		Timings: opts.timings(), Logger: log, Registerer: reg, OnMessage: inbox.Message,
+		Timings: opts.Timings(), Logger: log, Registerer: reg, OnMessage: inbox.Message,
 	})
 	if err != nil {
 		return err

@@ -1,4 +1,5 @@
-package main
+// Package options holds herald-speaker's settings and their flags.
+package options
 
 import (
 	"errors"
@@ -137,8 +138,8 @@ func (o Options) Validate() error {
 	return errors.Join(errs...)
 }
 
-// timings maps the flags onto memberlist's timings.
-func (o Options) timings() members.Timings {
+// Timings maps the flags onto memberlist's timings.
+func (o Options) Timings() members.Timings {
 	return members.Timings{
 		ProbeInterval:  o.ProbeInterval,
 		ProbeTimeout:   o.ProbeTimeout,

@@ -1,4 +1,4 @@
-package reconcile
+package reconcilers
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
