@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/internal/netns"
 	"github.com/heraldlb/herald/internal/testenv"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // harness is a real control plane plus clients that bypass any cache.
@@ -140,31 +140,16 @@ func (h *harness) waitLog(t *testing.T, parts ...string) {
 	})
 }
 
-// eventually polls cond every 100 ms until it holds or timeout passes; the
-// failure says what was last seen.
+// eventually waits with testkit.For until cond holds; cond's string says
+// what it saw, for the failure.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, last := cond()
-		if ok {
-			return
+	testkit.For(t, timeout, what, func() error {
+		if ok, seen := cond(); !ok {
+			return fmt.Errorf("last seen: %s", seen)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last seen: %s", what, timeout, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+		return nil
+	})
 }
 
 func describe(svc *corev1.Service) string {

@@ -19,6 +19,7 @@ import (
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // serviceAccount is the identity config/rbac/controller.yaml grants rights to.
@@ -91,7 +92,7 @@ func TestLeaderElection(t *testing.T) {
 	}
 	var replicas []replica
 	for i := range 2 {
-		port := freePort(t)
+		port := testkit.FreePort(t)
 		proc := h.startProcess(t, fmt.Sprintf("herald-controller-%d", i),
 			"--kubeconfig="+kubeconfig, "--leader-elect", "--log-level=debug",
 			"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms",

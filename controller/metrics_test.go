@@ -18,6 +18,7 @@ import (
 
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/internal/testenv"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // TestMetricsEndpoint runs the controller as its ServiceAccount with the
@@ -40,7 +41,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	h.startProcess(t, "herald-controller-metrics", "--kubeconfig="+kubeconfig, "--leader-elect",
 		"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(port), "--health-probe-bind-address=0")
 	url := fmt.Sprintf("https://127.0.0.1:%d/metrics", port)
@@ -99,7 +100,7 @@ func TestMetricsEndpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 		block, _ := pem.Decode(certPEM)
-		port := freePort(t)
+		port := testkit.FreePort(t)
 		h.startProcess(t, "herald-controller-cert", "--kubeconfig="+kubeconfig, "--leader-elect",
 			"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(port), "--metrics-cert-dir="+dir, "--health-probe-bind-address=0")
 		addr := "127.0.0.1:" + strconv.Itoa(port)

@@ -21,6 +21,7 @@ import (
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/internal/netns"
 	"github.com/heraldlb/herald/internal/testenv"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // Scale benchmark. `make test` runs it with 500 Services and loose bounds;
@@ -119,7 +120,7 @@ func scaleRun(t *testing.T, n int) scaleResult {
 
 	// First start: every Service needs an address.
 	controllerBinary(t) // built before the clock starts
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	args := []string{"--kubeconfig=" + h.env.Kubeconfig, "--leader-elect", "--log-level=info",
 		"--workers=" + strconv.Itoa(scaleWorkers), "--metrics-bind-address=127.0.0.1:" + strconv.Itoa(port), "--metrics-secure=false", "--health-probe-bind-address=0"}
 	begin = time.Now()

@@ -16,6 +16,7 @@ import (
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/controller/reconcilers"
 	"github.com/heraldlb/herald/internal/k8s"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // TestServices runs one controller against a real API server and walks
@@ -26,7 +27,7 @@ func TestServices(t *testing.T) {
 	h.create(t, pool("lan", true, "198.51.100.0/28", "2001:db8:1::/124"))
 	h.create(t, pool("reserved", false, "203.0.113.0/29"))
 	o := h.controllerOptions()
-	metricsPort := freePort(t)
+	metricsPort := testkit.FreePort(t)
 	// Plain HTTP (said explicitly): this test counts the controller's own
 	// requests; TestMetricsEndpoint checks the secure endpoint.
 	o.Metrics = k8s.MetricsFlags{BindAddress: fmt.Sprintf("127.0.0.1:%d", metricsPort), Secure: false}

@@ -14,6 +14,7 @@ import (
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // Loose bounds for CI; docs/benchmarks.md (BGP) has the measured figures.
@@ -77,7 +78,7 @@ func TestWithoutBFDTheHoldTimerDecides(t *testing.T) {
 	if err := lab.FaultStop.Inject(ctx, e.Lab, victim); err != nil {
 		t.Fatal(err)
 	}
-	labtest.Holds(t, 2*time.Second, "FRR keeps the hung node's next hop within 2 s", func() error {
+	testkit.Holds(t, 2*time.Second, "FRR keeps the hung node's next hop within 2 s", func() error {
 		if st := e.w.Route(prefix); len(st.Gateways) != len(e.Nodes) {
 			return fmt.Errorf("next hops %v after %v", st.Gateways, time.Since(start))
 		}
@@ -109,7 +110,7 @@ func (e *env) withoutBFD(t *testing.T) {
 	t.Cleanup(func() {
 		_ = lab.Update(context.Background(), e.API, peer, func(p *v1beta1.BGPPeer) { p.Spec.BFDProfile = bfdFast })
 	})
-	labtest.Within(t, 30*time.Second, "sessions re-created without BFD", func() error {
+	testkit.For(t, 30*time.Second, "sessions re-created without BFD", func() error {
 		s, err := e.session(ctx, e.Nodes[0].Name, peerFRR4)
 		if err != nil {
 			return err
@@ -147,7 +148,7 @@ func TestSIGTERMWithdrawsAndGracefulRestartKeepsForwarding(t *testing.T) {
 	t.Cleanup(func() {
 		_ = lab.Update(context.Background(), e.API, peer, func(p *v1beta1.BGPPeer) { p.Spec.GracefulRestart = false })
 	})
-	labtest.Within(t, 30*time.Second, "FRR sees graceful restart on every node's session", func() error {
+	testkit.For(t, 30*time.Second, "FRR sees graceful restart on every node's session", func() error {
 		fn, err := e.frrNeighbors(ctx)
 		if err != nil {
 			return err
@@ -164,7 +165,7 @@ func TestSIGTERMWithdrawsAndGracefulRestartKeepsForwarding(t *testing.T) {
 	if err := e.Speaker(victim).Terminate(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	labtest.Within(t, 10*time.Second, "FRR holds the stopped node's path as stale", func() error {
+	testkit.For(t, 10*time.Second, "FRR holds the stopped node's path as stale", func() error {
 		rt, err := e.FRR.FRR.BGPRoute(ctx, prefix)
 		if err != nil {
 			return err
@@ -176,7 +177,7 @@ func TestSIGTERMWithdrawsAndGracefulRestartKeepsForwarding(t *testing.T) {
 		}
 		return fmt.Errorf("no stale path from %s: %+v", victim, rt.Paths)
 	})
-	labtest.Holds(t, 2*time.Second, "FRR keeps forwarding via every node while the speaker is down", func() error {
+	testkit.Holds(t, 2*time.Second, "FRR keeps forwarding via every node while the speaker is down", func() error {
 		hops, err := kernelHops(ctx, e.FRR.NS, prefix)
 		if err == nil && !slices.Equal(hops, e.NodeAddrs(false)) {
 			rt, _ := e.FRR.FRR.BGPRoute(ctx, prefix)
@@ -190,7 +191,7 @@ func TestSIGTERMWithdrawsAndGracefulRestartKeepsForwarding(t *testing.T) {
 	if err := e.Speaker(victim).Start(); err != nil {
 		t.Fatal(err)
 	}
-	labtest.Within(t, 30*time.Second, "session back and the path fresh", func() error {
+	testkit.For(t, 30*time.Second, "session back and the path fresh", func() error {
 		rt, err := e.FRR.FRR.BGPRoute(ctx, prefix)
 		if err != nil {
 			return err

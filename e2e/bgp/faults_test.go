@@ -9,6 +9,7 @@ import (
 
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/routers"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // nextHopDrop applies f to victim and returns how long FRR's kernel kept
@@ -45,7 +46,7 @@ func (e *env) recover(ctx context.Context, prefix netip.Prefix, victim string, f
 // via every node.
 func (e *env) steady(ctx context.Context, prefix netip.Prefix) error {
 	want := e.NodeAddrs(prefix.Addr().Is6())
-	return lab.Poll(ctx, 100*time.Millisecond, func() error {
+	return poll.Until(ctx, 100*time.Millisecond, func() error {
 		if err := e.sessionsUp(ctx); err != nil {
 			return err
 		}

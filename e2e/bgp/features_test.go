@@ -18,7 +18,8 @@ import (
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/poll"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // Per-Service communities (MetalLB #934): a second BGPAdvertisement of the
@@ -59,7 +60,7 @@ func TestServiceSelectorsGivePerServiceCommunities(t *testing.T) {
 			return nil
 		}
 	}
-	testwait.For(t, 30*time.Second, "both Services with the base communities", func() error {
+	testkit.For(t, 30*time.Second, "both Services with the base communities", func() error {
 		if err := communitiesAre(a, bgpCommunities)(); err != nil {
 			return err
 		}
@@ -76,7 +77,7 @@ func TestServiceSelectorsGivePerServiceCommunities(t *testing.T) {
 		unchanged[ip] = e.w.Route(hostPrefix(ip)).Since
 	}
 	label(b, map[string]string{"tier": "gold"})
-	testwait.For(t, 30*time.Second, "the labelled Service's routes carry 64500:900", communitiesAre(b, withGold))
+	testkit.For(t, 30*time.Second, "the labelled Service's routes carry 64500:900", communitiesAre(b, withGold))
 	if err := communitiesAre(a, bgpCommunities)(); err != nil {
 		t.Errorf("the other Service: %v", err)
 	}
@@ -86,7 +87,7 @@ func TestServiceSelectorsGivePerServiceCommunities(t *testing.T) {
 		}
 	}
 	label(b, nil)
-	testwait.For(t, 30*time.Second, "unlabelled: the base communities again", communitiesAre(b, bgpCommunities))
+	testkit.For(t, 30*time.Second, "unlabelled: the base communities again", communitiesAre(b, bgpCommunities))
 	if err := e.noResetSince(ctx, before); err != nil {
 		t.Error(err)
 	}
@@ -147,12 +148,12 @@ func TestDrainShutsBGPRoutesDownGracefully(t *testing.T) {
 	node := e.Nodes[1]
 	t.Cleanup(func() { _ = e.Drain(context.Background(), node.Name, false) })
 	for _, ip := range w.IPs {
-		if err := lab.Poll(ctx, 100*time.Millisecond, func() error { return e.steady(ctx, hostPrefix(ip)) }); err != nil {
+		if err := poll.Until(ctx, 100*time.Millisecond, func() error { return e.steady(ctx, hostPrefix(ip)) }); err != nil {
 			t.Fatal(err)
 		}
 		// Every node's kube-proxy must forward the address (it follows the
 		// EndpointSlices up to a second late) before the probes start.
-		labtest.Within(t, 15*time.Second, "requests through FRR reach the pods of every node", func() error {
+		testkit.For(t, 15*time.Second, "requests through FRR reach the pods of every node", func() error {
 			seen, err := e.getFromExt(ctx, ip, 30)
 			if err == nil && (len(seen.nodes) < len(e.Nodes) || len(seen.failed) > 0) {
 				err = fmt.Errorf("answers %v", seen)
@@ -181,7 +182,7 @@ func TestDrainShutsBGPRoutesDownGracefully(t *testing.T) {
 			addr = node.IPv6
 		}
 		rest := slices.DeleteFunc(e.NodeAddrs(prefix.Addr().Is6()), func(a netip.Addr) bool { return a == addr })
-		took := testwait.For(t, 10*time.Second, fmt.Sprintf("FRR keeps %s's path for %v, marked, and stops using it", node.Name, prefix), func() error {
+		took := testkit.For(t, 10*time.Second, fmt.Sprintf("FRR keeps %s's path for %v, marked, and stops using it", node.Name, prefix), func() error {
 			p, err := e.pathFrom(ctx, prefix, node.IPv4)
 			if err != nil {
 				return err
@@ -194,7 +195,7 @@ func TestDrainShutsBGPRoutesDownGracefully(t *testing.T) {
 		changes[ip] = append(changes[ip], e.w.Route(prefix).Since)
 		t.Logf("%v: FRR moved off %s %v after the drain", prefix, node.Name, took.Round(time.Millisecond))
 	}
-	testwait.For(t, 5*time.Second, node.Name+"'s status says its routes are marked", func() error {
+	testkit.For(t, 5*time.Second, node.Name+"'s status says its routes are marked", func() error {
 		st, err := e.SpeakerStatuses(ctx)
 		if err != nil {
 			return err
@@ -208,7 +209,7 @@ func TestDrainShutsBGPRoutesDownGracefully(t *testing.T) {
 	// FRR's forwarding does not change.
 	for _, ip := range w.IPs {
 		prefix := hostPrefix(ip)
-		testwait.For(t, 20*time.Second, fmt.Sprintf("%s withdraws %v", node.Name, prefix), func() error {
+		testkit.For(t, 20*time.Second, fmt.Sprintf("%s withdraws %v", node.Name, prefix), func() error {
 			if _, err := e.pathFrom(ctx, prefix, node.IPv4); !errors.Is(err, routers.ErrNotFound) {
 				return fmt.Errorf("still there (%v)", err)
 			}
@@ -228,7 +229,7 @@ func TestDrainShutsBGPRoutesDownGracefully(t *testing.T) {
 	}
 	for _, ip := range w.IPs {
 		prefix := hostPrefix(ip)
-		testwait.For(t, 20*time.Second, fmt.Sprintf("%s is a next hop for %v again", node.Name, prefix), func() error {
+		testkit.For(t, 20*time.Second, fmt.Sprintf("%s is a next hop for %v again", node.Name, prefix), func() error {
 			p, err := e.pathFrom(ctx, prefix, node.IPv4)
 			if err != nil {
 				return err
@@ -279,7 +280,7 @@ func TestWithdrawWithoutEndpointsLetsAnotherSiteServe(t *testing.T) {
 	t.Cleanup(func() {
 		_, _ = e.FRR.FRR.Vtysh(context.Background(), "configure terminal", fmt.Sprintf("no ipv6 route %s %s 250", prefix, otherSite))
 	})
-	testwait.For(t, 30*time.Second, fmt.Sprintf("%v via every node", prefix), func() error { return e.frrHops(ctx, prefix, e.NodeAddrs(true)) })
+	testkit.For(t, 30*time.Second, fmt.Sprintf("%v via every node", prefix), func() error { return e.frrHops(ctx, prefix, e.NodeAddrs(true)) })
 	if _, err := e.Ext.GetEventually(ctx, lab.URL(w.IPs[0], 80)); err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +290,7 @@ func TestWithdrawWithoutEndpointsLetsAnotherSiteServe(t *testing.T) {
 	if err := e.SetPodReady(ctx, w.Namespace, pod, false); err != nil {
 		t.Fatal(err)
 	}
-	took := testwait.For(t, 20*time.Second, "withdrawn by every node; FRR routes it to the other site", func() error {
+	took := testkit.For(t, 20*time.Second, "withdrawn by every node; FRR routes it to the other site", func() error {
 		if _, err := e.FRR.FRR.BGPRoute(ctx, prefix); !errors.Is(err, routers.ErrNotFound) {
 			return fmt.Errorf("FRR still has a BGP route for %v (%v)", prefix, err)
 		}
@@ -307,7 +308,7 @@ func TestWithdrawWithoutEndpointsLetsAnotherSiteServe(t *testing.T) {
 	if err := e.SetPodReady(ctx, w.Namespace, pod, true); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, 20*time.Second, "advertised again by every node", func() error { return e.frrHops(ctx, prefix, e.NodeAddrs(true)) })
+	testkit.For(t, 20*time.Second, "advertised again by every node", func() error { return e.frrHops(ctx, prefix, e.NodeAddrs(true)) })
 	if _, err := e.Ext.GetEventually(ctx, lab.URL(w.IPs[0], 80)); err != nil {
 		t.Fatal(err)
 	}

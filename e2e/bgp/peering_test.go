@@ -19,6 +19,7 @@ import (
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 const (
@@ -127,7 +128,7 @@ func TestLinkLocalPeers(t *testing.T) {
 		}
 	})
 
-	labtest.Within(t, time.Minute, "link-local sessions established at FRR (with the restart time) and BIRD", func() error {
+	testkit.For(t, time.Minute, "link-local sessions established at FRR (with the restart time) and BIRD", func() error {
 		ns, err := e.frrNeighbors(ctx)
 		if err != nil {
 			return err
@@ -155,14 +156,14 @@ func TestLinkLocalPeers(t *testing.T) {
 
 	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "ll", Nodes: e.NodeNames(), Pool: poolLinkLocal, Family: "IPv6"})
 	prefix := hostPrefix(w.IPs[0])
-	labtest.Within(t, 20*time.Second, fmt.Sprintf("%v at FRR and BIRD via every node's link-local address", prefix), func() error {
+	testkit.For(t, 20*time.Second, fmt.Sprintf("%v at FRR and BIRD via every node's link-local address", prefix), func() error {
 		if err := e.frrHops(ctx, prefix, nodeLLs); err != nil {
 			return err
 		}
 		return e.birdHops(ctx, prefix, nodeLLs)
 	})
 	var seen extAnswers
-	labtest.Within(t, 15*time.Second, fmt.Sprintf("30 requests to %s through FRR reach pods on several nodes", w.IPs[0]), func() error {
+	testkit.For(t, 15*time.Second, fmt.Sprintf("30 requests to %s through FRR reach pods on several nodes", w.IPs[0]), func() error {
 		var err error
 		if seen, err = e.getFromExt(ctx, w.IPs[0], 30); err != nil {
 			return err
@@ -180,7 +181,7 @@ func TestLinkLocalPeers(t *testing.T) {
 		}
 	}
 	peersDeleted = true
-	labtest.Within(t, 30*time.Second, "route withdrawn at both routers, nodes no longer listening", func() error {
+	testkit.For(t, 30*time.Second, "route withdrawn at both routers, nodes no longer listening", func() error {
 		if err := e.frrHops(ctx, prefix, nil); err != nil {
 			return err
 		}
@@ -196,7 +197,7 @@ func TestLinkLocalPeers(t *testing.T) {
 	})
 	// Closing the listener re-created every session of the nodes: leave
 	// the lab as found, every session and FRR's BFD up.
-	labtest.Within(t, time.Minute, "the base sessions and BFD back up", func() error {
+	testkit.For(t, time.Minute, "the base sessions and BFD back up", func() error {
 		if err := e.sessionsUp(ctx); err != nil {
 			return err
 		}

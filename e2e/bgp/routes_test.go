@@ -18,6 +18,7 @@ import (
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // A dual-stack Service gets one route per family from every node: at FRR
@@ -39,7 +40,7 @@ func TestDualStackServiceIsRoutedByEveryNode(t *testing.T) {
 	for _, ip := range w.IPs {
 		prefix := hostPrefix(ip)
 		want := e.NodeAddrs(prefix.Addr().Is6())
-		labtest.Within(t, 20*time.Second, fmt.Sprintf("%v at FRR and BIRD via every node", prefix), func() error {
+		testkit.For(t, 20*time.Second, fmt.Sprintf("%v at FRR and BIRD via every node", prefix), func() error {
 			if err := e.frrHops(ctx, prefix, want); err != nil {
 				return err
 			}
@@ -53,7 +54,7 @@ func TestDualStackServiceIsRoutedByEveryNode(t *testing.T) {
 		// programmed the first ready pod alone: rounds of 30 requests until
 		// one is spread.
 		var seen extAnswers
-		labtest.Within(t, 15*time.Second, fmt.Sprintf("30 requests to %s through FRR reach pods on several nodes", ip), func() error {
+		testkit.For(t, 15*time.Second, fmt.Sprintf("30 requests to %s through FRR reach pods on several nodes", ip), func() error {
 			var err error
 			if seen, err = e.getFromExt(ctx, ip, 30); err != nil {
 				return err
@@ -88,7 +89,7 @@ func TestDualStackServiceIsRoutedByEveryNode(t *testing.T) {
 		})
 	})
 	for _, ip := range w.IPs {
-		labtest.Within(t, 10*time.Second, "the new community at FRR and BIRD", func() error {
+		testkit.For(t, 10*time.Second, "the new community at FRR and BIRD", func() error {
 			return e.attributesAt(ctx, hostPrefix(ip), append(slices.Clone(bgpCommunities), "64500:300"))
 		})
 	}
@@ -107,7 +108,7 @@ func TestDualStackServiceIsRoutedByEveryNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ip := range w.IPs {
-		labtest.Within(t, 20*time.Second, "withdrawn at FRR and BIRD", func() error {
+		testkit.For(t, 20*time.Second, "withdrawn at FRR and BIRD", func() error {
 			if err := e.frrHops(ctx, hostPrefix(ip), nil); err != nil {
 				return err
 			}
@@ -168,7 +169,7 @@ func TestLocalPrefGoesToIBGPPeersOnly(t *testing.T) {
 	w := labtest.Deploy(t, e.Lab, lab.WorkloadSpec{Name: "lp", Nodes: e.NodeNames()[:1], Family: "IPv4", Pool: poolIBGP})
 	prefix := hostPrefix(w.IPs[0])
 	want := e.NodeAddrs(false)
-	labtest.Within(t, 20*time.Second, "route at FRR (iBGP) and BIRD (eBGP) via every node", func() error {
+	testkit.For(t, 20*time.Second, "route at FRR (iBGP) and BIRD (eBGP) via every node", func() error {
 		if err := e.frrHops(ctx, prefix, want); err != nil {
 			return err
 		}
@@ -191,7 +192,7 @@ func TestLocalPrefGoesToIBGPPeersOnly(t *testing.T) {
 		t.Errorf("BIRD discarded a LOCAL_PREF from an eBGP session:\n%s", e.BIRD.BIRD.Logs())
 	}
 	var adv v1beta1.BGPAdvertisement
-	labtest.Within(t, 10*time.Second, "the advertisement's status explains localPref", func() error {
+	testkit.For(t, 10*time.Second, "the advertisement's status explains localPref", func() error {
 		if err := e.API.Get(ctx, client.ObjectKey{Name: poolIBGP}, &adv); err != nil {
 			return err
 		}
@@ -219,7 +220,7 @@ func TestAggregationAdvertisesTheCoveringPrefix(t *testing.T) {
 			agg = netip.MustParsePrefix("2001:db8:200::100/120")
 		}
 		want := e.NodeAddrs(a.Is6())
-		labtest.Within(t, 20*time.Second, fmt.Sprintf("%v at FRR and BIRD", agg), func() error {
+		testkit.For(t, 20*time.Second, fmt.Sprintf("%v at FRR and BIRD", agg), func() error {
 			if err := e.frrHops(ctx, agg, want); err != nil {
 				return err
 			}
@@ -252,7 +253,7 @@ func TestLocalTrafficAdvertisedOnlyFromNodesWithReadyEndpoints(t *testing.T) {
 	expect := func(what string, nodes ...string) {
 		t.Helper()
 		want := e.NodeAddrs(false, nodes...)
-		took := labtest.Within(t, 20*time.Second, what, func() error {
+		took := testkit.For(t, 20*time.Second, what, func() error {
 			if err := e.frrHops(ctx, prefix, want); err != nil {
 				return err
 			}

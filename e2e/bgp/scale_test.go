@@ -15,6 +15,7 @@ import (
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // scalePool holds 16,384 addresses of the lab's routed IPv6 range.
@@ -65,7 +66,7 @@ func TestMeasureManyServices(t *testing.T) {
 	}
 	fromEveryNode := func(st routers.RouteState) bool { return len(st.Gateways) == len(e.Nodes) }
 	var lastRoute time.Time
-	err = lab.Poll(ctx, 50*time.Millisecond, func() error {
+	err = poll.Until(ctx, 50*time.Millisecond, func() error {
 		c, last, lost := e.w.Count(scalePool, fromEveryNode)
 		if lost {
 			return fmt.Errorf("route watcher lost events")
@@ -100,7 +101,7 @@ func TestMeasureManyServices(t *testing.T) {
 	if err := e.Kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	err = lab.Poll(ctx, 100*time.Millisecond, func() error {
+	err = poll.Until(ctx, 100*time.Millisecond, func() error {
 		if c, _, _ := e.w.Count(scalePool, nil); c > 0 {
 			return fmt.Errorf("%d routes left in FRR's kernel", c)
 		}

@@ -14,7 +14,8 @@ import (
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/e2e/lab"
-	"github.com/heraldlb/herald/e2e/labtest"
+	"github.com/heraldlb/herald/internal/poll"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // Every node opens every session: eBGP to FRR over IPv4 (with TCP MD5 and
@@ -87,7 +88,7 @@ func TestSessionsEstablishFromEveryNode(t *testing.T) {
 	}
 
 	for _, peer := range allPeers {
-		err := lab.Poll(ctx, 200*time.Millisecond, func() error {
+		err := poll.Until(ctx, 200*time.Millisecond, func() error {
 			evs, err := e.peerEvents(ctx, peer, "BGPSessionUp")
 			if err != nil {
 				return err
@@ -166,8 +167,8 @@ func TestWrongMD5PasswordKeepsSessionDownUntilSecretIsFixed(t *testing.T) {
 		}
 		return nil
 	}
-	labtest.Within(t, 20*time.Second, "sessions to FRR down after the password change", frrDown)
-	labtest.Within(t, 30*time.Second, "SpeakerStatus says why", func() error {
+	testkit.For(t, 20*time.Second, "sessions to FRR down after the password change", frrDown)
+	testkit.For(t, 30*time.Second, "SpeakerStatus says why", func() error {
 		for _, n := range e.Nodes {
 			s, err := e.session(ctx, n.Name, peerFRR4)
 			if err != nil {
@@ -179,7 +180,7 @@ func TestWrongMD5PasswordKeepsSessionDownUntilSecretIsFixed(t *testing.T) {
 		}
 		return nil
 	})
-	labtest.Holds(t, 4*time.Second, "sessions stay down with the wrong password", frrDown)
+	testkit.Holds(t, 4*time.Second, "sessions stay down with the wrong password", frrDown)
 	s, _ := e.session(ctx, e.Nodes[0].Name, peerFRR4)
 	t.Logf("%s's session %s: state %s, message %q", e.Nodes[0].Name, peerFRR4, s.State, s.Message)
 	out, err := e.Kubectl(ctx, "get", "speakerstatus")
@@ -211,5 +212,5 @@ func TestWrongMD5PasswordKeepsSessionDownUntilSecretIsFixed(t *testing.T) {
 	if err := setPassword(ctx, md5Password); err != nil {
 		t.Fatal(err)
 	}
-	labtest.Within(t, 30*time.Second, "sessions up again with the right password", func() error { return e.sessionsUp(ctx) })
+	testkit.For(t, 30*time.Second, "sessions up again with the right password", func() error { return e.sessionsUp(ctx) })
 }

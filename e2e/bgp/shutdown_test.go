@@ -10,6 +10,7 @@ import (
 
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // shutdownBound is what the DaemonSet gives a speaker to stop
@@ -40,7 +41,7 @@ func TestStopFitsTheGracePeriodWithSlowPeers(t *testing.T) {
 		victim := e.Nodes[i%len(e.Nodes)].Name
 		// (steady counts the sessions of the suite's peers only; the
 		// silent peer never comes up.)
-		if err := lab.Poll(ctx, 100*time.Millisecond, func() error { return e.frrHops(ctx, prefix, e.NodeAddrs(false)) }); err != nil {
+		if err := poll.Until(ctx, 100*time.Millisecond, func() error { return e.frrHops(ctx, prefix, e.NodeAddrs(false)) }); err != nil {
 			t.Fatal(err)
 		}
 		for _, d := range []string{"bgpd", "bfdd"} {

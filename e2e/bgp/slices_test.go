@@ -17,6 +17,8 @@ import (
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/k8s"
+	"github.com/heraldlb/herald/internal/poll"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // advertised is what a node's slice should say of a Service's address.
@@ -89,7 +91,7 @@ func TestAnnouncementSlicesListPeers(t *testing.T) {
 		}
 	}
 	var ips map[string]netip.Addr
-	labtest.Within(t, 20*time.Second, "both Services have an address", func() error {
+	testkit.For(t, 20*time.Second, "both Services have an address", func() error {
 		if ips, err = e.serviceIPs(ctx, ns); err == nil && len(ips) != 2 {
 			err = fmt.Errorf("addresses %v", ips)
 		}
@@ -234,7 +236,7 @@ func TestMeasureBGPSliceWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.right = at.Sub(t0)
-		err = lab.Poll(ctx, 20*time.Millisecond, func() error {
+		err = poll.Until(ctx, 20*time.Millisecond, func() error {
 			c, last, _ := e.w.Count(scalePool, func(st routers.RouteState) bool { return len(st.Gateways) == len(survivors) })
 			if c < n {
 				return fmt.Errorf("%d of %d routes via the survivors only", c, n)

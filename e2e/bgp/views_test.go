@@ -17,6 +17,7 @@ import (
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // What the routers and the API say, as a user would read it.
@@ -171,7 +172,7 @@ func (e *env) birdSessions(ctx context.Context) (map[netip.Addr]routers.BIRDProt
 // waitSessions waits until every session is up at both ends: FRR's and
 // BIRD's view, and every node's SpeakerStatus.
 func (e *env) waitSessions(ctx context.Context) error {
-	return lab.Poll(ctx, 100*time.Millisecond, func() error { return e.sessionsUp(ctx) })
+	return poll.Until(ctx, 100*time.Millisecond, func() error { return e.sessionsUp(ctx) })
 }
 
 func (e *env) sessionsUp(ctx context.Context) error {
@@ -300,7 +301,7 @@ func (e *env) getFromExt(ctx context.Context, ip string, n int) (extAnswers, err
 	a := extAnswers{nodes: map[string]int{}}
 	for range n {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := lab.Poll(rctx, 100*time.Millisecond, func() error {
+		err := poll.Until(rctx, 100*time.Millisecond, func() error {
 			gctx, cancel := context.WithTimeout(rctx, 2*time.Second)
 			defer cancel()
 			rep, err := e.Ext.Get(gctx, lab.URL(ip, 80))

@@ -23,6 +23,7 @@ import (
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/internal/deploy"
 	"github.com/heraldlb/herald/internal/testenv"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 const ns = deploy.Namespace
@@ -55,7 +56,7 @@ func applySamples(t *testing.T, l *lab.Lab) {
 func waitRollout(t *testing.T, l *lab.Lab, d time.Duration) time.Duration {
 	t.Helper()
 	ctx := labtest.Context(t, d)
-	return labtest.Within(t, d, "Herald's Deployment and DaemonSet rolled out", func() error {
+	return testkit.For(t, d, "Herald's Deployment and DaemonSet rolled out", func() error {
 		dep, err := l.Kube.AppsV1().Deployments(ns).Get(ctx, "herald-controller", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -96,7 +97,7 @@ func daemonSetDone(ds *appsv1.DaemonSet, nodes int) error {
 func firstAnswer(t *testing.T, h *lab.Host, ip string, d time.Duration) time.Time {
 	t.Helper()
 	ctx := labtest.Context(t, d)
-	labtest.Within(t, d, "a request to "+ip+" from "+h.Name+" is answered", func() error {
+	testkit.For(t, d, "a request to "+ip+" from "+h.Name+" is answered", func() error {
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		_, err := h.Get(rctx, lab.URL(ip, 80))
@@ -196,7 +197,7 @@ func shippedDaemonSet(t *testing.T) *appsv1.DaemonSet {
 func gone(t *testing.T, d time.Duration, what string, get func(context.Context) error) {
 	t.Helper()
 	ctx := labtest.Context(t, d)
-	labtest.Within(t, d, what+" is gone", func() error {
+	testkit.For(t, d, what+" is gone", func() error {
 		err := get(ctx)
 		if apierrors.IsNotFound(err) {
 			return nil

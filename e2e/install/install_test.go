@@ -19,6 +19,7 @@ import (
 	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/deploy"
 	"github.com/heraldlb/herald/internal/testenv"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // TestChart installs Herald with its Helm chart (the images from make
@@ -96,7 +97,7 @@ func TestKustomize(t *testing.T) {
 		t.Fatalf("kubectl apply -k config/default: %v\n%s", err, out)
 	}
 	waitRollout(t, l, 3*time.Minute)
-	labtest.Within(t, time.Minute, "the samples apply (CRDs established)", func() error {
+	testkit.For(t, time.Minute, "the samples apply (CRDs established)", func() error {
 		root, _ := testenv.RepoRoot()
 		return l.Apply(labtest.Context(t, time.Minute), filepath.Join(root, "config/samples/ippools.yaml"), filepath.Join(root, "config/samples/l2advertisement.yaml"), filepath.Join(root, "config/samples/bgp.yaml"))
 	})
@@ -185,7 +186,7 @@ func speakersRunAsShipped(t *testing.T, l *lab.Lab) {
 func announcedOverARPAndNDP(t *testing.T, l *lab.Lab, v4, v6 string) {
 	ctx := labtest.Context(t, time.Minute)
 	for _, ip := range []string{v4, v6} {
-		labtest.Within(t, 30*time.Second, "an ARP/NDP answer for "+ip+" from a node", func() error {
+		testkit.For(t, 30*time.Second, "an ARP/NDP answer for "+ip+" from a node", func() error {
 			var mac []byte
 			var err error
 			if addrOf(t, ip).Is4() {
@@ -210,7 +211,7 @@ func announcedOverARPAndNDP(t *testing.T, l *lab.Lab, v4, v6 string) {
 func routedThroughFRR(t *testing.T, l *lab.Lab, ip string) {
 	ctx := labtest.Context(t, time.Minute)
 	a := addrOf(t, ip)
-	labtest.Within(t, time.Minute, "FRR routes "+ip+" to every node", func() error {
+	testkit.For(t, time.Minute, "FRR routes "+ip+" to every node", func() error {
 		routes, err := l.FRR.FRR.RIBRoutes(ctx, netip.PrefixFrom(a, a.BitLen()))
 		if err != nil {
 			return err
@@ -253,7 +254,7 @@ func leaderTakeover(t *testing.T, l *lab.Lab) {
 		t.Fatal(err)
 	}
 	var leader, standby string
-	labtest.Within(t, time.Minute, "one controller replica leads", func() error {
+	testkit.For(t, time.Minute, "one controller replica leads", func() error {
 		h, err := holder()
 		if err != nil {
 			return err
@@ -276,7 +277,7 @@ func leaderTakeover(t *testing.T, l *lab.Lab) {
 		t.Fatal(err)
 	}
 	var newLeader string
-	took := labtest.Within(t, time.Minute, "another replica holds the Lease", func() error {
+	took := testkit.For(t, time.Minute, "another replica holds the Lease", func() error {
 		h, err := holder()
 		if err != nil {
 			return err
@@ -396,7 +397,7 @@ func nothingLeft(t *testing.T, l *lab.Lab, v4, v6, routed string) {
 		_, err := l.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		return err
 	})
-	labtest.Within(t, time.Minute, "no Herald object in the cluster", func() error {
+	testkit.For(t, time.Minute, "no Herald object in the cluster", func() error {
 		var left []string
 		for _, kind := range []string{"customresourcedefinitions", "clusterroles", "clusterrolebindings", "pods", "deployments", "daemonsets", "serviceaccounts", "secrets", "leases", "services"} {
 			out, err := l.Kubectl(ctx, "get", kind, "--all-namespaces", "-o", "name", "-l", "app.kubernetes.io/name=herald")
@@ -419,7 +420,7 @@ func nothingLeft(t *testing.T, l *lab.Lab, v4, v6, routed string) {
 		}
 		return nil
 	})
-	labtest.Within(t, time.Minute, "no Herald process on any node", func() error {
+	testkit.For(t, time.Minute, "no Herald process on any node", func() error {
 		for _, r := range realNodes(l) {
 			for _, prog := range []string{"/herald-speaker", "/herald-controller"} {
 				if pids := r.Processes(prog); len(pids) > 0 {
@@ -437,7 +438,7 @@ func nothingLeft(t *testing.T, l *lab.Lab, v4, v6, routed string) {
 		t.Errorf("%s answers NDP for %s after uninstall", mac, v6)
 	}
 	a := addrOf(t, routed)
-	labtest.Within(t, 30*time.Second, "FRR has no route for "+routed, func() error {
+	testkit.For(t, 30*time.Second, "FRR has no route for "+routed, func() error {
 		routes, err := l.FRR.FRR.RIBRoutes(ctx, netip.PrefixFrom(a, a.BitLen()))
 		if errors.Is(err, routers.ErrNotFound) {
 			return nil

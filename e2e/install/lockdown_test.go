@@ -20,6 +20,7 @@ import (
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/testenv"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // metricsLockedDown scrapes every Herald pod as a Prometheus does: the
@@ -65,7 +66,7 @@ func metricsLockedDown(t *testing.T, l *lab.Lab) {
 	for _, e := range endpoints {
 		dial := lab.Dialer(l.Node(e.from).NS)
 		url := "https://" + e.addr + "/metrics"
-		labtest.Within(t, time.Minute, e.pod+" serves its metrics to the reader", func() error {
+		testkit.For(t, time.Minute, e.pod+" serves its metrics to the reader", func() error {
 			code, body, err := testenv.Scrape(ctx, dial, url, reader)
 			if err != nil {
 				return err
@@ -135,7 +136,7 @@ func withTCPMD5(t *testing.T, l *lab.Lab) {
 			t.Fatalf("%v\n%s", err, out)
 		}
 	}
-	took := labtest.Within(t, time.Minute, "every node's sessions with FRR are up with TCP MD5", func() error {
+	took := testkit.For(t, time.Minute, "every node's sessions with FRR are up with TCP MD5", func() error {
 		nbrs, err := l.FRR.FRR.BGPNeighbors(ctx)
 		if err != nil {
 			return err
@@ -195,7 +196,7 @@ func passiveOnPort179(t *testing.T, l *lab.Lab) {
 		defer cancel()
 		_, _ = l.Kubectl(ctx, "delete", "bgppeer", "bird-passive", "--ignore-not-found")
 	})
-	took := labtest.Within(t, time.Minute, "BIRD's sessions to every node's port 179 are up", func() error {
+	took := testkit.For(t, time.Minute, "BIRD's sessions to every node's port 179 are up", func() error {
 		for node, name := range names {
 			p, err := l.BIRD.BIRD.Protocol(ctx, name)
 			if err != nil {

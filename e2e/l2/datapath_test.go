@@ -9,9 +9,9 @@ import (
 	"time"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
-	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/poll"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // linkDownTrial takes ip's owner's LAN link down from inside the node (its
@@ -30,7 +30,7 @@ func (e *env) linkDownTrial(ctx context.Context, ip string) (owner, successor st
 		_, _ = capt.Stop()
 		return owner, "", 0, err
 	}
-	err = lab.Poll(ctx, 50*time.Millisecond, func() error {
+	err = poll.Until(ctx, 50*time.Millisecond, func() error {
 		o, err := e.Owners(ctx, ip)
 		if err != nil || len(o) != 1 || o[0] == owner {
 			return fmt.Errorf("owners %v (%v)", o, err)
@@ -121,7 +121,7 @@ func TestALinkDownMovesTheAddressesAndALostRouteKeepsThemAway(t *testing.T) {
 	if err := e.WaitMembers(ctx, len(e.Nodes)); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, 30*time.Second, node+" says it cannot announce its addresses", func() error {
+	testkit.For(t, 30*time.Second, node+" says it cannot announce its addresses", func() error {
 		st, err := e.SpeakerStatuses(ctx)
 		if err != nil {
 			return err
@@ -135,7 +135,7 @@ func TestALinkDownMovesTheAddressesAndALostRouteKeepsThemAway(t *testing.T) {
 		}
 		return nil
 	})
-	testwait.Holds(t, 10*time.Second, "every address answers from exactly one other node", func() error {
+	testkit.Holds(t, 10*time.Second, "every address answers from exactly one other node", func() error {
 		return e.OneAnswerEach(ctx, ips, node)
 	})
 
@@ -148,7 +148,7 @@ func TestALinkDownMovesTheAddressesAndALostRouteKeepsThemAway(t *testing.T) {
 	if err := e.RestoreNodeRoutes(ctx, node); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, 30*time.Second, node+" announces its addresses again", func() error {
+	testkit.For(t, 30*time.Second, node+" announces its addresses again", func() error {
 		for _, ip := range pair {
 			if o, err := e.Owners(ctx, ip); err != nil || !slices.Equal(o, []string{node}) {
 				return fmt.Errorf("%s owned by %v (%v)", ip, o, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/internal/k8s"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // TestBadEditSurvivesRestarts: the older of two pools is edited into the
@@ -105,7 +106,7 @@ func TestBadEditSurvivesRestarts(t *testing.T) {
 // the ones in use.
 func (e *env) waitKeptLastValid(t *testing.T, ctx context.Context, name string, addrs []v1beta1.AddressRange) {
 	t.Helper()
-	err := lab.Poll(ctx, 100*time.Millisecond, func() error {
+	err := poll.Until(ctx, 100*time.Millisecond, func() error {
 		var p v1beta1.IPPool
 		if err := e.API.Get(ctx, client.ObjectKey{Name: name}, &p); err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // faults take an address's owner out, and bring it back.
@@ -81,7 +82,7 @@ func (e *env) runTrial(ctx context.Context, ip string, f lab.NodeFault) (trial, 
 	}
 	tr.owner = owner
 	// The client must be sending to the owner before the fault.
-	if err := lab.Poll(ctx, 50*time.Millisecond, func() error {
+	if err := poll.Until(ctx, 50*time.Millisecond, func() error {
 		node, err := e.get(ctx, ip)
 		if err == nil && node != owner {
 			err = fmt.Errorf("answered through %s, owner is %s", node, owner)
@@ -102,7 +103,7 @@ func (e *env) runTrial(ctx context.Context, ip string, f lab.NodeFault) (trial, 
 		_, _ = capt.Stop()
 		return tr, err
 	}
-	err = lab.Poll(ctx, 20*time.Millisecond, func() error {
+	err = poll.Until(ctx, 20*time.Millisecond, func() error {
 		for _, s := range p.Samples() {
 			if s.OK() && s.Sent.After(t0) && s.Node != owner {
 				tr.successor, tr.moved = s.Node, s.Sent.Sub(t0)

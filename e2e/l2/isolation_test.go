@@ -15,7 +15,7 @@ import (
 
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/heraldlb/herald/speaker/members"
 )
 
@@ -58,7 +58,7 @@ func TestABlockedMemberlistPortTakesNothingOver(t *testing.T) {
 	}
 	// The sign the restarted speaker made up its mind: its status, written
 	// after the restart, says what it sees and expects.
-	testwait.For(t, time.Minute, odd+" reports it sees too few speakers", func() error {
+	testkit.For(t, time.Minute, odd+" reports it sees too few speakers", func() error {
 		st, err := e.SpeakerStatuses(ctx)
 		if err != nil {
 			return err
@@ -79,7 +79,7 @@ func TestABlockedMemberlistPortTakesNothingOver(t *testing.T) {
 	}
 	start := time.Now()
 	rounds := 0
-	testwait.Holds(t, 30*time.Second, "one answer per address while the port is blocked", func() error {
+	testkit.Holds(t, 30*time.Second, "one answer per address while the port is blocked", func() error {
 		rounds++
 		return e.OneAnswerEach(ctx, ips, odd)
 	})
@@ -101,7 +101,7 @@ func TestABlockedMemberlistPortTakesNothingOver(t *testing.T) {
 	if err := e.WaitMembers(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, 30*time.Second, odd+" announces its own addresses again", func() error {
+	testkit.For(t, 30*time.Second, odd+" announces its own addresses again", func() error {
 		for node, pair := range labtest.RankedAddrs(t, e.NodeNames(), 120, 139) {
 			for _, ip := range pair {
 				if o, err := e.Owners(ctx, ip); err != nil || !slices.Equal(o, []string{node}) {
@@ -146,7 +146,7 @@ func TestATakenMemberlistPortIsReported(t *testing.T) {
 	if err := e.Speaker(node.Name).Start(); err != nil {
 		t.Fatal(err)
 	}
-	took := testwait.For(t, 10*time.Second, "unready with an Event on the Node", func() error {
+	took := testkit.For(t, 10*time.Second, "unready with an Event on the Node", func() error {
 		code, body, err := e.readyz(ctx, node.Name)
 		if err != nil {
 			return err
@@ -160,7 +160,7 @@ func TestATakenMemberlistPortIsReported(t *testing.T) {
 	if err := holder.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, 30*time.Second, "ready once the port is free", func() error {
+	testkit.For(t, 30*time.Second, "ready once the port is free", func() error {
 		code, body, err := e.readyz(ctx, node.Name)
 		if err != nil || code != http.StatusOK {
 			return fmt.Errorf("/readyz %d %q (%v)", code, body, err)

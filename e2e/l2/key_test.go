@@ -20,7 +20,8 @@ import (
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/k8s"
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/poll"
+	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/heraldlb/herald/speaker/members"
 )
 
@@ -40,7 +41,7 @@ func TestAGossipKeyMismatchKeepsASpeakerOut(t *testing.T) {
 	if err := e.Speaker(odd).Terminate(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	err := lab.Poll(ctx, 100*time.Millisecond, func() error {
+	err := poll.Until(ctx, 100*time.Millisecond, func() error {
 		st, err := e.SpeakerStatuses(ctx)
 		for _, n := range e.Nodes[:2] {
 			if err == nil && st[n.Name].MembersAlive != 2 {
@@ -132,7 +133,7 @@ func TestMemberlistKeyRotationWithoutAnOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var before map[netip.Addr]routers.BGPNeighbor
-	testwait.For(t, time.Minute, "FRR routes the BGP address through every node", func() error {
+	testkit.For(t, time.Minute, "FRR routes the BGP address through every node", func() error {
 		if _, err := e.Ext.Get(ctx, lab.URL(bgpw.IPs[0], 80)); err != nil {
 			return err
 		}
@@ -173,7 +174,7 @@ func TestMemberlistKeyRotationWithoutAnOutage(t *testing.T) {
 		}
 		_ = e.WaitMembers(ctx, len(e.Nodes))
 	})
-	done := testwait.For(t, 2*time.Minute, "every speaker uses the new key only", func() error {
+	done := testkit.For(t, 2*time.Minute, "every speaker uses the new key only", func() error {
 		st, err := e.SpeakerStatuses(ctx)
 		if err != nil {
 			return err
@@ -192,7 +193,7 @@ func TestMemberlistKeyRotationWithoutAnOutage(t *testing.T) {
 	})
 	t.Logf("rotated in %v", done.Round(time.Millisecond))
 	// Let the probes run a while past the end, then count.
-	testwait.Holds(t, 2*time.Second, "the owner stays", func() error {
+	testkit.Holds(t, 2*time.Second, "the owner stays", func() error {
 		if o, err := e.Owners(ctx, l2w.IPs[0]); err != nil || len(o) != 1 || o[0] != owner {
 			return fmt.Errorf("owners %v (%v), was %s", o, err, owner)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
+	"github.com/heraldlb/herald/internal/poll"
 	"github.com/heraldlb/herald/internal/testenv"
 )
 
@@ -79,7 +80,7 @@ func TestServiceAnswersThroughItsOwnerOverIPv4AndIPv6(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = lab.Poll(ctx, 200*time.Millisecond, func() error {
+	err = poll.Until(ctx, 200*time.Millisecond, func() error {
 		m, err := e.SpeakerMetrics(ctx, owner)
 		if err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // externalTrafficPolicy Local: an address is announced only from a node
@@ -26,7 +27,7 @@ func TestLocalTrafficIsAnnouncedFromANodeWithAReadyEndpoint(t *testing.T) {
 	check := func(ip string, allowed []string) string {
 		t.Helper()
 		var owner string
-		err := lab.Poll(ctx, 100*time.Millisecond, func() error {
+		err := poll.Until(ctx, 100*time.Millisecond, func() error {
 			o, err := e.Owners(ctx, ip)
 			if err != nil {
 				return err
@@ -82,7 +83,7 @@ func TestLocalTrafficIsAnnouncedFromANodeWithAReadyEndpoint(t *testing.T) {
 		t.Logf("%s: owner %s, moved to %s when its pod turned unready, and from %s when its pod was deleted", ip, owner, other, cur)
 		// Put the deleted pod back for the next address (once the old one
 		// is gone: the name is the same).
-		if err := lab.Poll(ctx, 200*time.Millisecond, func() error { return e.API.Create(ctx, gone.DeepCopy()) }); err != nil {
+		if err := poll.Until(ctx, 200*time.Millisecond, func() error { return e.API.Create(ctx, gone.DeepCopy()) }); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.WaitReadyPods(ctx, w.Namespace, "app="+w.Name, 2); err != nil {

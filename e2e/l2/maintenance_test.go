@@ -14,7 +14,8 @@ import (
 
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/poll"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // exclusion is one way a user takes a node out of load balancing.
@@ -38,7 +39,7 @@ var (
 		})
 	}}
 	networkUnavailable = exclusion{"NetworkUnavailable", "NetworkUnavailable", func(ctx context.Context, e *env, node string, on bool) error {
-		return lab.Poll(ctx, 100*time.Millisecond, func() error {
+		return poll.Until(ctx, 100*time.Millisecond, func() error {
 			n, err := e.Kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -147,7 +148,7 @@ func (e *env) underProbes(t *testing.T, ctx context.Context, ips []string, chang
 	if err := change(); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, 30*time.Second, what, done)
+	testkit.For(t, 30*time.Second, what, done)
 	time.Sleep(time.Second) // and after it
 	msgs, err := capt.Stop()
 	if err != nil {
@@ -250,7 +251,7 @@ func TestDrainHandsOverWithoutAFailedRequest(t *testing.T) {
 	if err := e.Speaker(node).Start(); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, time.Minute, node+"'s restarted speaker reports it is excluded", func() error {
+	testkit.For(t, time.Minute, node+"'s restarted speaker reports it is excluded", func() error {
 		st, err := e.SpeakerStatuses(ctx)
 		if err != nil {
 			return err
@@ -263,7 +264,7 @@ func TestDrainHandsOverWithoutAFailedRequest(t *testing.T) {
 		}
 		return nil
 	})
-	testwait.Holds(t, 3*time.Second, "the drained node takes nothing after its restart", func() error {
+	testkit.Holds(t, 3*time.Second, "the drained node takes nothing after its restart", func() error {
 		if got, _, err := e.announced(ctx, node); err != nil || len(got) > 0 {
 			return fmt.Errorf("%s announces %v (%v)", node, got, err)
 		}
@@ -315,7 +316,7 @@ func TestExcludedNodesAnnounceNothing(t *testing.T) {
 			if err := x.set(ctx, e, node, true); err != nil {
 				t.Fatal(err)
 			}
-			testwait.For(t, 15*time.Second, node+" announces nothing", func() error {
+			testkit.For(t, 15*time.Second, node+" announces nothing", func() error {
 				got, c, err := e.announced(ctx, node)
 				if err != nil {
 					return err
@@ -328,7 +329,7 @@ func TestExcludedNodesAnnounceNothing(t *testing.T) {
 			if err := x.set(ctx, e, node, false); err != nil {
 				t.Fatal(err)
 			}
-			testwait.For(t, 30*time.Second, node+" announces its own addresses again", func() error {
+			testkit.For(t, 30*time.Second, node+" announces its own addresses again", func() error {
 				got, c, err := e.announced(ctx, node)
 				if err != nil {
 					return err

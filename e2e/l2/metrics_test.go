@@ -10,7 +10,7 @@ import (
 
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // A speaker whose metrics port is taken on its node address goes on
@@ -32,7 +32,7 @@ func TestATakenMetricsPortIsReportedAndRetried(t *testing.T) {
 	if err := e.Speaker(node.Name).Start(); err != nil {
 		t.Fatal(err)
 	}
-	took := testwait.For(t, 30*time.Second, "ready, with an Event on the Node about the metrics port", func() error {
+	took := testkit.For(t, 30*time.Second, "ready, with an Event on the Node about the metrics port", func() error {
 		if code, body, err := e.readyz(ctx, node.Name); err != nil || code != http.StatusOK {
 			return fmt.Errorf("/readyz %d %q (%v)", code, body, err)
 		}
@@ -45,7 +45,7 @@ func TestATakenMetricsPortIsReportedAndRetried(t *testing.T) {
 	if err := holder.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	took = testwait.For(t, 30*time.Second, "metrics served once the port is free", func() error {
+	took = testkit.For(t, 30*time.Second, "metrics served once the port is free", func() error {
 		_, err := e.SpeakerMetrics(ctx, node.Name)
 		return err
 	})

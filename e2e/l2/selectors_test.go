@@ -13,6 +13,7 @@ import (
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // An L2Advertisement's node selectors pick the nodes that may announce.
@@ -90,7 +91,7 @@ func TestInterfaceSelectorsAreObeyed(t *testing.T) {
 	if err := lab.Update(ctx, e.API, adv, func(a *v1beta1.L2Advertisement) { a.Spec.Interfaces = []string{"eth0"} }); err != nil {
 		t.Fatal(err)
 	}
-	err = lab.Poll(ctx, 100*time.Millisecond, func() error {
+	err = poll.Until(ctx, 100*time.Millisecond, func() error {
 		ans, err := e.Answerers(ctx, ip)
 		if err == nil && !slices.Equal(ans, []string{owner}) {
 			err = fmt.Errorf("%s answered by %v, want %s", ip, ans, owner)

@@ -14,7 +14,7 @@ import (
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/heraldlb/herald/speaker/election"
 )
 
@@ -100,7 +100,7 @@ func TestServiceSelectorsChooseTheServicesAnnounced(t *testing.T) {
 	if err := e.labelService(ctx, a, nil); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, 30*time.Second, "the unlabelled Service is no longer announced", func() error {
+	testkit.For(t, 30*time.Second, "the unlabelled Service is no longer announced", func() error {
 		return e.nobodyAnswers(ctx, a.IPs)
 	})
 	if err := e.Event(ctx, a.Namespace, a.Name, "StoppedAnnouncingL2", "no L2Advertisement announces its Service any more"); err != nil {
@@ -156,7 +156,7 @@ func TestPreferredNodesOwnTheAddress(t *testing.T) {
 			return err
 		}
 	}
-	testwait.For(t, 30*time.Second, fmt.Sprintf("the first preferred node %s owns %s (hash order %v)", last, ip, rank), owner(last))
+	testkit.For(t, 30*time.Second, fmt.Sprintf("the first preferred node %s owns %s (hash order %v)", last, ip, rank), owner(last))
 	if _, err := e.get(ctx, ip.String()); err != nil {
 		t.Fatal(err)
 	}
@@ -164,14 +164,14 @@ func TestPreferredNodesOwnTheAddress(t *testing.T) {
 	if err := e.Speaker(last).Terminate(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, 30*time.Second, fmt.Sprintf("the second preferred node %s takes over, not %s", second, hashFirst), owner(second))
+	testkit.For(t, 30*time.Second, fmt.Sprintf("the second preferred node %s takes over, not %s", second, hashFirst), owner(second))
 	if err := e.Speaker(second).Terminate(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	// No preferred node live: the hash decides among the rest. Both
 	// stopped gracefully (their Leases are gone), so the last speaker sees
 	// all it expects and takes over at once.
-	testwait.For(t, 30*time.Second, fmt.Sprintf("no preferred node: %s by hash", hashFirst), owner(hashFirst))
+	testkit.For(t, 30*time.Second, fmt.Sprintf("no preferred node: %s by hash", hashFirst), owner(hashFirst))
 
 	capt, err := e.Client.StartCapture(ctx)
 	if err != nil {
@@ -181,7 +181,7 @@ func TestPreferredNodesOwnTheAddress(t *testing.T) {
 	if err := e.ReviveSpeakers(); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, time.Minute, fmt.Sprintf("back to %s", last), owner(last))
+	testkit.For(t, time.Minute, fmt.Sprintf("back to %s", last), owner(last))
 	msgs, err := capt.Stop()
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +214,7 @@ func TestWithdrawWithoutEndpointsStopsLayer2Answers(t *testing.T) {
 	if err := e.SetPodReady(ctx, w.Namespace, pod, false); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, 30*time.Second, "nobody answers without a ready endpoint", func() error {
+	testkit.For(t, 30*time.Second, "nobody answers without a ready endpoint", func() error {
 		if err := e.nobodyAnswers(ctx, w.IPs); err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // Capture records, with tcpdump in a host's namespace, the Layer 2
@@ -36,7 +37,7 @@ func (h *Host) StartCapture(ctx context.Context) (*Capture, error) {
 		return nil, err
 	}
 	c := &Capture{proc: p, path: path}
-	err = Poll(ctx, 20*time.Millisecond, func() error {
+	err = poll.Until(ctx, 20*time.Millisecond, func() error {
 		b, _ := os.ReadFile(path)
 		if strings.Contains(string(b), "listening on") {
 			return nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/e2e/lab/echo"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // Run runs a command inside the host's namespace and returns its output.
@@ -50,7 +51,7 @@ func (h *Host) Get(ctx context.Context, url string) (echo.Reply, error) {
 // to a second or so after Herald announces or routes its IP.
 func (h *Host) GetEventually(ctx context.Context, url string) (echo.Reply, error) {
 	var rep echo.Reply
-	err := Poll(ctx, 100*time.Millisecond, func() error {
+	err := poll.Until(ctx, 100*time.Millisecond, func() error {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		var err error

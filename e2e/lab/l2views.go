@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // What the SpeakerStatus objects and the LAN client say about Layer 2
@@ -29,7 +31,7 @@ func (l *Lab) NodeOfMAC(mac string) string {
 
 // WaitMembers waits until every node's SpeakerStatus counts n live members.
 func (h *Herald) WaitMembers(ctx context.Context, n int) error {
-	return Poll(ctx, 100*time.Millisecond, func() error {
+	return poll.Until(ctx, 100*time.Millisecond, func() error {
 		st, err := h.SpeakerStatuses(ctx)
 		if err != nil {
 			return err
@@ -65,7 +67,7 @@ func (h *Herald) Owners(ctx context.Context, ip string) ([]string, error) {
 // except) and returns it.
 func (h *Herald) WaitOwner(ctx context.Context, ip string, except ...string) (string, error) {
 	var owner string
-	err := Poll(ctx, 50*time.Millisecond, func() error {
+	err := poll.Until(ctx, 50*time.Millisecond, func() error {
 		o, err := h.Owners(ctx, ip)
 		if err != nil {
 			return err

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+	"github.com/heraldlb/herald/internal/poll"
 	"github.com/heraldlb/herald/internal/testenv"
 )
 
@@ -191,7 +192,7 @@ func nodeVars(n *Node) map[string]string {
 // Drain sets (or removes) the annotation herald.dev/drain: "true" on node,
 // as a user does before maintenance.
 func (l *Lab) Drain(ctx context.Context, node string, on bool) error {
-	return Poll(ctx, 100*time.Millisecond, func() error {
+	return poll.Until(ctx, 100*time.Millisecond, func() error {
 		n, err := l.Kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		if err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // Create creates objs in order. One that exists already is left as it is:
@@ -31,7 +32,7 @@ func (h *Herald) Create(ctx context.Context, objs ...client.Object) error {
 // Update reads obj (by its key), applies change and writes it back,
 // retrying on conflicts until ctx ends.
 func Update[T client.Object](ctx context.Context, c client.Client, obj T, change func(T)) error {
-	return Poll(ctx, 100*time.Millisecond, func() error {
+	return poll.Until(ctx, 100*time.Millisecond, func() error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/heraldlb/herald/internal/poll"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,7 +30,7 @@ func (l *Lab) SetPodReady(ctx context.Context, namespace, name string, ready boo
 		return fmt.Errorf("lab: pod %s is not running on a lab node", key)
 	}
 	l.kubelet.setUnready(key, !ready)
-	err := Poll(ctx, 20*time.Millisecond, func() error {
+	err := poll.Until(ctx, 20*time.Millisecond, func() error {
 		p, err := l.Kube.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err == nil && podReady(p) != ready {
 			err = fmt.Errorf("Ready=%v", !ready)
@@ -46,7 +47,7 @@ func (l *Lab) SetPodReady(ctx context.Context, namespace, name string, ready boo
 // and returns them.
 func (l *Lab) WaitReadyPods(ctx context.Context, namespace, selector string, n int) ([]corev1.Pod, error) {
 	var ready []corev1.Pod
-	err := Poll(ctx, 50*time.Millisecond, func() error {
+	err := poll.Until(ctx, 50*time.Millisecond, func() error {
 		list, err := l.Kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
 		if err != nil {
 			return err
@@ -87,7 +88,7 @@ func (l *Lab) SetIngressIP(ctx context.Context, namespace, name string, ips ...s
 // WaitIngressIPs waits until the Service has at least one ingress IP and returns them.
 func (l *Lab) WaitIngressIPs(ctx context.Context, namespace, name string) ([]string, error) {
 	var ips []string
-	err := Poll(ctx, 50*time.Millisecond, func() error {
+	err := poll.Until(ctx, 50*time.Millisecond, func() error {
 		svc, err := l.Kube.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -113,7 +114,7 @@ func (l *Lab) WaitIngressIPs(ctx context.Context, namespace, name string) ([]str
 // endpoints of each family.
 func (l *Lab) WaitReadyEndpoints(ctx context.Context, namespace, service string, families []corev1.IPFamily, n int) error {
 	ready := map[corev1.IPFamily]int{}
-	err := Poll(ctx, 50*time.Millisecond, func() error {
+	err := poll.Until(ctx, 50*time.Millisecond, func() error {
 		list, err := l.Kube.DiscoveryV1().EndpointSlices(namespace).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + service})
 		if err != nil {
 			return err

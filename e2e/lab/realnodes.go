@@ -46,6 +46,7 @@ import (
 
 	"github.com/heraldlb/herald/internal/images"
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/poll"
 	"github.com/heraldlb/herald/internal/testenv"
 )
 
@@ -239,7 +240,7 @@ func (l *Lab) startRealNode(ctx context.Context, r *RealNode) error {
 	if err := r.Cgroup.Join(r.Containerd.Proc().PID, "runtime", "pids"); err != nil {
 		return err
 	}
-	if err := Poll(ctx, 100*time.Millisecond, func() error {
+	if err := poll.Until(ctx, 100*time.Millisecond, func() error {
 		if !r.Containerd.Running() {
 			return fmt.Errorf("containerd exited:\n%s", r.Containerd.LogTail(20))
 		}
@@ -405,7 +406,7 @@ func (l *Lab) caFile() string { return filepath.Join(l.Env.Dir, "pki", "ca.crt")
 
 // waitNodeReady waits for the kubelet to register the node and report it Ready.
 func (l *Lab) waitNodeReady(ctx context.Context, r *RealNode) error {
-	err := Poll(ctx, 200*time.Millisecond, func() error {
+	err := poll.Until(ctx, 200*time.Millisecond, func() error {
 		if !r.Kubelet.Running() {
 			return fmt.Errorf("kubelet exited:\n%s", r.Kubelet.LogTail(30))
 		}

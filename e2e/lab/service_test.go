@@ -14,6 +14,7 @@ import (
 
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
+	"github.com/heraldlb/herald/internal/poll"
 	"github.com/heraldlb/herald/internal/testenv"
 )
 
@@ -224,7 +225,7 @@ func (e *endpointError) Error() string {
 
 // waitFor polls cond every 50 ms until it holds or ctx ends.
 func waitFor(ctx context.Context, cond func() bool) error {
-	return lab.Poll(ctx, 50*time.Millisecond, func() error {
+	return poll.Until(ctx, 50*time.Millisecond, func() error {
 		if cond() {
 			return nil
 		}

@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // WorkloadSpec describes echo pods behind one LoadBalancer Service (port
@@ -114,7 +115,7 @@ func (l *Lab) Deploy(ctx context.Context, s WorkloadSpec) (*Workload, error) {
 	if err := l.WaitReadyEndpoints(ctx, w.Namespace, w.Name, svc.Spec.IPFamilies, n); err != nil {
 		return w, err
 	}
-	err := Poll(ctx, 50*time.Millisecond, func() error {
+	err := poll.Until(ctx, 50*time.Millisecond, func() error {
 		cur, err := core.Services(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -172,7 +173,7 @@ func (l *Lab) Delete(ctx context.Context, w *Workload) error {
 	if err := ns.Delete(ctx, w.Namespace, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("lab: delete namespace %s: %w", w.Namespace, err)
 	}
-	err := Poll(ctx, 100*time.Millisecond, func() error {
+	err := poll.Until(ctx, 100*time.Millisecond, func() error {
 		_, err := ns.Get(ctx, w.Namespace, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil

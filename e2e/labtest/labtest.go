@@ -16,8 +16,9 @@
 //
 // The rest are conveniences for suites that run Herald in the lab: its
 // binaries built once (Binaries, StartHerald), something started once per
-// package (Shared), workloads removed after the test (Deploy), waiting
-// (Context, Within, Holds) and the measurement switch (Measuring).
+// package (Shared), workloads removed after the test (Deploy), a deadline
+// for a test's requests (Context) and the measurement switch (Measuring).
+// Tests wait with internal/testkit.
 package labtest
 
 import (

@@ -24,7 +24,7 @@ import (
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/k8s"
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 func TestMain(m *testing.M) { os.Exit(labtest.Main(m, lab.Options{})) }
@@ -103,7 +103,7 @@ func TestAPIServerOutage(t *testing.T) {
 	}
 	web := labtest.Deploy(t, l, lab.WorkloadSpec{Name: "web", Replicas: 3})
 	routed := labtest.Deploy(t, l, lab.WorkloadSpec{Name: "routed", Replicas: 3, Family: "IPv4", Pool: "routed"})
-	testwait.For(t, time.Minute, "the routed Service answers through FRR", func() error {
+	testkit.For(t, time.Minute, "the routed Service answers through FRR", func() error {
 		_, err := l.Ext.Get(ctx, lab.URL(routed.IPs[0], 80))
 		return err
 	})
@@ -140,7 +140,7 @@ func TestAPIServerOutage(t *testing.T) {
 			}
 			gone := time.Now()
 			// While it is away the clients keep being answered.
-			testwait.Holds(t, outageLength(), "every request answered while the API server is "+how, func() error {
+			testkit.Holds(t, outageLength(), "every request answered while the API server is "+how, func() error {
 				for _, p := range []*lab.Probe{l2probe, v6probe, bgpprobe} {
 					if sum := lab.Summarize(p.Samples()); sum.Failed > 0 {
 						return fmt.Errorf("%d of %d requests failed (log %s)", sum.Failed, sum.Total, p.LogPath)
@@ -172,7 +172,7 @@ func TestAPIServerOutage(t *testing.T) {
 			}
 			t.Cleanup(func() { _ = h.API.Delete(context.Background(), fresh) })
 			var freshIP string
-			testwait.For(t, time.Minute, "the new Service gets its IP", func() error {
+			testkit.For(t, time.Minute, "the new Service gets its IP", func() error {
 				if err := h.API.Get(ctx, client.ObjectKeyFromObject(fresh), fresh); err != nil {
 					return err
 				}
@@ -192,7 +192,7 @@ func TestAPIServerOutage(t *testing.T) {
 				t.Fatalf("%s answered by %v (%v), want one node", freshIP, ans, err)
 			}
 			// Every speaker writes its status again.
-			testwait.For(t, time.Minute, "every speaker writes its status again", func() error {
+			testkit.For(t, time.Minute, "every speaker writes its status again", func() error {
 				st, err := h.SpeakerStatuses(ctx)
 				if err != nil {
 					return err

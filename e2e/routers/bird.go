@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // BIRD is one running BIRD 2 router in a namespace.
@@ -48,15 +49,18 @@ func StartBIRD(ctx context.Context, reg *netns.Registry, ns *netns.NS, cfg BIRDC
 		return nil, err
 	}
 	r.proc = p
-	err = poll(ctx, 20*time.Millisecond, 15*time.Second, func() (bool, error) {
+	err = within(ctx, 15*time.Second, func() error {
 		if p.Exited() {
-			return false, fmt.Errorf("routers: BIRD %s exited: %s", cfg.Name, tail(r.logPath()))
+			return poll.Stop(fmt.Errorf("routers: BIRD %s exited: %s", cfg.Name, tail(r.logPath())))
 		}
 		if _, err := os.Stat(r.socketPath()); err != nil {
-			return false, nil
+			return err
 		}
 		out, err := r.Birdc(ctx, "show status")
-		return err == nil && strings.Contains(out, "Daemon is up and running"), nil
+		if err == nil && !strings.Contains(out, "Daemon is up and running") {
+			err = fmt.Errorf("BIRD %s: %s", cfg.Name, out)
+		}
+		return err
 	})
 	if err != nil {
 		_ = r.Close()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // FRRDaemonDir is where Debian installs the FRR daemons.
@@ -97,12 +98,12 @@ func StartFRR(ctx context.Context, reg *netns.Registry, ns *netns.NS, cfg FRRCon
 // the daemon's log if it exits first.
 func (r *FRR) waitReady(ctx context.Context, d string, p *netns.Proc) error {
 	sock := filepath.Join(r.Dir, d+".vty")
-	err := poll(ctx, 20*time.Millisecond, 15*time.Second, func() (bool, error) {
+	err := within(ctx, 15*time.Second, func() error {
 		if p.Exited() {
-			return false, fmt.Errorf("routers: FRR %s: %s exited: %s", r.Config.Name, d, tail(filepath.Join(r.Dir, d+".log")))
+			return poll.Stop(fmt.Errorf("routers: FRR %s: %s exited: %s", r.Config.Name, d, tail(filepath.Join(r.Dir, d+".log"))))
 		}
 		_, err := os.Stat(sock)
-		return err == nil, nil
+		return err
 	})
 	if err != nil {
 		return err

@@ -4,28 +4,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"testing"
-	"time"
 )
-
-// eventually retries cond every 100 ms until it returns nil or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, onFail func(), cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			if onFail != nil {
-				onFail()
-			}
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // TuneKernel prepares a router namespace: forwarding on, ICMP redirects off
@@ -123,12 +124,11 @@ func KernelRouteFor(ctx context.Context, ns *netns.NS, prefix netip.Prefix) (Ker
 // the kernel adds the link-local address a moment after the carrier comes
 // up, so an early check finds nothing tentative because nothing is there yet.
 func WaitIPv6Ready(ctx context.Context, ns *netns.NS) error {
-	var pending string
-	err := poll(ctx, 50*time.Millisecond, 10*time.Second, func() (bool, error) {
+	return within(ctx, 10*time.Second, func() error {
 		// All families: "ip -6" leaves out links that have no IPv6 address yet.
 		out, err := ns.Run(ctx, "ip", "-j", "addr", "show")
 		if err != nil {
-			return false, err
+			return err
 		}
 		var links []struct {
 			Name     string   `json:"ifname"`
@@ -142,9 +142,8 @@ func WaitIPv6Ready(ctx context.Context, ns *netns.NS) error {
 			} `json:"addr_info"`
 		}
 		if err := json.Unmarshal([]byte(out), &links); err != nil {
-			return false, fmt.Errorf("ip -j addr show in %s: %w", ns.Name, err)
+			return poll.Stop(fmt.Errorf("ip -j addr show in %s: %w", ns.Name, err))
 		}
-		pending = ""
 		for _, l := range links {
 			linkLocal := false
 			for _, a := range l.AddrInfo {
@@ -152,20 +151,14 @@ func WaitIPv6Ready(ctx context.Context, ns *netns.NS) error {
 					continue
 				}
 				if a.Tentative {
-					pending = fmt.Sprintf("%s: %s is tentative", l.Name, a.Local)
-					return false, nil
+					return fmt.Errorf("IPv6 in %s: %s: %s is tentative", ns.Name, l.Name, a.Local)
 				}
 				linkLocal = linkLocal || a.Scope == "link"
 			}
 			if !linkLocal && l.LinkType == "ether" && slices.Contains(l.Flags, "LOWER_UP") {
-				pending = l.Name + " has no link-local address yet"
-				return false, nil
+				return fmt.Errorf("IPv6 in %s: %s has no link-local address yet", ns.Name, l.Name)
 			}
 		}
-		return true, nil
+		return nil
 	})
-	if err != nil && pending != "" {
-		return fmt.Errorf("IPv6 in %s not ready (%s): %w", ns.Name, pending, err)
-	}
-	return err
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 var (
@@ -84,14 +85,18 @@ func TestFRRAndBIRDExchangeRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dump := func() { t.Log(frr.Logs(), bird.Logs()) }
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(frr.Logs(), bird.Logs())
+		}
+	})
 
 	// Both routers answer on their control sockets.
 	if out, err := frr.Vtysh(ctx, "show version"); err != nil || !contains(out, "FRRouting") {
 		t.Fatalf("vtysh show version: %v %q", err, out)
 	}
 
-	eventually(t, 30*time.Second, dump, func() error {
+	testkit.For(t, 30*time.Second, "sessions between FRR and BIRD established", func() error {
 		ns, err := frr.BGPNeighbors(ctx)
 		if err != nil {
 			return err
@@ -117,7 +122,7 @@ func TestFRRAndBIRDExchangeRoutes(t *testing.T) {
 	})
 
 	// FRR learned BIRD's routes, chose them and installed them in its kernel.
-	eventually(t, 20*time.Second, dump, func() error {
+	testkit.For(t, 20*time.Second, "BIRD's routes at FRR and in its kernel", func() error {
 		for _, c := range []struct {
 			prefix netip.Prefix
 			via    netip.Addr
@@ -155,7 +160,7 @@ func TestFRRAndBIRDExchangeRoutes(t *testing.T) {
 	})
 
 	// BIRD learned FRR's routes and exported them to its kernel.
-	eventually(t, 20*time.Second, dump, func() error {
+	testkit.For(t, 20*time.Second, "FRR's routes at BIRD and in its kernel", func() error {
 		for _, c := range []struct {
 			prefix netip.Prefix
 			via    netip.Addr
@@ -179,7 +184,7 @@ func TestFRRAndBIRDExchangeRoutes(t *testing.T) {
 	})
 
 	// BFD is up on both sides with the configured timers.
-	eventually(t, 10*time.Second, dump, func() error {
+	testkit.For(t, 10*time.Second, "BFD up on both sides", func() error {
 		peers, err := frr.BFDPeers(ctx)
 		if err != nil {
 			return err

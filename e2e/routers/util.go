@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"time"
+
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // ErrNotFound is returned by route lookups when the router has no such route.
@@ -20,26 +22,14 @@ func checkBinary(path string) error {
 	return nil
 }
 
-// poll calls cond every interval until it reports done, fails, or timeout passes.
-func poll(ctx context.Context, interval, timeout time.Duration, cond func() (bool, error)) error {
+// within waits with poll.Until, checking every 20 ms, for at most timeout.
+func within(ctx context.Context, timeout time.Duration, cond func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		done, err := cond()
-		if err != nil {
-			return err
-		}
-		if done {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("routers: gave up waiting after %v: %w", timeout, ctx.Err())
-		case <-t.C:
-		}
+	if err := poll.Until(ctx, 20*time.Millisecond, cond); err != nil {
+		return fmt.Errorf("routers: %w", err)
 	}
+	return nil
 }
 
 // tail returns the last few KB of a log file.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 var shared labtest.Shared[*lab.Herald]
@@ -57,7 +57,7 @@ func TestAnEvenSplitTakesNothingOver(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = h.Heal(context.Background()) })
 	// The sign that both halves noticed: every node says it sees 2 of 4.
-	testwait.For(t, time.Minute, "every node reports the split", func() error {
+	testkit.For(t, time.Minute, "every node reports the split", func() error {
 		st, err := h.SpeakerStatuses(ctx)
 		if err != nil {
 			return err
@@ -71,7 +71,7 @@ func TestAnEvenSplitTakesNothingOver(t *testing.T) {
 		return nil
 	})
 	t.Logf("both halves saw the split %v after the cut", time.Since(cut).Round(time.Millisecond))
-	testwait.Holds(t, 20*time.Second, "every address answers from its owner only", func() error {
+	testkit.Holds(t, 20*time.Second, "every address answers from its owner only", func() error {
 		for _, ip := range ips {
 			ans, err := h.Answerers(ctx, ip)
 			if err != nil {
@@ -90,7 +90,7 @@ func TestAnEvenSplitTakesNothingOver(t *testing.T) {
 	if err := h.WaitMembers(ctx, 4); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, 30*time.Second, "every node ready again", func() error {
+	testkit.For(t, 30*time.Second, "every node ready again", func() error {
 		st, err := h.SpeakerStatuses(ctx)
 		if err != nil {
 			return err

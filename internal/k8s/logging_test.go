@@ -8,7 +8,7 @@ import (
 
 	"k8s.io/klog/v2"
 
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // A binary run more than once in one process (the controller's tests run
@@ -16,7 +16,7 @@ import (
 // goroutines log: no data race (go test -race), and each line lands in the
 // log of the latest call, with the attributes it was logged with.
 func TestUseLoggerSwapsTheGlobalLoggers(t *testing.T) {
-	var first, second testwait.Buffer
+	var first, second testkit.Buffer
 	UseLogger(NewLogger(&first, slog.LevelInfo))
 	var wg sync.WaitGroup
 	stop := make(chan struct{})

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 func TestOnAddress(t *testing.T) {
@@ -101,7 +101,7 @@ func TestRetryingMetricsServer(t *testing.T) {
 		t.Fatal("no failure reported while the port was taken")
 	}
 	holder.Close()
-	testwait.For(t, 10*time.Second, "serving once the port is free", func() error {
+	testkit.For(t, 10*time.Second, "serving once the port is free", func() error {
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {
 			return err

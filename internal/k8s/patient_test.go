@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/heraldlb/herald/internal/testenv"
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 func TestUnavailable(t *testing.T) {
@@ -52,7 +52,7 @@ func TestCacheCatchesUpRightAfterAnOutage(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	c := mgr.GetClient()
 	var list corev1.ConfigMapList
-	testwait.For(t, 30*time.Second, "the cache lists ConfigMaps", func() error { return c.List(ctx, &list) })
+	testkit.For(t, 30*time.Second, "the cache lists ConfigMaps", func() error { return c.List(ctx, &list) })
 
 	if err := env.APIServer().Kill(); err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestCacheCatchesUpRightAfterAnOutage(t *testing.T) {
 	if testing.Short() {
 		outage = 10 * time.Second
 	}
-	testwait.Holds(t, outage, "the cache still answers from memory", func() error { return c.List(ctx, &list) })
+	testkit.Holds(t, outage, "the cache still answers from memory", func() error { return c.List(ctx, &list) })
 	if err := env.RestartAPIServer(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestCacheCatchesUpRightAfterAnOutage(t *testing.T) {
 	if err := direct.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "after-the-outage"}}); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, 10*time.Second, "the cache sees an object created after the return", func() error {
+	testkit.For(t, 10*time.Second, "the cache sees an object created after the return", func() error {
 		return c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "after-the-outage"}, &corev1.ConfigMap{})
 	})
 	t.Logf("the cache saw the new object %v after the API server was ready again (dead for %v)", (time.Since(back)).Round(time.Millisecond), outage)

@@ -1,8 +1,6 @@
 package testenv
 
 import (
-	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -100,26 +98,4 @@ func schedulerArgs(kubeconfig string) []string {
 		"--leader-elect=false",
 		"--secure-port=0",
 	}
-}
-
-// freePorts returns n distinct free TCP ports on 127.0.0.1. They are released
-// before use, so another program could take one first; the caller reports
-// which component failed to bind.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	var out []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("testenv: free port: %w", err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
 }

@@ -25,6 +25,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // Env is a running control plane.
@@ -107,7 +108,7 @@ func StartProcess(ctx context.Context, dir string, opts ...Option) (_ *Env, err 
 	if e.pki, err = writePKI(filepath.Join(dir, "pki")); err != nil {
 		return nil, fmt.Errorf("testenv: certificates: %w", err)
 	}
-	pp, err := freePorts(3)
+	pp, err := testkit.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/heraldlb/herald/speaker/arp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -208,19 +209,10 @@ func (h *harness) waitBurstsOver(t *testing.T) {
 	})
 }
 
+// eventually waits up to 2 s for cond, whose error says what is missing.
 func eventually(t *testing.T, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.For(t, 2*time.Second, "condition", cond)
 }
 
 var (

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/internal/netns"
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/heraldlb/herald/speaker/announce/lantest"
 )
 
@@ -89,7 +89,7 @@ func TestSystemLinkEvents(t *testing.T) {
 	}
 	// The subscription is set up on its own goroutine: wait until an event
 	// arrives for a harmless change before asserting.
-	testwait.For(t, 5*time.Second, "the subscription works", func() error {
+	testkit.For(t, 5*time.Second, "the subscription works", func() error {
 		lan.NodeA.MustRun(context.Background(), "ip", "link", "set", "eth1", "mtu", "1400")
 		lan.NodeA.MustRun(context.Background(), "ip", "link", "set", "eth1", "mtu", "1500")
 		select {
@@ -114,7 +114,7 @@ func TestSystemLinkEvents(t *testing.T) {
 		t.Fatal("eth1 without carrier is listed as up")
 	}
 	expectIn(lan.Switch, "the carrier coming back", "ip", "link", "set", "p2", "up")
-	testwait.For(t, 5*time.Second, "eth1 listed as up with its carrier back", func() error {
+	testkit.For(t, 5*time.Second, "eth1 listed as up with its carrier back", func() error {
 		if !eth1Up() {
 			return fmt.Errorf("eth1 not up")
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/e2e/routers"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // bfdPeerFast is the node's side of a BFD session at 100 ms x 3.
@@ -47,7 +48,7 @@ func TestBFDNewSessionDoesNotFlap(t *testing.T) {
 	<-sp.proc.Done()
 	sp = startSpeaker(t, l.reg, l.node, "speaker-again")
 	sp.set(t, d)
-	waitFor(t, 30*time.Second, "second session established", func() error {
+	testkit.For(t, 30*time.Second, "second session established", func() error {
 		n, err := frr.BGPNeighbor(ctx, nodeV4)
 		if err != nil {
 			return err
@@ -68,7 +69,7 @@ func steadyWithBFD(t *testing.T, ctx context.Context, frr *routers.FRR, sp *spea
 	t.Helper()
 	const quiet = 10 * time.Second
 	bfdUp := false
-	holdsFor(t, quiet, "the session stays up", func() error {
+	testkit.Holds(t, quiet, "the session stays up", func() error {
 		n, err := frr.BGPNeighbor(ctx, nodeV4)
 		if err != nil {
 			return err
@@ -90,7 +91,7 @@ func steadyWithBFD(t *testing.T, ctx context.Context, frr *routers.FRR, sp *spea
 		peers, _ := frr.BFDPeers(ctx)
 		t.Fatalf("BFD not up at FRR within %v: %+v", quiet, peers)
 	}
-	waitFor(t, 5*time.Second, "speaker sees BFD up, one session-up event and no down", func() error {
+	testkit.For(t, 5*time.Second, "speaker sees BFD up, one session-up event and no down", func() error {
 		st, err := sp.status()
 		if err != nil {
 			return err

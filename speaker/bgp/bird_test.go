@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/e2e/routers"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // TestInteropWithBIRD: the same seam against BIRD 2 over IPv4 and IPv6
@@ -37,7 +38,7 @@ func TestInteropWithBIRD(t *testing.T) {
 	sp.set(t, d)
 
 	var first map[string]routers.BIRDProtocol
-	waitFor(t, 30*time.Second, "BIRD sessions established", func() error {
+	testkit.For(t, 30*time.Second, "BIRD sessions established", func() error {
 		first = map[string]routers.BIRDProtocol{}
 		for _, name := range []string{"node4", "node6"} {
 			p, err := bird.Protocol(ctx, name)
@@ -52,7 +53,7 @@ func TestInteropWithBIRD(t *testing.T) {
 		return nil
 	})
 
-	waitFor(t, 10*time.Second, "routes at BIRD and in its kernel", func() error {
+	testkit.For(t, 10*time.Second, "routes at BIRD and in its kernel", func() error {
 		rts, err := bird.Routes(ctx, vip4)
 		if err != nil {
 			return err
@@ -89,7 +90,7 @@ func TestInteropWithBIRD(t *testing.T) {
 
 	d.Paths["bird4"] = []Path{{Prefix: vip4, Communities: []uint32{Community(64513, 999)}}}
 	sp.set(t, d)
-	waitFor(t, 10*time.Second, "withdrawal and new communities at BIRD", func() error {
+	testkit.For(t, 10*time.Second, "withdrawal and new communities at BIRD", func() error {
 		rts, err := bird.Routes(ctx, vip6)
 		if err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/e2e/routers"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 func TestCheckPeerAS(t *testing.T) {
@@ -46,7 +47,7 @@ func TestDynamicExternalRefusesInternalPeer(t *testing.T) {
 	p.MyASN, p.PeerASN, p.DynamicASN = routerASN, 0, DynamicExternal
 	d := Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"tor": {{Prefix: vip4}}}}
 	sp.set(t, d)
-	waitFor(t, 20*time.Second, "session refused with the reason", func() error {
+	testkit.For(t, 20*time.Second, "session refused with the reason", func() error {
 		st, err := sp.status()
 		if err != nil {
 			return err
@@ -60,7 +61,7 @@ func TestDynamicExternalRefusesInternalPeer(t *testing.T) {
 		}
 		return nil
 	})
-	holdsFor(t, 3*time.Second, "no route and no up event while refused", func() error {
+	testkit.Holds(t, 3*time.Second, "no route and no up event while refused", func() error {
 		if err := frrLacksPathFrom(ctx, frr, vip4, nodeV4); err != nil {
 			return err
 		}
@@ -85,7 +86,7 @@ func TestDynamicExternalRefusesInternalPeer(t *testing.T) {
 	d.Peers = []Peer{p}
 	sp.set(t, d)
 	waitEstablished(t, ctx, frr, nodeV4)
-	waitFor(t, 10*time.Second, "route at FRR over the internal session", func() error {
+	testkit.For(t, 10*time.Second, "route at FRR over the internal session", func() error {
 		_, err := frrPathFrom(ctx, frr, vip4, nodeV4)
 		return err
 	})
@@ -102,7 +103,7 @@ func TestDynamicExternalAtFRR(t *testing.T) {
 	p.PeerASN, p.DynamicASN = 0, DynamicExternal
 	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"tor": {{Prefix: vip4}}}})
 	waitEstablished(t, ctx, frr, nodeV4)
-	waitFor(t, 10*time.Second, "route at FRR and the learnt AS", func() error {
+	testkit.For(t, 10*time.Second, "route at FRR and the learnt AS", func() error {
 		path, err := frrPathFrom(ctx, frr, vip4, nodeV4)
 		if err != nil {
 			return err

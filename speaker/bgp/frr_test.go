@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/e2e/routers"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 var (
@@ -52,7 +53,7 @@ func TestSessionsAndPathsAtFRR(t *testing.T) {
 	before := waitEstablished(t, ctx, frr, nodeV4, nodeV4b, nodeV6)
 
 	// Per-peer attributes, as FRR received them.
-	waitFor(t, 10*time.Second, "paths with their attributes at FRR", func() error {
+	testkit.For(t, 10*time.Second, "paths with their attributes at FRR", func() error {
 		e, err := frrPathFrom(ctx, frr, vip4, nodeV4)
 		if err != nil {
 			return err
@@ -75,7 +76,7 @@ func TestSessionsAndPathsAtFRR(t *testing.T) {
 	})
 
 	// Cross-family prefixes have next hops FRR can use: the routes are in its kernel.
-	waitFor(t, 10*time.Second, "routes in FRR's kernel", func() error {
+	testkit.For(t, 10*time.Second, "routes in FRR's kernel", func() error {
 		for _, c := range []struct {
 			prefix netip.Prefix
 			via    []netip.Addr
@@ -103,7 +104,7 @@ func TestSessionsAndPathsAtFRR(t *testing.T) {
 	})
 
 	// The node's own view.
-	waitFor(t, 5*time.Second, "speaker status", func() error {
+	testkit.For(t, 5*time.Second, "speaker status", func() error {
 		st, err := sp.status()
 		if err != nil {
 			return err
@@ -148,7 +149,7 @@ func TestSessionsAndPathsAtFRR(t *testing.T) {
 	d.Paths["ebgp4"] = d.Paths["ebgp4"][1:]
 	d.Paths["ibgp4"] = []Path{{Prefix: vip4, Communities: []uint32{Community(64512, 300)}, LocalPref: u32(200)}}
 	sp.set(t, d)
-	waitFor(t, 10*time.Second, "withdrawal and new attributes at FRR", func() error {
+	testkit.For(t, 10*time.Second, "withdrawal and new attributes at FRR", func() error {
 		if err := frrLacksPathFrom(ctx, frr, vip4, nodeV4); err != nil {
 			return err
 		}
@@ -203,12 +204,12 @@ func TestFRRListenRange(t *testing.T) {
 	if n.PeerGroup != "NODES" {
 		t.Fatalf("session not from the listen range: %+v", n)
 	}
-	waitFor(t, 10*time.Second, "route at FRR", func() error {
+	testkit.For(t, 10*time.Second, "route at FRR", func() error {
 		_, err := frrPathFrom(ctx, frr, vip4, nodeV4)
 		return err
 	})
 	sp.set(t, Desired{RouterID: routerID})
-	waitFor(t, 10*time.Second, "dynamic neighbor gone with its route", func() error {
+	testkit.For(t, 10*time.Second, "dynamic neighbor gone with its route", func() error {
 		if _, err := frr.BGPNeighbor(ctx, nodeV4); err == nil {
 			return errStillUp
 		}

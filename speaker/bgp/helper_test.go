@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // The integration tests run the Router in a child process started with
@@ -151,7 +152,7 @@ func startSpeakerWith(t testing.TB, reg *netns.Registry, ns *netns.NS, name stri
 			t.Logf("--- speaker log\n%s", tailFile(sp.log, 6000))
 		}
 	})
-	waitFor(t, 10*time.Second, "speaker helper answers", func() error {
+	testkit.For(t, 10*time.Second, "speaker helper answers", func() error {
 		_, err := sp.status()
 		return err
 	})
@@ -245,33 +246,6 @@ func (sp *speaker) rssKiB() int {
 		}
 	}
 	return 0
-}
-
-// waitFor polls cond every 20 ms until it returns nil or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		err := cond()
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: not within %v: %v", what, timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// holdsFor checks cond every 100 ms for d and fails at the first error:
-// for things that must not happen.
-func holdsFor(t testing.TB, d time.Duration, what string, cond func() error) {
-	t.Helper()
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if err := cond(); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
 }
 
 func tailFile(path string, n int) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // The test lab: a node namespace linked to a router namespace (FRR) by
@@ -201,7 +202,7 @@ func nodePeer(name string, addr netip.Addr) Peer {
 func waitEstablished(t testing.TB, ctx context.Context, frr *routers.FRR, addrs ...netip.Addr) map[netip.Addr]routers.BGPNeighbor {
 	t.Helper()
 	var ns map[netip.Addr]routers.BGPNeighbor
-	waitFor(t, 30*time.Second, "FRR sessions established", func() error {
+	testkit.For(t, 30*time.Second, "FRR sessions established", func() error {
 		var err error
 		if ns, err = frr.BGPNeighbors(ctx); err != nil {
 			return err

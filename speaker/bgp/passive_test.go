@@ -10,6 +10,7 @@ import (
 
 	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // tcpConn is one TCP socket of a namespace.
@@ -70,7 +71,7 @@ func TestPassivePeerAtFRR(t *testing.T) {
 	d := Desired{RouterID: routerID, Peers: []Peer{active}, Paths: map[string][]Path{"passive4": {{Prefix: vip4}}, "active6": {{Prefix: vip6}}}}
 	sp.set(t, d)
 	waitEstablished(t, ctx, frr, nodeV6)
-	holdsFor(t, 2*time.Second, "no listener without a passive peer", func() error {
+	testkit.Holds(t, 2*time.Second, "no listener without a passive peer", func() error {
 		if listensOn(t, l, l.node, 1790) || listensOn(t, l, l.node, 179) {
 			return fmt.Errorf("listening: %v", sockets(t, l, l.node, "listening"))
 		}
@@ -87,14 +88,14 @@ func TestPassivePeerAtFRR(t *testing.T) {
 	}) {
 		t.Fatalf("FRR's session is not one FRR dialed to the node's port 1790: %v", established(t, l, l.node))
 	}
-	waitFor(t, 10*time.Second, "route over the passive session at FRR", func() error {
+	testkit.For(t, 10*time.Second, "route over the passive session at FRR", func() error {
 		_, err := frrPathFrom(ctx, frr, vip4, nodeV4)
 		return err
 	})
 
 	d.ListenPort, d.Peers = 0, []Peer{active}
 	sp.set(t, d)
-	waitFor(t, 10*time.Second, "listener closed with the passive peer gone, active session back", func() error {
+	testkit.For(t, 10*time.Second, "listener closed with the passive peer gone, active session back", func() error {
 		if listensOn(t, l, l.node, 1790) {
 			return fmt.Errorf("still listening on 1790")
 		}

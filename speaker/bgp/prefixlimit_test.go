@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // addBlackholes adds n host routes (blackholes, from 100.64.0.0 up) to
@@ -55,7 +56,7 @@ func TestReceivedPrefixLimit(t *testing.T) {
 	d := Desired{RouterID: routerID, Peers: []Peer{nodePeer("tor", frrV4)}, Paths: map[string][]Path{"tor": {{Prefix: vip4}}}}
 	sp.set(t, d)
 	waitEstablished(t, ctx, frr, nodeV4)
-	waitFor(t, 10*time.Second, "route at FRR", func() error { _, err := frrPathFrom(ctx, frr, vip4, nodeV4); return err })
+	testkit.For(t, 10*time.Second, "route at FRR", func() error { _, err := frrPathFrom(ctx, frr, vip4, nodeV4); return err })
 	rssBefore := sp.rssKiB()
 
 	// Peak memory while the leak runs, sampled every 50 ms.
@@ -75,7 +76,7 @@ func TestReceivedPrefixLimit(t *testing.T) {
 	}
 	var st PeerStatus
 	// FRR needs a few seconds for 100,000 kernel routes on a busy machine.
-	took := waitFor(t, 2*time.Minute, "session down for its prefix limit", func() error {
+	took := testkit.For(t, 2*time.Minute, "session down for its prefix limit", func() error {
 		s, err := sp.status()
 		if err != nil {
 			return err
@@ -117,7 +118,7 @@ func TestReceivedPrefixLimit(t *testing.T) {
 	if err := frr.Configure(ctx, fmt.Sprintf("router bgp %d", routerASN), "address-family ipv4 unicast", "no redistribute kernel"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "session back after the leak stopped", func() error {
+	testkit.For(t, 30*time.Second, "session back after the leak stopped", func() error {
 		s, err := sp.status()
 		if err != nil {
 			return err

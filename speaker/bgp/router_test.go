@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -26,7 +27,7 @@ func TestRunWithoutPeersAndInvalidConfig(t *testing.T) {
 	go func() { done <- r.Run(ctx) }()
 
 	r.Set(Desired{Peers: []Peer{{Name: "a", Address: netip.MustParseAddr("10.0.0.1"), MyASN: 1, PeerASN: 2}}})
-	waitFor(t, 5*time.Second, "invalid router ID reported", func() error {
+	testkit.For(t, 5*time.Second, "invalid router ID reported", func() error {
 		st := r.Status()
 		if len(st) != 1 || !strings.Contains(st[0].LastError, "router ID") || st[0].Established() {
 			return errStillUp
@@ -37,7 +38,7 @@ func TestRunWithoutPeersAndInvalidConfig(t *testing.T) {
 		t.Fatalf("session_up series: %d %v", n, err)
 	}
 	r.Set(Desired{Peers: []Peer{{Name: "bad"}}, RouterID: routerID})
-	waitFor(t, 5*time.Second, "rejected peer shown, the peer that is gone forgotten", func() error {
+	testkit.For(t, 5*time.Second, "rejected peer shown, the peer that is gone forgotten", func() error {
 		st := r.Status()
 		if len(st) != 1 || st[0].Name != "bad" || st[0].State != StateInvalid || !strings.Contains(st[0].LastError, "no address") {
 			return fmt.Errorf("status %+v", st)
@@ -75,7 +76,7 @@ func TestConnectionRefusedAndPeerRemoval(t *testing.T) {
 	}()
 	p := Peer{Name: "nobody", Address: netip.MustParseAddr("127.0.0.1"), Port: 1, MyASN: 64513, PeerASN: 64512, ConnectTime: time.Second}
 	r.Set(Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"nobody": {{Prefix: vip4}, {Prefix: vip6}}}})
-	waitFor(t, 10*time.Second, "connection refused in status", func() error {
+	testkit.For(t, 10*time.Second, "connection refused in status", func() error {
 		st := r.Status()
 		if len(st) != 1 || !strings.Contains(st[0].LastError, "connection refused") {
 			return fmt.Errorf("status %+v", st)
@@ -85,7 +86,7 @@ func TestConnectionRefusedAndPeerRemoval(t *testing.T) {
 	// A new router ID restarts gobgp with the same peers and paths.
 	restart := time.Now()
 	r.Set(Desired{RouterID: netip.MustParseAddr("10.9.9.9"), Peers: []Peer{p}, Paths: map[string][]Path{"nobody": {{Prefix: vip4}}}})
-	waitFor(t, 10*time.Second, "peer back after the restart", func() error {
+	testkit.For(t, 10*time.Second, "peer back after the restart", func() error {
 		st := r.Status()
 		if len(st) != 1 || st[0].Name != "nobody" || st[0].Since.Before(restart) || !strings.Contains(st[0].LastError, "connection refused") {
 			return fmt.Errorf("status %+v", st)
@@ -93,7 +94,7 @@ func TestConnectionRefusedAndPeerRemoval(t *testing.T) {
 		return nil
 	})
 	r.Set(Desired{RouterID: routerID})
-	waitFor(t, 5*time.Second, "peer gone", func() error {
+	testkit.For(t, 5*time.Second, "peer gone", func() error {
 		if st := r.Status(); len(st) != 0 {
 			return fmt.Errorf("status %+v", st)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/e2e/routers"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // TestWrongPasswordThenFix: with a wrong TCP MD5 password the session stays
@@ -32,7 +33,7 @@ func TestWrongPasswordThenFix(t *testing.T) {
 	before := waitEstablished(t, ctx, frr, nodeV6)
 
 	// Down for several connect attempts, and Status says what it sees.
-	holdsFor(t, 6*time.Second, "session stays down with a wrong MD5 password", func() error {
+	testkit.Holds(t, 6*time.Second, "session stays down with a wrong MD5 password", func() error {
 		n, err := frr.BGPNeighbor(ctx, nodeV4)
 		if err == nil && n.Established() {
 			return errors.New("established")
@@ -52,7 +53,7 @@ func TestWrongPasswordThenFix(t *testing.T) {
 	d.Peers[0] = md5
 	sp.set(t, d)
 	waitEstablished(t, ctx, frr, nodeV4)
-	waitFor(t, 10*time.Second, "path over the fixed session", func() error {
+	testkit.For(t, 10*time.Second, "path over the fixed session", func() error {
 		_, err := frrPathFrom(ctx, frr, vip4, nodeV4)
 		return err
 	})
@@ -74,7 +75,7 @@ func TestChangedPeerRecreatesOnlyThatPeer(t *testing.T) {
 	a.HoldTime, a.KeepaliveTime = 6*time.Second, 2*time.Second
 	d.Peers[0] = a
 	sp.set(t, d)
-	waitFor(t, 20*time.Second, "session a re-created with the new hold time", func() error {
+	testkit.For(t, 20*time.Second, "session a re-created with the new hold time", func() error {
 		n, err := frr.BGPNeighbor(ctx, nodeV4)
 		if err != nil {
 			return err
@@ -93,7 +94,7 @@ func TestChangedPeerRecreatesOnlyThatPeer(t *testing.T) {
 	assertNoReset(t, frr, before)
 	// The user is told: a's session went down because its settings
 	// changed, and came back; b's only came up.
-	waitFor(t, 5*time.Second, "events: a up, down (re-created), up; b up", func() error {
+	testkit.For(t, 5*time.Second, "events: a up, down (re-created), up; b up", func() error {
 		evs, err := sp.events()
 		if err != nil {
 			return err
@@ -134,7 +135,7 @@ func TestBFDDropsHungSpeaker(t *testing.T) {
 	p.BFD = &BFD{ReceiveInterval: bfdTestInterval, TransmitInterval: bfdTestInterval, DetectMultiplier: 3}
 	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"tor": {{Prefix: vip4}}}})
 	waitEstablished(t, ctx, frr, nodeV4)
-	waitFor(t, 15*time.Second, "BFD up on both sides with the route in place", func() error {
+	testkit.For(t, 15*time.Second, "BFD up on both sides with the route in place", func() error {
 		peers, err := frr.BFDPeers(ctx)
 		if err != nil {
 			return err
@@ -159,7 +160,7 @@ func TestBFDDropsHungSpeaker(t *testing.T) {
 	if err := sp.proc.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	took := waitFor(t, 5*time.Second, "route gone at FRR after SIGSTOP", func() error {
+	took := testkit.For(t, 5*time.Second, "route gone at FRR after SIGSTOP", func() error {
 		if _, err := frr.BGPRoute(ctx, vip4); err == nil {
 			return errStillUp
 		}
@@ -181,20 +182,20 @@ func TestSIGTERMWithdrawsAtOnce(t *testing.T) {
 	sp := startSpeaker(t, l.reg, l.node, "speaker")
 	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{nodePeer("tor", frrV4)}, Paths: map[string][]Path{"tor": {{Prefix: vip4}, {Prefix: vip6}}}})
 	waitEstablished(t, ctx, frr, nodeV4)
-	waitFor(t, 10*time.Second, "route at FRR", func() error {
+	testkit.For(t, 10*time.Second, "route at FRR", func() error {
 		_, err := frr.BGPRoute(ctx, vip4)
 		return err
 	})
 	if err := sp.proc.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	took := waitFor(t, 5*time.Second, "route gone at FRR after SIGTERM", func() error {
+	took := testkit.For(t, 5*time.Second, "route gone at FRR after SIGTERM", func() error {
 		if _, err := frr.BGPRoute(ctx, vip4); err == nil {
 			return errStillUp
 		}
 		return nil
 	})
-	t.Logf("SIGTERM -> withdrawal at FRR in %v (polling every 20 ms through vtysh)", took.Round(time.Millisecond))
+	t.Logf("SIGTERM -> withdrawal at FRR in %v (polling every 50 ms through vtysh)", took.Round(time.Millisecond))
 	select {
 	case <-sp.proc.Done():
 	case <-time.After(5 * time.Second):
@@ -230,7 +231,7 @@ func TestGracefulRestartKeepsRoutes(t *testing.T) {
 	if n.GracefulRestart.RemoteMode != "Restart" || n.GracefulRestart.Timers.ReceivedRestartTimer != 30 {
 		t.Fatalf("FRR sees graceful restart %+v, want mode Restart with 30 s", n.GracefulRestart)
 	}
-	waitFor(t, 10*time.Second, "route at FRR", func() error {
+	testkit.For(t, 10*time.Second, "route at FRR", func() error {
 		_, err := frrPathFrom(ctx, frr, vip4, nodeV4)
 		return err
 	})
@@ -238,7 +239,7 @@ func TestGracefulRestartKeepsRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-sp.proc.Done()
-	waitFor(t, 5*time.Second, "FRR holds the route as stale", func() error {
+	testkit.For(t, 5*time.Second, "FRR holds the route as stale", func() error {
 		nb, err := frr.BGPNeighbor(ctx, nodeV4)
 		if err != nil {
 			return err
@@ -252,7 +253,7 @@ func TestGracefulRestartKeepsRoutes(t *testing.T) {
 		}
 		return nil
 	})
-	holdsFor(t, 2*time.Second, "route stays in FRR's kernel during the restart time", func() error {
+	testkit.Holds(t, 2*time.Second, "route stays in FRR's kernel during the restart time", func() error {
 		_, err := routers.KernelRouteFor(ctx, l.frr, vip4)
 		return err
 	})
@@ -271,7 +272,7 @@ func TestEBGPMultihop(t *testing.T) {
 	p := nodePeer("far", frrFar)
 	d := Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"far": {{Prefix: vip4}}}}
 	sp.set(t, d)
-	holdsFor(t, 4*time.Second, "no session with TTL 1 across a router", func() error {
+	testkit.Holds(t, 4*time.Second, "no session with TTL 1 across a router", func() error {
 		n, err := frr.BGPNeighbor(ctx, nodeFar)
 		if err == nil && n.Established() {
 			return errors.New("established")
@@ -282,7 +283,7 @@ func TestEBGPMultihop(t *testing.T) {
 	d.Peers[0] = p
 	sp.set(t, d)
 	waitEstablished(t, ctx, frr, nodeFar)
-	waitFor(t, 10*time.Second, "route via the node's far address in FRR's kernel", func() error {
+	testkit.For(t, 10*time.Second, "route via the node's far address in FRR's kernel", func() error {
 		k, err := routers.KernelRouteFor(ctx, l.frr, vip4)
 		if err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // unnumberedLink joins the node and a router namespace by a veth "un0"
@@ -146,7 +147,7 @@ func TestUnnumberedAtFRR(t *testing.T) {
 			}
 			sp.set(t, d)
 
-			waitFor(t, 30*time.Second, "FRR's interface neighbor established with the node's AS", func() error {
+			testkit.For(t, 30*time.Second, "FRR's interface neighbor established with the node's AS", func() error {
 				n, err := frrNeighborOn(t, l, frr, "un0")
 				if err != nil {
 					return err
@@ -156,7 +157,7 @@ func TestUnnumberedAtFRR(t *testing.T) {
 				}
 				return nil
 			})
-			waitFor(t, 10*time.Second, "both routes via the node's link-local address in FRR's kernel", func() error {
+			testkit.For(t, 10*time.Second, "both routes via the node's link-local address in FRR's kernel", func() error {
 				return routesViaLinkLocal(l, l.frr, nodeLL)
 			})
 			st, err := sp.status()
@@ -183,7 +184,7 @@ func TestUnnumberedWaitsForItsRouter(t *testing.T) {
 	sp := startSpeaker(t, l.reg, l.node, "speaker")
 	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{unnumberedPeer("fabric")},
 		Paths: map[string][]Path{"fabric": {{Prefix: vip6}}}})
-	waitFor(t, 5*time.Second, "peer waiting for its router", func() error {
+	testkit.For(t, 5*time.Second, "peer waiting for its router", func() error {
 		st, err := sp.status()
 		if err != nil {
 			return err
@@ -198,7 +199,7 @@ func TestUnnumberedWaitsForItsRouter(t *testing.T) {
 			RemoteAS: routers.External, Keepalive: time.Second, Hold: 3 * time.Second, ConnectRetry: time.Second}}},
 		ExtraBGP: []string{"neighbor un0 interface peer-group FABRIC"},
 	})
-	waitFor(t, 30*time.Second, "session up once FRR advertises itself", func() error {
+	testkit.For(t, 30*time.Second, "session up once FRR advertises itself", func() error {
 		n, err := frrNeighborOn(t, l, frr, "un0")
 		if err != nil {
 			return err
@@ -233,7 +234,7 @@ func TestUnnumberedPassiveAtBIRD(t *testing.T) {
 	p.Passive = true
 	sp.set(t, Desired{RouterID: routerID, ListenPort: 1790, Peers: []Peer{p},
 		Paths: map[string][]Path{"bird": {{Prefix: vip4}, {Prefix: vip6}}}})
-	waitFor(t, 30*time.Second, "BIRD's session established", func() error {
+	testkit.For(t, 30*time.Second, "BIRD's session established", func() error {
 		pr, err := bird.Protocol(l.ctx, "node")
 		if err != nil {
 			return err
@@ -243,7 +244,7 @@ func TestUnnumberedPassiveAtBIRD(t *testing.T) {
 		}
 		return nil
 	})
-	waitFor(t, 10*time.Second, "routes via the node's link-local address in BIRD's kernel", func() error {
+	testkit.For(t, 10*time.Second, "routes via the node's link-local address in BIRD's kernel", func() error {
 		return routesViaLinkLocal(l, l.bird, nodeLL)
 	})
 	if conns := established(t, l, l.node); !slices.ContainsFunc(conns, func(c tcpConn) bool { return c.local.Port() == 1790 }) {
@@ -277,7 +278,7 @@ func TestUnnumberedBFDAtFRR(t *testing.T) {
 	p.HoldTime, p.KeepaliveTime = 30*time.Second, 10*time.Second
 	p.BFD = &BFD{ReceiveInterval: bfdTestInterval, TransmitInterval: bfdTestInterval, DetectMultiplier: 3}
 	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"fabric": {{Prefix: vip6}}}})
-	waitFor(t, 30*time.Second, "BFD up on both sides with the route in place", func() error {
+	testkit.For(t, 30*time.Second, "BFD up on both sides with the route in place", func() error {
 		peers, err := frr.BFDPeers(l.ctx)
 		if err != nil {
 			return err
@@ -298,7 +299,7 @@ func TestUnnumberedBFDAtFRR(t *testing.T) {
 	if err := sp.proc.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	took := waitFor(t, 5*time.Second, "route gone at FRR after SIGSTOP", func() error {
+	took := testkit.For(t, 5*time.Second, "route gone at FRR after SIGSTOP", func() error {
 		if _, err := frr.BGPRoute(l.ctx, vip6); err == nil {
 			return errStillUp
 		}
@@ -340,7 +341,7 @@ func TestUnnumberedFindsAReplacedRouter(t *testing.T) {
 			return nil
 		}
 	}
-	waitFor(t, 30*time.Second, "session with the first router", sessionWith(linkLocalOf(t, l, l.frr).WithZone("un0")))
+	testkit.For(t, 30*time.Second, "session with the first router", sessionWith(linkLocalOf(t, l, l.frr).WithZone("un0")))
 
 	if err := frr.Close(); err != nil {
 		t.Fatal(err)
@@ -365,6 +366,6 @@ func TestUnnumberedFindsAReplacedRouter(t *testing.T) {
 		_ = os.Remove(f)
 	}
 	l.startFRRWith(t, cfg)
-	took := waitFor(t, 60*time.Second, "session with the replacement", sessionWith(replacement.WithZone("un0")))
+	took := testkit.For(t, 60*time.Second, "session with the replacement", sessionWith(replacement.WithZone("un0")))
 	t.Logf("replacement router found and peered with in %v", took.Round(100*time.Millisecond))
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // TestUpdateMergesIntoThePendingState: an Update made while a Set is
@@ -46,13 +48,13 @@ func TestUpdateAtFRR(t *testing.T) {
 	d := Desired{RouterID: routerID, Peers: []Peer{nodePeer("a", frrV4)}, Paths: map[string][]Path{"a": {{Prefix: vip4}}}}
 	sp.set(t, d)
 	before := waitEstablished(t, ctx, frr, nodeV4)
-	waitFor(t, 10*time.Second, "path from the Set", func() error { _, err := frrPathFrom(ctx, frr, vip4, nodeV4); return err })
+	testkit.For(t, 10*time.Second, "path from the Set", func() error { _, err := frrPathFrom(ctx, frr, vip4, nodeV4); return err })
 
 	sp.update(t, map[string]PathUpdate{
 		"a": {Set: []Path{{Prefix: vip4b, Communities: []uint32{Community(64513, 7)}}, {Prefix: vip6}}},
 		"b": {Set: []Path{{Prefix: vip4b}}}, // b does not run yet
 	})
-	waitFor(t, 10*time.Second, "paths added by Update", func() error {
+	testkit.For(t, 10*time.Second, "paths added by Update", func() error {
 		p, err := frrPathFrom(ctx, frr, vip4b, nodeV4)
 		if err != nil {
 			return err
@@ -64,7 +66,7 @@ func TestUpdateAtFRR(t *testing.T) {
 		return err
 	})
 	sp.update(t, map[string]PathUpdate{"a": {Withdraw: []netip.Prefix{vip4}, Set: []Path{{Prefix: vip4b}}}})
-	waitFor(t, 10*time.Second, "one path withdrawn, one changed", func() error {
+	testkit.For(t, 10*time.Second, "one path withdrawn, one changed", func() error {
 		if err := frrLacksPathFrom(ctx, frr, vip4, nodeV4); err != nil {
 			return err
 		}
@@ -82,7 +84,7 @@ func TestUpdateAtFRR(t *testing.T) {
 	d.Paths = map[string][]Path{"a": {{Prefix: vip4b}}, "b": {{Prefix: vip4b}}}
 	sp.set(t, d)
 	waitEstablished(t, ctx, frr, nodeV6)
-	waitFor(t, 10*time.Second, "b's path and a's state after the Set", func() error {
+	testkit.For(t, 10*time.Second, "b's path and a's state after the Set", func() error {
 		if err := frrLacksPathFrom(ctx, frr, vip6, nodeV4); err != nil {
 			return err
 		}

@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/poll"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 func TestNextKeyStep(t *testing.T) {
@@ -80,7 +81,7 @@ func FuzzParseMeta(f *testing.F) {
 func cluster3(t *testing.T, key []byte) []*Members {
 	t.Helper()
 	lo := netip.MustParseAddr("127.0.0.1")
-	ports := []int{freePort(t), freePort(t), freePort(t)}
+	ports := []int{testkit.FreePort(t), testkit.FreePort(t), testkit.FreePort(t)}
 	var ms []*Members
 	for i, name := range []string{"a", "b", "c"} {
 		m := mustNew(t, Options{Name: name, BindAddr: lo, Port: ports[i], Key: key})
@@ -105,7 +106,7 @@ func cluster3(t *testing.T, key []byte) []*Members {
 		}
 	})
 	for _, m := range ms {
-		testwait.For(t, 10*time.Second, m.name+" sees all three", func() error {
+		testkit.For(t, 10*time.Second, m.name+" sees all three", func() error {
 			if got := m.Alive(); !slices.Equal(got, []string{"a", "b", "c"}) {
 				return fmt.Errorf("alive %v", got)
 			}
@@ -143,7 +144,7 @@ func TestKeyRotationKeepsEveryoneInSight(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // Secrets reach speakers at slightly different times
 	}
 	for _, m := range ms {
-		testwait.For(t, 15*time.Second, m.name+" ends with the new key only", func() error {
+		testkit.For(t, 15*time.Second, m.name+" ends with the new key only", func() error {
 			if st := m.Keys(); st.Rotating() || st.Installed[0] != IDOf(k2) {
 				return fmt.Errorf("keys %+v", st)
 			}
@@ -166,7 +167,7 @@ func TestMetas(t *testing.T) {
 	if err := ms[1].SetMeta([]byte("blocked")); err != nil {
 		t.Fatal(err)
 	}
-	testwait.For(t, 10*time.Second, "a reads b's payload", func() error {
+	testkit.For(t, 10*time.Second, "a reads b's payload", func() error {
 		if got := string(ms[0].Metas()["b"]); got != "blocked" {
 			return fmt.Errorf("b's payload %q", got)
 		}
@@ -182,7 +183,7 @@ func TestMetas(t *testing.T) {
 
 // A member whose port is taken says so and starts once the port is free.
 func TestRunRetriesWhileThePortIsTaken(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	hold, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatal(err)
@@ -192,14 +193,14 @@ func TestRunRetriesWhileThePortIsTaken(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	testwait.For(t, 5*time.Second, "the start failure is reported", func() error {
+	testkit.For(t, 5*time.Second, "the start failure is reported", func() error {
 		if m.Err() == nil {
 			return fmt.Errorf("no error yet")
 		}
 		return nil
 	})
 	hold.Close()
-	testwait.For(t, 15*time.Second, "the member starts once the port is free", func() error {
+	testkit.For(t, 15*time.Second, "the member starts once the port is free", func() error {
 		if err := m.Err(); err != nil {
 			return err
 		}
@@ -216,7 +217,7 @@ func TestRunRetriesWhileThePortIsTaken(t *testing.T) {
 func TestPingReachesAMemberDeclaredFailed(t *testing.T) {
 	lo := netip.MustParseAddr("127.0.0.1")
 	key := bytes.Repeat([]byte{2}, 32)
-	pa, pc := freePort(t), freePort(t)
+	pa, pc := testkit.FreePort(t), testkit.FreePort(t)
 	a := mustNew(t, Options{Name: "a", BindAddr: lo, Port: pa, Key: key})
 	a.SetPeers([]string{fmt.Sprintf("127.0.0.1:%d", pc)})
 	run := func(m *Members) (stop func()) {
@@ -228,7 +229,7 @@ func TestPingReachesAMemberDeclaredFailed(t *testing.T) {
 	t.Cleanup(run(a))
 	c := mustNew(t, Options{Name: "c", BindAddr: lo, Port: pc, Key: key})
 	stopC := run(c)
-	testwait.For(t, 10*time.Second, "a sees c", func() error {
+	testkit.For(t, 10*time.Second, "a sees c", func() error {
 		if got := a.Alive(); !slices.Equal(got, []string{"a", "c"}) {
 			return fmt.Errorf("alive %v", got)
 		}
@@ -236,9 +237,11 @@ func TestPingReachesAMemberDeclaredFailed(t *testing.T) {
 	})
 	a.SetPeers(nil) // a must not re-join c below: only its probe may reach it
 	stopC()         // no Leave: a declares c failed
-	testwait.For(t, 10*time.Second, "a declares c failed", func() error {
-		if got := a.Alive(); !slices.Equal(got, []string{"a"}) {
-			return fmt.Errorf("alive %v", got)
+	// Failed: dead, not only suspected (a suspected c would be told so by
+	// gossip once it runs again, and refute it).
+	testkit.For(t, 10*time.Second, "a declares c failed", func() error {
+		if got, sus := a.Alive(), a.Suspects(); !slices.Equal(got, []string{"a"}) || len(sus) > 0 {
+			return fmt.Errorf("alive %v, suspected %v", got, sus)
 		}
 		return nil
 	})
@@ -249,13 +252,16 @@ func TestPingReachesAMemberDeclaredFailed(t *testing.T) {
 	// peers): memberlist still counts it failed, a probe reaches it.
 	c2 := mustNew(t, Options{Name: "c", BindAddr: lo, Port: pc, Key: key})
 	t.Cleanup(run(c2))
-	testwait.For(t, 10*time.Second, "a probe reaches c", func() error {
+	// A ping carries a's queued gossip, "c is dead" among it, and c refutes
+	// it by joining again: c must still be failed when the probe that
+	// reaches it is sent, not after.
+	testkit.For(t, 10*time.Second, "a probe reaches c while a counts it failed", func() error {
+		if got := a.Alive(); !slices.Equal(got, []string{"a"}) {
+			return poll.Stop(fmt.Errorf("a re-joined c before a probe reached it: alive %v", got))
+		}
 		if got := a.Ping([]string{"c"}); !slices.Equal(got, []string{"c"}) {
 			return fmt.Errorf("Ping answered by %v", got)
 		}
 		return nil
 	})
-	if got := a.Alive(); !slices.Equal(got, []string{"a"}) {
-		t.Fatalf("a re-joined c: alive %v", got)
-	}
 }

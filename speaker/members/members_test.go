@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -184,31 +184,11 @@ herald_memberlist_members{state="suspect"} 0
 	}
 }
 
-// freePort returns a port free for both TCP and UDP on loopback.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
 // Suspects lists live members our probes suspect, and nothing else: not a
 // name that is no member, and not a member once a probe of it succeeded.
 func TestSuspectsAreLiveMembersOnly(t *testing.T) {
 	lo := netip.MustParseAddr("127.0.0.1")
-	pa, pb := freePort(t), freePort(t)
+	pa, pb := testkit.FreePort(t), testkit.FreePort(t)
 	a := mustNew(t, Options{Name: "a", BindAddr: lo, Port: pa, Key: key32})
 	b := mustNew(t, Options{Name: "b", BindAddr: lo, Port: pb, Key: key32})
 	a.SetPeers([]string{fmt.Sprintf("127.0.0.1:%d", pb)})
@@ -221,13 +201,12 @@ func TestSuspectsAreLiveMembersOnly(t *testing.T) {
 		<-done
 		<-done
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for !slices.Equal(a.Alive(), []string{"a", "b"}) {
-		if time.Now().After(deadline) {
-			t.Fatalf("a sees %v, want a,b", a.Alive())
+	testkit.For(t, 10*time.Second, "a sees a and b", func() error {
+		if got := a.Alive(); !slices.Equal(got, []string{"a", "b"}) {
+			return fmt.Errorf("a sees %v", got)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	w := &logWriter{m: a}
 	for _, line := range []string{"[INFO] memberlist: Suspect b has failed, no acks received\n", "[INFO] memberlist: Suspect ghost has failed, no acks received\n"} {
 		if _, err := w.Write([]byte(line)); err != nil {
@@ -238,10 +217,10 @@ func TestSuspectsAreLiveMembersOnly(t *testing.T) {
 		t.Fatalf("Suspects = %v, want [b] (ghost is no member)", got)
 	}
 	// b answers a's next probe: it is no longer suspected.
-	for len(a.Suspects()) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("b still suspected: %v", a.Suspects())
+	testkit.For(t, 10*time.Second, "b no longer suspected", func() error {
+		if got := a.Suspects(); len(got) > 0 {
+			return fmt.Errorf("suspects %v", got)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -15,7 +15,7 @@ import (
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/internal/testenv"
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // The Lease is created owned by the Node, renewed, not renewed while the
@@ -57,7 +57,7 @@ func TestHeartbeatAgainstAPIServer(t *testing.T) {
 		return &l, err
 	}
 	var first time.Time
-	testwait.For(t, 10*time.Second, "the Lease is created", func() error {
+	testkit.For(t, 10*time.Second, "the Lease is created", func() error {
 		l, err := get()
 		if err != nil {
 			return err
@@ -68,7 +68,7 @@ func TestHeartbeatAgainstAPIServer(t *testing.T) {
 		first = RenewTime(l)
 		return nil
 	})
-	testwait.For(t, 10*time.Second, "the Lease is renewed", func() error {
+	testkit.For(t, 10*time.Second, "the Lease is renewed", func() error {
 		l, err := get()
 		if err != nil {
 			return err
@@ -83,7 +83,7 @@ func TestHeartbeatAgainstAPIServer(t *testing.T) {
 	// renewal period to pass without a change.
 	l, _ := get()
 	last := RenewTime(l)
-	testwait.For(t, 10*time.Second, "renewals stop while unhealthy", func() error {
+	testkit.For(t, 10*time.Second, "renewals stop while unhealthy", func() error {
 		l, err := get()
 		if err != nil {
 			return err

@@ -23,7 +23,7 @@ import (
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/internal/testenv"
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/heraldlb/herald/speaker/bgp"
 	"github.com/heraldlb/herald/speaker/election"
 	"github.com/heraldlb/herald/speaker/members"
@@ -125,7 +125,7 @@ func (h *harness) create(obj client.Object) {
 
 func (h *harness) eventually(what string, cond func() error) {
 	h.t.Helper()
-	testwait.For(h.t, 15*time.Second, what, cond)
+	testkit.For(h.t, 15*time.Second, what, cond)
 }
 
 // with applies tweaks to the options.
@@ -416,7 +416,7 @@ func TestWaitForMemberlistKey(t *testing.T) {
 	}
 	// The wait logs why it keeps waiting: the sign that it read the short
 	// key and refused it. Only then does the key become valid.
-	var logged testwait.Buffer
+	var logged testkit.Buffer
 	type result struct {
 		key []byte
 		err error
@@ -428,7 +428,7 @@ func TestWaitForMemberlistKey(t *testing.T) {
 		k, err := WaitForMemberlistKey(wait, c, "k", slog.New(slog.NewTextHandler(&logged, nil)))
 		done <- result{k, err}
 	}()
-	testwait.For(t, 10*time.Second, "the short key refused", func() error {
+	testkit.For(t, 10*time.Second, "the short key refused", func() error {
 		if !strings.Contains(logged.String(), "waiting for the memberlist key") {
 			return fmt.Errorf("log: %q", logged.String())
 		}

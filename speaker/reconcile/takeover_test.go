@@ -20,7 +20,7 @@ import (
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/internal/k8s"
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/heraldlb/herald/speaker/members"
 	"github.com/heraldlb/herald/speaker/presence"
 	"github.com/heraldlb/herald/speaker/takeover"
@@ -98,7 +98,7 @@ func TestSpeakerExpectsTheSpeakersTheAPIServerShows(t *testing.T) {
 		}
 		return nil
 	})
-	testwait.Holds(t, 4*time.Second, "nothing announced while isolated", func() error {
+	testkit.Holds(t, 4*time.Second, "nothing announced while isolated", func() error {
 		if got := h.l2.announced(); got != "[]" {
 			return fmt.Errorf("announces %s", got)
 		}
@@ -234,7 +234,7 @@ func TestSpeakerFollowsTheDataPath(t *testing.T) {
 		}
 		return nil
 	})
-	testwait.Holds(t, time.Second, "n1 keeps n3's address", func() error {
+	testkit.Holds(t, time.Second, "n1 keeps n3's address", func() error {
 		if got := h.l2.announced(); !strings.Contains(got, third.String()) {
 			return fmt.Errorf("announced %s", got)
 		}

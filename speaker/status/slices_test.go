@@ -16,7 +16,7 @@ import (
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/internal/testenv"
-	"github.com/heraldlb/herald/internal/testwait"
+	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/heraldlb/herald/speaker/svcstatus"
 )
 
@@ -347,23 +347,23 @@ func TestSlicesAndStatusAreLimitedApart(t *testing.T) {
 		}
 	}
 	signal()
-	testwait.For(t, 10*time.Second, "the first SpeakerStatus", statusSays(3))
+	testkit.For(t, 10*time.Second, "the first SpeakerStatus", statusSays(3))
 	mu.Lock()
 	members = 2
 	mu.Unlock()
 	signal()
-	testwait.For(t, 10*time.Second, "the second SpeakerStatus", statusSays(2))
+	testkit.For(t, 10*time.Second, "the second SpeakerStatus", statusSays(2))
 	statusAt := time.Now()
 	src.set(services(0, 5))
 	signal()
-	testwait.For(t, 10*time.Second, "the slice", slicesList(5))
+	testkit.For(t, 10*time.Second, "the slice", slicesList(5))
 	if d := time.Since(statusAt); d >= interval {
 		t.Errorf("the slice was written %v after the SpeakerStatus: held back by it", d)
 	}
 	sliceAt := time.Now()
 	src.set(services(0, 6))
 	signal()
-	testwait.For(t, 10*time.Second, "the slice again", slicesList(6))
+	testkit.For(t, 10*time.Second, "the slice again", slicesList(6))
 	if d := time.Since(sliceAt); d < interval-500*time.Millisecond {
 		t.Errorf("the slice was written again after %v, within the interval of %v", d, interval)
 	}

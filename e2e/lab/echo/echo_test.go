@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 func TestBackendNamesPodAndNodeOverHTTPTCPAndUDP(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	ready := filepath.Join(t.TempDir(), "ready")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -71,14 +73,4 @@ func TestBackendNamesPodAndNodeOverHTTPTCPAndUDP(t *testing.T) {
 	if err := json.Unmarshal(buf[:n], &r); err != nil || r.Proto != "udp" || r.Echo != "dgram" || r.Node != "node2" {
 		t.Fatalf("UDP reply = %+v (%v), want echo of dgram from node2", r, err)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -1,36 +1,23 @@
-// Package testwait is how Herald's tests wait: for a condition, with a
-// deadline, never with a bare sleep. To assert that nothing changed, first
-// wait for a sign that the change was processed, then use Holds.
-package testwait
+// Package testkit is what Herald's tests share: waiting for a condition
+// with a deadline (never a bare sleep; to assert that nothing changed,
+// first wait for a sign that the change was processed, then use Holds),
+// free ports, and a buffer for logs read while they are written.
+package testkit
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // Interval is how often For and Holds look at their condition.
 const Interval = 50 * time.Millisecond
-
-// Poll calls cond every interval until it returns nil or ctx ends, and then
-// returns ctx's error with cond's last one, so a timeout says what was seen
-// last.
-func Poll(ctx context.Context, interval time.Duration, cond func() error) error {
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-		case <-time.After(interval):
-		}
-	}
-}
 
 // For waits until cond returns nil and fails the test if that takes longer
 // than d, saying what it waited for and what cond said last. It returns how
@@ -40,7 +27,7 @@ func For(t testing.TB, d time.Duration, what string, cond func() error) time.Dur
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	start := time.Now()
-	if err := Poll(ctx, Interval, cond); err != nil {
+	if err := poll.Until(ctx, Interval, cond); err != nil {
 		t.Fatalf("%s: not within %v: %v", what, d, err)
 	}
 	return time.Since(start)
@@ -60,6 +47,47 @@ func Holds(t testing.TB, d time.Duration, what string, cond func() error) {
 		}
 		time.Sleep(Interval)
 	}
+}
+
+// FreePort returns a port on 127.0.0.1 that is free for both TCP and UDP
+// (memberlist binds both). It is released before use, so another program
+// could take it first.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	for range 20 {
+		ports, err := FreePorts(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", ports[0]))
+		if err == nil {
+			_ = u.Close()
+			return ports[0]
+		}
+	}
+	t.Fatal("testkit: no port free for both TCP and UDP in 20 tries")
+	return 0
+}
+
+// FreePorts returns n distinct free TCP ports on 127.0.0.1, released before
+// use: the caller reports which component failed to bind.
+func FreePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	var out []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("testkit: free port: %w", err)
+		}
+		ls = append(ls, l)
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
+	}
+	return out, nil
 }
 
 // Buffer is a bytes buffer that code under test may write (a log) while the
