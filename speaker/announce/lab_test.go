@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/heraldlb/herald/speaker/announce"
 	"github.com/heraldlb/herald/speaker/announce/lantest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -133,7 +134,7 @@ func TestLayer2AnnouncementOnALAN(t *testing.T) {
 	if got, want := a.status(t), "[{198.51.100.5 [eth0]} {2001:db8:100::5 [eth0]}]"; got != want {
 		t.Fatalf("node A status %s, want %s", got, want)
 	}
-	lantest.Eventually(t, 3*time.Second, func() error {
+	testkit.For(t, 3*time.Second, "condition", func() error {
 		if got := lan.Arping(t, lantest.VIP4, 1); !slices.Equal(got, []string{macA}) {
 			return fmt.Errorf("arping %s: replies from %v, want one from node A eth0 (%s)", lantest.VIP4, got, macA)
 		}
@@ -154,7 +155,7 @@ func TestLayer2AnnouncementOnALAN(t *testing.T) {
 	a.set(t, lantest.VIP4, lantest.VIP6)
 
 	// The client talks to both IPs through node A ...
-	lantest.Eventually(t, 3*time.Second, func() error {
+	testkit.For(t, 3*time.Second, "condition", func() error {
 		lan.Resolve(lantest.VIP4)
 		lan.Resolve(lantest.VIP6)
 		for _, ip := range []string{lantest.VIP4, lantest.VIP6} {
@@ -169,7 +170,7 @@ func TestLayer2AnnouncementOnALAN(t *testing.T) {
 	start := time.Now()
 	a.set(t)
 	for _, ip := range []string{lantest.VIP4, lantest.VIP6} {
-		lantest.Eventually(t, time.Second, func() error {
+		testkit.For(t, time.Second, "condition", func() error {
 			if mac, state := lan.Neigh(t, ip); mac != macB {
 				return fmt.Errorf("client entry for %s: %s %s, want node B %s", ip, mac, state, macB)
 			}
@@ -189,7 +190,7 @@ func TestLayer2AnnouncementOnALAN(t *testing.T) {
 		t.Fatalf("node A answered-ARP counter went from %v to %v after it dropped the IP", answeredA, got)
 	}
 	// The takeover burst: at least 4 announcements per IP within ~1 s.
-	lantest.Eventually(t, 3*time.Second, func() error {
+	testkit.For(t, 3*time.Second, "condition", func() error {
 		for _, p := range []string{"arp", "ndp"} {
 			if n := b.metric(t, "herald_l2_gratuitous_sent_total{interface=eth0,protocol="+p+"}"); n < 4 {
 				return fmt.Errorf("node B sent %v %s announcements, want the burst of 4", n, p)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/heraldlb/herald/speaker/announce/lantest"
 	"github.com/heraldlb/herald/speaker/arp"
 )
@@ -52,7 +53,7 @@ func TestAnswersOnlyForOwnedAddressesAndTakeoverMovesTheClient(t *testing.T) {
 	if err := b.Gratuitous(vip); err != nil {
 		t.Fatal(err)
 	}
-	lantest.Eventually(t, time.Second, func() error {
+	testkit.For(t, time.Second, "condition", func() error {
 		if mac, state := lan.Neigh(t, lantest.VIP4); mac != macB {
 			return fmt.Errorf("client still has %s (%s) for %s, want node B's %s", mac, state, vip, macB)
 		}

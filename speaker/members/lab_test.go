@@ -149,7 +149,7 @@ func (c *cluster) alive(t testing.TB, name string) string {
 func (c *cluster) waitAlive(t testing.TB, timeout time.Duration, want string, names ...string) {
 	t.Helper()
 	for _, n := range names {
-		lantest.Eventually(t, timeout, func() error {
+		testkit.For(t, timeout, "condition", func() error {
 			if got := c.alive(t, n); got != want {
 				return fmt.Errorf("%s sees %q, want %q", n, got, want)
 			}
@@ -203,7 +203,7 @@ func TestMembersSeeEachOtherSendAndDetectFailures(t *testing.T) {
 
 	// A hand-over reaches the named member only.
 	t0 := stamp(t, c.procs["m1"].Call(t, "send m2 198.51.100.5 2001:db8:100::5"))
-	lantest.Eventually(t, 2*time.Second, func() error {
+	testkit.For(t, 2*time.Second, "condition", func() error {
 		if received(c.procs["m2"], "m1 [198.51.100.5 2001:db8:100::5]", t0).IsZero() {
 			return fmt.Errorf("m2 did not receive the hand-over")
 		}
@@ -355,7 +355,7 @@ func BenchmarkMemberlist(b *testing.B) {
 			ip := fmt.Sprintf("198.51.100.%d", 10*round+j)
 			t0 := stamp(b, c.procs["m1"].Call(b, "send m2 "+ip))
 			var at time.Time
-			lantest.Eventually(b, 2*time.Second, func() error {
+			testkit.For(b, 2*time.Second, "condition", func() error {
 				if at = received(c.procs["m2"], "m1 ["+ip+"]", t0); at.IsZero() {
 					return fmt.Errorf("m2 did not receive %s", ip)
 				}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/heraldlb/herald/speaker/announce/lantest"
 	"github.com/heraldlb/herald/speaker/ndp"
 )
@@ -59,7 +60,7 @@ func TestAnswersOnlyForOwnedAddressesAndTakeoverMovesTheClient(t *testing.T) {
 	lan.Client.MustRun(ctx, "ip", "neigh", "change", lantest.VIP6, "lladdr", macA, "dev", "eth0", "nud", "stale")
 	before := a.Stats().Answered
 	lan.Resolve(lantest.VIP6)
-	lantest.Eventually(t, 4*time.Second, func() error {
+	testkit.For(t, 4*time.Second, "condition", func() error {
 		if mac, state := lan.Neigh(t, lantest.VIP6); mac != macA || state != "REACHABLE" {
 			return fmt.Errorf("client neighbour entry for %s: %s %s after the unicast probe, want node A's %s REACHABLE", vip, mac, state, macA)
 		}
@@ -75,7 +76,7 @@ func TestAnswersOnlyForOwnedAddressesAndTakeoverMovesTheClient(t *testing.T) {
 	if err := b.Gratuitous(vip); err != nil {
 		t.Fatal(err)
 	}
-	lantest.Eventually(t, time.Second, func() error {
+	testkit.For(t, time.Second, "condition", func() error {
 		if mac, state := lan.Neigh(t, lantest.VIP6); mac != macB {
 			return fmt.Errorf("client still has %s (%s) for %s, want node B's %s", mac, state, vip, macB)
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // A helper is this test binary run again as a child process inside a lab
@@ -91,7 +92,10 @@ func (h *Helper) Call(t testing.TB, cmd string) string {
 	}
 	prefix := fmt.Sprintf("reply %d ", id)
 	var answer string
-	Eventually(t, 10*time.Second, func() error {
+	// Every 10 ms, finer than testkit.For: tests time what helpers report.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := poll.Until(ctx, 10*time.Millisecond, func() error {
 		for _, line := range h.Lines() {
 			if s, ok := strings.CutPrefix(line, prefix); ok {
 				answer = s
@@ -99,10 +103,13 @@ func (h *Helper) Call(t testing.TB, cmd string) string {
 			}
 		}
 		if h.Proc.Exited() {
-			t.Fatalf("helper %s exited before answering %q", h.Name, cmd)
+			return poll.Stop(fmt.Errorf("helper %s exited before answering %q", h.Name, cmd))
 		}
 		return fmt.Errorf("helper %s did not answer %q", h.Name, cmd)
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return answer
 }
 

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // Service addresses the tests announce; never configured on an interface.
@@ -117,7 +118,7 @@ func New(t testing.TB) *LAN {
 	l.Client.MustRun(ctx, "ip", "route", "add", "198.51.100.0/24", "dev", "eth0")
 	l.Client.MustRun(ctx, "ip", "-6", "route", "add", "2001:db8:100::/64", "dev", "eth0")
 	for _, n := range []*netns.NS{l.NodeA, l.NodeB, l.Client} {
-		Eventually(t, 5*time.Second, func() error {
+		testkit.For(t, 5*time.Second, "duplicate address detection done", func() error {
 			if out, _ := n.Run(ctx, "ip", "-6", "addr", "show", "tentative"); strings.TrimSpace(out) != "" {
 				return fmt.Errorf("%s: tentative addresses: %s", n.Name, out)
 			}
@@ -205,23 +206,6 @@ func indexOf(s []string, v string) int {
 	return -1
 }
 
-// Eventually polls cond every 20 ms until it returns nil or timeout passes,
-// then fails the test with cond's last error.
-func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Runner is what Serve runs: an arp or ndp responder.
 type Runner interface {
 	Run(ctx context.Context) error
@@ -241,7 +225,7 @@ func Serve(t testing.TB, ns *netns.NS, r Runner) {
 			t.Errorf("Run in %s: %v", ns.Name, err)
 		}
 	})
-	Eventually(t, 5*time.Second, func() error {
+	testkit.For(t, 5*time.Second, "responder running", func() error {
 		if !r.Running() {
 			return fmt.Errorf("responder in %s not running", ns.Name)
 		}
