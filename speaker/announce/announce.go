@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heraldlb/herald/speaker/l2responder"
 )
 
 // Announcement asks that IP be announced on Interfaces, or, when Interfaces
@@ -96,8 +98,8 @@ type Layer2 struct {
 	// costs a socket each); emptied whenever links or routes change.
 	routes  map[netip.Addr]string
 	workers map[workerKey]*worker
-	retired map[workerKey]counts // counters of stopped responders
-	wg      sync.WaitGroup       // worker and burst goroutines
+	retired map[workerKey]l2responder.Stats // counters of stopped responders
+	wg      sync.WaitGroup                  // worker and burst goroutines
 	// Bursts started and running now: a test knows a burst is over, or
 	// that none started, without sleeping past it.
 	burstsStarted, burstsRunning atomic.Int64
@@ -128,7 +130,7 @@ func New(o Options) (*Layer2, error) {
 		desired:      map[netip.Addr][]string{},
 		placed:       map[netip.Addr][]string{},
 		workers:      map[workerKey]*worker{},
-		retired:      map[workerKey]counts{},
+		retired:      map[workerKey]l2responder.Stats{},
 	}
 	if o.Registerer != nil {
 		if err := o.Registerer.Register(collector{l}); err != nil {

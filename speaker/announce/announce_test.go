@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/internal/testkit"
-	"github.com/heraldlb/herald/speaker/arp"
+	"github.com/heraldlb/herald/speaker/l2responder"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -48,7 +48,7 @@ func (f *fakeResponder) Gratuitous(ip netip.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.open {
-		return arp.ErrNotRunning
+		return l2responder.ErrNotRunning
 	}
 	f.sent = append(f.sent, ip)
 	if hook := f.onSend; hook != nil {
@@ -71,10 +71,10 @@ func (f *fakeResponder) Run(ctx context.Context) error {
 	return nil
 }
 
-func (f *fakeResponder) counts() counts {
+func (f *fakeResponder) Stats() l2responder.Stats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return counts{answered: 7, gratuitous: uint64(len(f.sent))}
+	return l2responder.Stats{Answered: 7, Gratuitous: uint64(len(f.sent))}
 }
 
 func (f *fakeResponder) sentFor(ip netip.Addr) int {

@@ -1,14 +1,13 @@
 package announce
 
 import (
-	"bytes"
 	"cmp"
-	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"syscall"
-	"unsafe"
+
+	"github.com/heraldlb/herald/speaker/netif"
 )
 
 // Interface is what the default choice needs to know about a network
@@ -73,88 +72,26 @@ func explicitInterfaces(names []string, ifaces []Interface) []string {
 }
 
 // systemInterfaces lists the interfaces of the calling thread's network
-// namespace with their addresses, in one link dump and one address dump (a
-// node may have hundreds of pod veths; per-interface lookups would dump the
-// address table once each). Netlink gives the IFF_NOARP flag, which the net
-// package hides: interfaces such as kube-ipvs0 (a dummy holding service IPs
-// in kube-proxy's IPVS mode) look broadcast-capable but must never answer.
+// namespace as the default choice sees them, sorted by name. Broadcast
+// needs IFF_NOARP clear: interfaces such as kube-ipvs0 (a dummy holding
+// service IPs in kube-proxy's IPVS mode) look broadcast-capable but must
+// never answer.
 func systemInterfaces() ([]Interface, error) {
-	rib, err := syscall.NetlinkRIB(syscall.RTM_GETLINK, syscall.AF_UNSPEC)
-	if err != nil {
-		return nil, fmt.Errorf("announce: dump links: %w", err)
-	}
-	msgs, err := syscall.ParseNetlinkMessage(rib)
-	if err != nil {
-		return nil, fmt.Errorf("announce: parse links: %w", err)
-	}
-	prefixes, err := addressesByIndex()
+	list, err := netif.List()
 	if err != nil {
 		return nil, err
 	}
-	var out []Interface
-	for _, m := range msgs {
-		if m.Header.Type != syscall.RTM_NEWLINK || len(m.Data) < syscall.SizeofIfInfomsg {
-			continue
-		}
-		ifi := (*syscall.IfInfomsg)(unsafe.Pointer(&m.Data[0]))
-		attrs, err := syscall.ParseNetlinkRouteAttr(&m)
-		if err != nil {
-			continue
-		}
-		var name string
-		var hwLen int
-		for _, a := range attrs {
-			switch a.Attr.Type {
-			case syscall.IFLA_IFNAME:
-				name = string(bytes.TrimRight(a.Value, "\x00"))
-			case syscall.IFLA_ADDRESS:
-				hwLen = len(a.Value)
-			}
-		}
-		flags := ifi.Flags
+	out := make([]Interface, 0, len(list))
+	for _, i := range list {
 		out = append(out, Interface{
-			Name:      name,
-			Up:        flags&syscall.IFF_UP != 0 && flags&syscall.IFF_RUNNING != 0,
-			Loopback:  flags&syscall.IFF_LOOPBACK != 0,
-			Broadcast: flags&syscall.IFF_BROADCAST != 0 && flags&syscall.IFF_NOARP == 0 && hwLen == 6,
-			Prefixes:  prefixes[int(ifi.Index)],
+			Name:      i.Name,
+			Up:        i.Flags&syscall.IFF_UP != 0 && i.Flags&syscall.IFF_RUNNING != 0,
+			Loopback:  i.Flags&syscall.IFF_LOOPBACK != 0,
+			Broadcast: i.Flags&syscall.IFF_BROADCAST != 0 && i.Flags&syscall.IFF_NOARP == 0 && len(i.MAC) == 6,
+			Prefixes:  i.Prefixes,
 		})
 	}
 	slices.SortFunc(out, func(a, b Interface) int { return cmp.Compare(a.Name, b.Name) })
-	return out, nil
-}
-
-// addressesByIndex dumps every interface address (RTM_GETADDR) once.
-func addressesByIndex() (map[int][]netip.Prefix, error) {
-	rib, err := syscall.NetlinkRIB(syscall.RTM_GETADDR, syscall.AF_UNSPEC)
-	if err != nil {
-		return nil, fmt.Errorf("announce: dump addresses: %w", err)
-	}
-	msgs, err := syscall.ParseNetlinkMessage(rib)
-	if err != nil {
-		return nil, fmt.Errorf("announce: parse addresses: %w", err)
-	}
-	out := map[int][]netip.Prefix{}
-	for _, m := range msgs {
-		if m.Header.Type != syscall.RTM_NEWADDR || len(m.Data) < syscall.SizeofIfAddrmsg {
-			continue
-		}
-		ifa := (*syscall.IfAddrmsg)(unsafe.Pointer(&m.Data[0]))
-		attrs, err := syscall.ParseNetlinkRouteAttr(&m)
-		if err != nil {
-			continue
-		}
-		for _, a := range attrs {
-			// IFA_ADDRESS is the local address except on point-to-point
-			// links, which are not usable for ARP/NDP anyway.
-			if a.Attr.Type != syscall.IFA_ADDRESS {
-				continue
-			}
-			if ip, ok := netip.AddrFromSlice(a.Value); ok {
-				out[int(ifa.Index)] = append(out[int(ifa.Index)], netip.PrefixFrom(ip.Unmap(), int(ifa.Prefixlen)))
-			}
-		}
-	}
 	return out, nil
 }
 

@@ -2,6 +2,8 @@ package announce
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heraldlb/herald/speaker/l2responder"
 )
 
 var (
@@ -29,13 +31,12 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	l := c.l
 	l.mu.Lock()
-	totals := make(map[workerKey]counts, len(l.retired)+len(l.workers))
+	totals := make(map[workerKey]l2responder.Stats, len(l.retired)+len(l.workers))
 	for k, r := range l.retired {
 		totals[k] = r
 	}
 	for k, w := range l.workers {
-		c, r := w.r.counts(), totals[k]
-		totals[k] = counts{r.answered + c.answered, r.gratuitous + c.gratuitous}
+		totals[k] = plus(totals[k], w.r.Stats())
 	}
 	var v4, v6 float64
 	for ip, names := range l.placed {
@@ -50,8 +51,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	l.mu.Unlock()
 
 	for k, t := range totals {
-		ch <- prometheus.MustNewConstMetric(answeredDesc, prometheus.CounterValue, float64(t.answered), string(k.proto), k.iface)
-		ch <- prometheus.MustNewConstMetric(gratuitousDesc, prometheus.CounterValue, float64(t.gratuitous), string(k.proto), k.iface)
+		ch <- prometheus.MustNewConstMetric(answeredDesc, prometheus.CounterValue, float64(t.Answered), string(k.proto), k.iface)
+		ch <- prometheus.MustNewConstMetric(gratuitousDesc, prometheus.CounterValue, float64(t.Gratuitous), string(k.proto), k.iface)
 	}
 	ch <- prometheus.MustNewConstMetric(ownedDesc, prometheus.GaugeValue, v4, "ipv4")
 	ch <- prometheus.MustNewConstMetric(ownedDesc, prometheus.GaugeValue, v6, "ipv6")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/speaker/arp"
+	"github.com/heraldlb/herald/speaker/l2responder"
 	"github.com/heraldlb/herald/speaker/ndp"
 )
 
@@ -33,36 +34,24 @@ type responder interface {
 	Owns(ip netip.Addr) bool
 	Gratuitous(ip netip.Addr) error
 	Run(ctx context.Context) error
-	counts() counts
-}
-
-type counts struct{ answered, gratuitous uint64 }
-
-type arpResponder struct{ *arp.Responder }
-
-func (r arpResponder) counts() counts {
-	s := r.Stats()
-	return counts{s.Answered, s.Gratuitous}
-}
-
-type ndpResponder struct{ *ndp.Responder }
-
-func (r ndpResponder) counts() counts {
-	s := r.Stats()
-	return counts{s.Answered, s.Gratuitous}
+	Stats() l2responder.Stats
 }
 
 func newSystemResponder(p protocol, iface string, log *slog.Logger) responder {
 	if p == protoARP {
-		return arpResponder{arp.New(iface, log)}
+		return arp.New(iface, log)
 	}
-	return ndpResponder{ndp.New(iface, log)}
+	return ndp.New(iface, log)
 }
 
 // notRunning reports whether err only says the responder's socket is not
 // open yet; it announces every owned IP itself once it is.
-func notRunning(err error) bool {
-	return errors.Is(err, arp.ErrNotRunning) || errors.Is(err, ndp.ErrNotRunning)
+func notRunning(err error) bool { return errors.Is(err, l2responder.ErrNotRunning) }
+
+// plus adds the counters of two responders (a stopped one's to its
+// successor's) for the metrics.
+func plus(a, b l2responder.Stats) l2responder.Stats {
+	return l2responder.Stats{Answered: a.Answered + b.Answered, Gratuitous: a.Gratuitous + b.Gratuitous, Limited: a.Limited + b.Limited}
 }
 
 type workerKey struct {
@@ -157,9 +146,7 @@ func (l *Layer2) startWorkerLocked(k workerKey) *worker {
 func (l *Layer2) stopWorkerLocked(k workerKey, w *worker) {
 	w.r.Set(nil)
 	w.cancel()
-	c := w.r.counts()
-	r := l.retired[k]
-	l.retired[k] = counts{r.answered + c.answered, r.gratuitous + c.gratuitous}
+	l.retired[k] = plus(l.retired[k], w.r.Stats())
 	delete(l.workers, k)
 }
 

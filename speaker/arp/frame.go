@@ -10,6 +10,7 @@ import (
 	"golang.org/x/net/bpf"
 
 	"github.com/heraldlb/herald/speaker/l2guard"
+	"github.com/heraldlb/herald/speaker/l2responder"
 )
 
 const (
@@ -73,18 +74,20 @@ func answer(req *arp.Packet, mac net.HardwareAddr) ([]byte, error) {
 	return marshal(p, req.SenderHardwareAddr)
 }
 
-// reply is request and answer in one: the reply frame and the address
-// asked for, if frame must be answered.
-func reply(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) ([]byte, netip.Addr, bool) {
+// parse is request with the reply built only when it is sent: the
+// responder's decision.
+func parse(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) (func() ([]byte, error), netip.Addr, bool) {
 	req, ok := request(frame, mac, owns)
 	if !ok {
 		return nil, netip.Addr{}, false
 	}
-	out, err := answer(req, mac)
-	if err != nil {
-		return nil, netip.Addr{}, false
-	}
-	return out, req.TargetIP, true
+	return func() ([]byte, error) { return answer(req, mac) }, req.TargetIP, true
+}
+
+// reply is parse with the reply built at once: the reply frame and the
+// address asked for, if frame must be answered.
+func reply(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) ([]byte, netip.Addr, bool) {
+	return l2responder.Parser(parse).Reply(frame, mac, owns)
 }
 
 // gratuitous is the announcement that mac now holds ip, in the request form

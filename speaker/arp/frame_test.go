@@ -32,7 +32,7 @@ func frameOf(t testing.TB, op arp.Operation, ethDst, sha net.HardwareAddr, spa n
 	return b
 }
 
-func parse(t *testing.T, b []byte) (*ethernet.Frame, *arp.Packet) {
+func decode(t *testing.T, b []byte) (*ethernet.Frame, *arp.Packet) {
 	t.Helper()
 	var f ethernet.Frame
 	if err := f.UnmarshalBinary(b); err != nil {
@@ -74,8 +74,8 @@ func TestReply(t *testing.T) {
 			if !ok {
 				return
 			}
-			_, req := parse(t, tc.frame)
-			f, p := parse(t, out)
+			_, req := decode(t, tc.frame)
+			f, p := decode(t, out)
 			if ip != vip || !bytes.Equal(f.Destination, client) || !bytes.Equal(f.Source, ours) {
 				t.Fatalf("reply frame %v -> %v for %s", f.Source, f.Destination, ip)
 			}
@@ -92,7 +92,7 @@ func TestGratuitousIsARequestToBroadcast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, p := parse(t, b)
+	f, p := decode(t, b)
 	if !bytes.Equal(f.Destination, ethernet.Broadcast) || !bytes.Equal(f.Source, ours) {
 		t.Fatalf("frame %v -> %v, want ours -> broadcast", f.Source, f.Destination)
 	}

@@ -14,6 +14,8 @@ import (
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/server"
+
+	"github.com/heraldlb/herald/speaker/netif"
 )
 
 // instance owns the gobgp server and everything applied to it. Only Run's
@@ -449,7 +451,7 @@ func (e *instance) resolveCrossNextHop(ps *peerState) {
 	if !local.IsValid() {
 		return
 	}
-	ifaces, err := systemInterfaces()
+	ifaces, err := netif.List()
 	if err != nil {
 		ps.crossErr = err
 		return

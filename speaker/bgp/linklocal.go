@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"slices"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/heraldlb/herald/speaker/ndp"
+	"github.com/heraldlb/herald/speaker/netif"
 )
 
 // Sessions over an interface (Peer.Interface) run on IPv6 link-local
@@ -87,23 +87,21 @@ func pickRouter(ifname string, neighbors []neighbor, own []netip.Addr) (netip.Ad
 // readNeighbors lists the IPv6 neighbors of an interface and its own
 // addresses.
 func readNeighbors(ifname string) ([]neighbor, []netip.Addr, error) {
-	ifi, err := net.InterfaceByName(ifname)
+	ifaces, err := netif.List()
 	if err != nil {
 		return nil, nil, fmt.Errorf("interface %s: %w", ifname, err)
 	}
-	entries, err := netlink.NeighList(ifi.Index, netlink.FAMILY_V6)
+	i := slices.IndexFunc(ifaces, func(i netif.Interface) bool { return i.Name == ifname })
+	if i < 0 {
+		return nil, nil, fmt.Errorf("interface %s: no such interface", ifname)
+	}
+	entries, err := netlink.NeighList(ifaces[i].Index, netlink.FAMILY_V6)
 	if err != nil {
 		return nil, nil, fmt.Errorf("interface %s: neighbor table: %w", ifname, err)
 	}
-	var own []netip.Addr
-	if addrs, err := ifi.Addrs(); err == nil {
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok {
-				if addr, ok := netip.AddrFromSlice(ipn.IP); ok {
-					own = append(own, addr)
-				}
-			}
-		}
+	own := make([]netip.Addr, 0, len(ifaces[i].Prefixes))
+	for _, p := range ifaces[i].Prefixes {
+		own = append(own, p.Addr())
 	}
 	out := make([]neighbor, 0, len(entries))
 	for _, e := range entries {
@@ -263,7 +261,7 @@ func (ll *linkLocal) stop() {
 // session's own link-local address (RFC 8950: IPv4 routes with an IPv6
 // next hop, as unnumbered routers install them).
 func (e *instance) resolveLinkNextHop(ps *peerState) {
-	ifaces, err := systemInterfaces()
+	ifaces, err := netif.List()
 	if err != nil {
 		ps.crossErr = err
 		return
@@ -278,13 +276,13 @@ func (e *instance) resolveLinkNextHop(ps *peerState) {
 // pickLinkNextHop returns the interface's IPv4 address, else the IPv6
 // unspecified address, for which gobgp puts in the session's local
 // address. It is pure.
-func pickLinkNextHop(ifname string, ifaces []ifaceAddrs) netip.Addr {
+func pickLinkNextHop(ifname string, ifaces []netif.Interface) netip.Addr {
 	for _, ifc := range ifaces {
-		if ifc.name != ifname {
+		if ifc.Name != ifname {
 			continue
 		}
-		for _, a := range ifc.addrs {
-			if a.Is4() && !a.IsLoopback() && !a.IsLinkLocalUnicast() {
+		for _, p := range ifc.Prefixes {
+			if a := p.Addr(); a.Is4() && !a.IsLoopback() && !a.IsLinkLocalUnicast() {
 				return a
 			}
 		}

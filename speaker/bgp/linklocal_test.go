@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/heraldlb/herald/speaker/netif"
 )
 
 func TestPickRouter(t *testing.T) {
@@ -65,10 +67,10 @@ func TestValidateInterfacePeers(t *testing.T) {
 }
 
 func TestPickLinkNextHop(t *testing.T) {
-	ifaces := []ifaceAddrs{
-		{name: "eth0", addrs: []netip.Addr{netip.MustParseAddr("10.0.0.2")}},
-		{name: "un0", addrs: []netip.Addr{netip.MustParseAddr("fe80::2")}},
-		{name: "un1", addrs: []netip.Addr{netip.MustParseAddr("169.254.0.2"), netip.MustParseAddr("10.1.0.2"), netip.MustParseAddr("fe80::3")}},
+	ifaces := []netif.Interface{
+		ifaceWith("eth0", "10.0.0.2/24"),
+		ifaceWith("un0", "fe80::2/64"),
+		ifaceWith("un1", "169.254.0.2/16", "10.1.0.2/24", "fe80::3/64"),
 	}
 	for ifname, want := range map[string]netip.Addr{
 		"un0":  netip.IPv6Unspecified(), // RFC 8950: the session's own link-local address

@@ -4,15 +4,26 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+
+	"github.com/heraldlb/herald/speaker/netif"
 )
+
+// ifaceWith is an interface named name with the addresses prefixes.
+func ifaceWith(name string, prefixes ...string) netif.Interface {
+	i := netif.Interface{Name: name}
+	for _, p := range prefixes {
+		i.Prefixes = append(i.Prefixes, netip.MustParsePrefix(p))
+	}
+	return i
+}
 
 func TestPickNextHop(t *testing.T) {
 	a := netip.MustParseAddr
-	ifaces := []ifaceAddrs{
-		{name: "lo", addrs: []netip.Addr{a("127.0.0.1"), a("::1")}},
-		{name: "eth0", addrs: []netip.Addr{a("10.0.0.2"), a("fe80::2"), a("2001:db8::2")}},
-		{name: "eth1", addrs: []netip.Addr{a("10.1.0.2"), a("fe80::3")}},
-		{name: "eth2", addrs: []netip.Addr{a("2001:db8:2::2"), a("fe80::4")}},
+	ifaces := []netif.Interface{
+		ifaceWith("lo", "127.0.0.1/8", "::1/128"),
+		ifaceWith("eth0", "10.0.0.2/24", "fe80::2/64", "2001:db8::2/64"),
+		ifaceWith("eth1", "10.1.0.2/24", "fe80::3/64"),
+		ifaceWith("eth2", "2001:db8:2::2/64", "fe80::4/64"),
 	}
 	tests := []struct {
 		local   string

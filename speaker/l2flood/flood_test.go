@@ -23,6 +23,7 @@ import (
 	"github.com/heraldlb/herald/speaker/announce/lantest"
 	speakerarp "github.com/heraldlb/herald/speaker/arp"
 	"github.com/heraldlb/herald/speaker/l2guard"
+	"github.com/heraldlb/herald/speaker/l2responder"
 	speakerndp "github.com/heraldlb/herald/speaker/ndp"
 )
 
@@ -145,16 +146,8 @@ func cpuTime() time.Duration {
 type responder interface {
 	lantest.Runner
 	Set([]netip.Addr)
-	counts() (answered, limited uint64)
+	Stats() l2responder.Stats
 }
-
-type arpResponder struct{ *speakerarp.Responder }
-
-func (r arpResponder) counts() (uint64, uint64) { s := r.Stats(); return s.Answered, s.Limited }
-
-type ndpResponder struct{ *speakerndp.Responder }
-
-func (r ndpResponder) counts() (uint64, uint64) { s := r.Stats(); return s.Answered, s.Limited }
 
 // A flood of requests from one host on the LAN is answered at the
 // per-sender rate until the sender is muted in the kernel (within a
@@ -174,9 +167,9 @@ func TestFloodIsRateLimited(t *testing.T) {
 			var r responder
 			vip, ask := lantest.VIP4, func() []string { return lan.Arping(t, lantest.VIP4, 3) }
 			if proto == "ARP" {
-				r = arpResponder{speakerarp.New("eth0", log)}
+				r = speakerarp.New("eth0", log)
 			} else {
-				r = ndpResponder{speakerndp.New("eth0", log)}
+				r = speakerndp.New("eth0", log)
 				vip = lantest.VIP6
 				ask = func() []string {
 					var got []string
@@ -194,7 +187,7 @@ func TestFloodIsRateLimited(t *testing.T) {
 				t.Fatalf("before the flood: answers %v", legit)
 			}
 
-			answered0, limited0 := r.counts()
+			before := r.Stats()
 			cpu0, lines0, t0 := cpuTime(), lines.Load(), time.Now()
 			sent := make(chan string, 1)
 			go func() { sent <- fl.Call(t, fmt.Sprintf("flood %g %s", secs, vip)) }()
@@ -205,8 +198,8 @@ func TestFloodIsRateLimited(t *testing.T) {
 				t.Fatalf("flooder: %v", err)
 			}
 			wall, cpu := time.Since(t0), cpuTime()-cpu0
-			answered1, limited1 := r.counts()
-			answered, limited := answered1-answered0, limited1-limited0
+			after := r.Stats()
+			answered, limited := after.Answered-before.Answered, after.Limited-before.Limited
 			t.Logf("MEASURE %s flood: %d requests in %.0f s (%.0f/s); responder: %.1f%% of one core, answered %d, left unanswered %d, %d log lines",
 				proto, n, secs, float64(n)/secs, 100*cpu.Seconds()/wall.Seconds(), answered, limited, lines.Load()-lines0)
 

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/net/ipv6"
 
 	"github.com/heraldlb/herald/speaker/l2guard"
+	"github.com/heraldlb/herald/speaker/l2responder"
 )
 
 const (
@@ -186,24 +187,26 @@ func multicastMAC(ip netip.Addr) net.HardwareAddr {
 	return net.HardwareAddr{0x33, 0x33, a[12], a[13], a[14], a[15]}
 }
 
-// reply decides whether frame is a Neighbor Solicitation this interface
-// (mac) must answer, given the owned addresses, and returns
-// the answer and the address asked for. A solicitation from :: is duplicate
-// address detection by a host that wants the address: it is answered to
-// all-nodes without the solicited flag, which defends the address.
-func reply(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) ([]byte, netip.Addr, bool) {
+// parse decides whether frame is a Neighbor Solicitation this interface
+// (mac) must answer, given the owned addresses, and returns how to build
+// the answer (built only when it is sent) and the address asked for.
+func parse(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) (func() ([]byte, error), netip.Addr, bool) {
 	s, ok := parseSolicitation(frame, mac)
 	if !ok || !owns(s.target) {
 		return nil, netip.Addr{}, false
 	}
-	out, err := answer(s, mac)
-	if err != nil {
-		return nil, netip.Addr{}, false
-	}
-	return out, s.target, true
+	return func() ([]byte, error) { return answer(s, mac) }, s.target, true
 }
 
-// answer is the advertisement from mac that answers s.
+// reply is parse with the answer built at once.
+func reply(frame []byte, mac net.HardwareAddr, owns func(netip.Addr) bool) ([]byte, netip.Addr, bool) {
+	return l2responder.Parser(parse).Reply(frame, mac, owns)
+}
+
+// answer is the advertisement from mac that answers s. A solicitation from
+// :: is duplicate address detection by a host that wants the address: it is
+// answered to all-nodes without the solicited flag, which defends the
+// address.
 func answer(s solicitation, mac net.HardwareAddr) ([]byte, error) {
 	dst, dstMAC, solicited := s.src, s.srcMAC, true
 	if s.src.IsUnspecified() {
