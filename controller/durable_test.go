@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
 // TestBadEditSurvivesRestart: the older of two pools is edited into the
@@ -23,15 +24,15 @@ import (
 func TestBadEditSurvivesRestart(t *testing.T) {
 	h := newHarness(t)
 	// Created in this order (and within one second, the names order them the same way).
-	h.create(t, pool("old", false, "198.51.100.0/28"))
-	h.create(t, pool("young", false, "203.0.113.0/28"))
+	h.create(t, objects.Pool("old", false, "198.51.100.0/28"))
+	h.create(t, objects.Pool("young", false, "203.0.113.0/28"))
 	o := h.controllerOptions()
 	o.LeaderElect = true
 	stop := h.runController(t, o)
 
 	h.createNamespace(t, "apps", nil)
 	for i, p := range []string{"old", "old", "young", "young"} {
-		h.create(t, lbService("apps", fmt.Sprintf("%s-%d", p, i), annotate(v1beta1.AnnotationIPPool, p)))
+		h.create(t, objects.Service("apps", fmt.Sprintf("%s-%d", p, i), objects.Annotate(v1beta1.AnnotationIPPool, p)))
 	}
 	for i, p := range []string{"old", "old", "young", "young"} {
 		h.waitAssigned(t, "apps", fmt.Sprintf("%s-%d", p, i))
@@ -64,7 +65,7 @@ func TestBadEditSurvivesRestart(t *testing.T) {
 		// The new incarnation is leading and has built its model once it
 		// assigns a new Service; only then can "nothing changed" mean anything.
 		name := fmt.Sprintf("after-restart-%d", round)
-		h.create(t, lbService("apps", name, annotate(v1beta1.AnnotationIPPool, "young")))
+		h.create(t, objects.Service("apps", name, objects.Annotate(v1beta1.AnnotationIPPool, "young")))
 		h.waitAssigned(t, "apps", name)
 		keptLastValid("after a restart, the edited pool still at fault")
 		h.waitConfigCondition(t, &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "young"}}, metav1.ConditionTrue, v1beta1.ReasonValid)

@@ -20,6 +20,7 @@ import (
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/internal/netns"
 	"github.com/heraldlb/herald/internal/testkit"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
 // serviceAccount is the identity config/rbac/controller.yaml grants rights to.
@@ -83,7 +84,7 @@ func TestLeaderElection(t *testing.T) {
 	h := newHarness(t)
 	h.applyRBAC(t)
 	kubeconfig := h.serviceAccountKubeconfig(t)
-	h.create(t, pool("lan", true, "198.51.100.0/28"))
+	h.create(t, objects.Pool("lan", true, "198.51.100.0/28"))
 	h.createNamespace(t, "web", nil)
 
 	type replica struct {
@@ -128,7 +129,7 @@ func TestLeaderElection(t *testing.T) {
 		return leader >= 0, states
 	})
 
-	h.create(t, lbService("web", "a"))
+	h.create(t, objects.Service("web", "a"))
 	first := ingressIPs(h.waitAssigned(t, "web", "a"))
 	h.waitEvent(t, "web", "a", "IPAllocated", "from pool lan")
 	h.memberlistKey(t)
@@ -159,7 +160,7 @@ func TestLeaderElection(t *testing.T) {
 		l, states := leaderOf()
 		return l == 0, states
 	})
-	h.create(t, lbService("web", "b"))
+	h.create(t, objects.Service("web", "b"))
 	h.waitAssigned(t, "web", "b")
 	t.Logf("after the leader was killed, a new Service was assigned within %s", time.Since(killed).Round(100*time.Millisecond))
 	if now := ingressIPs(h.service(t, "web", "a")); fmt.Sprint(now) != fmt.Sprint(first) {

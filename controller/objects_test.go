@@ -13,55 +13,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 )
 
 // Helpers that build and inspect the objects the tests use.
-
-type svcOption func(*corev1.Service)
-
-func lbService(ns, name string, opts ...svcOption) *corev1.Service {
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: corev1.ServiceSpec{
-			Type:                          corev1.ServiceTypeLoadBalancer,
-			Selector:                      map[string]string{"app": name},
-			Ports:                         []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}},
-			AllocateLoadBalancerNodePorts: ptr.To(false),
-		},
-	}
-	for _, o := range opts {
-		o(svc)
-	}
-	return svc
-}
-
-func families(policy corev1.IPFamilyPolicy, fams ...corev1.IPFamily) svcOption {
-	return func(s *corev1.Service) { s.Spec.IPFamilyPolicy, s.Spec.IPFamilies = &policy, fams }
-}
-
-func annotate(kv ...string) svcOption {
-	return func(s *corev1.Service) {
-		if s.Annotations == nil {
-			s.Annotations = map[string]string{}
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			s.Annotations[kv[i]] = kv[i+1]
-		}
-	}
-}
-
-func port(p int32) svcOption {
-	return func(s *corev1.Service) {
-		s.Spec.Ports = []corev1.ServicePort{{Name: "p", Port: p, TargetPort: intstr.FromInt32(p), Protocol: corev1.ProtocolTCP}}
-	}
-}
-
-func class(c string) svcOption { return func(s *corev1.Service) { s.Spec.LoadBalancerClass = &c } }
 
 func (h *harness) create(t *testing.T, obj client.Object) {
 	t.Helper()
@@ -192,14 +149,6 @@ func inPrefix(t *testing.T, ip, prefix string) {
 	if !netip.MustParsePrefix(prefix).Contains(netip.MustParseAddr(ip)) {
 		t.Errorf("IP %s is not in %s", ip, prefix)
 	}
-}
-
-func pool(name string, autoAssign bool, addrs ...string) *v1beta1.IPPool {
-	p := &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1beta1.IPPoolSpec{AutoAssign: ptr.To(autoAssign)}}
-	for _, a := range addrs {
-		p.Spec.Addresses = append(p.Spec.Addresses, v1beta1.AddressRange(a))
-	}
-	return p
 }
 
 func readyCondition(conds []metav1.Condition) *metav1.Condition {

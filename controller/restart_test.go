@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldlb/herald/internal/testkit/objects"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -134,7 +135,7 @@ func (w *ingressWatch) observe(typ watch.EventType, svc *corev1.Service) {
 // assigned, and no address may be held by two Services.
 func TestRestarts(t *testing.T) {
 	h := newHarness(t)
-	h.create(t, pool("chaos", true, "198.51.100.0/24", "203.0.113.0/24", "2001:db8:2::/120"))
+	h.create(t, objects.Pool("chaos", true, "198.51.100.0/24", "203.0.113.0/24", "2001:db8:2::/120"))
 	h.createNamespace(t, "chaos", nil)
 	w, stopWatch := watchIngress(t, h.cs)
 	defer stopWatch()
@@ -147,11 +148,11 @@ func TestRestarts(t *testing.T) {
 	go func() {
 		defer close(churnDone)
 		rng := rand.New(rand.NewPCG(1, 2))
-		shapes := []svcOption{
-			families(corev1.IPFamilyPolicySingleStack, corev1.IPv4Protocol),
-			families(corev1.IPFamilyPolicySingleStack, corev1.IPv6Protocol),
-			families(corev1.IPFamilyPolicyPreferDualStack),
-			families(corev1.IPFamilyPolicyRequireDualStack, corev1.IPv6Protocol, corev1.IPv4Protocol),
+		shapes := []objects.ServiceOption{
+			objects.Families(corev1.IPFamilyPolicySingleStack, corev1.IPv4Protocol),
+			objects.Families(corev1.IPFamilyPolicySingleStack, corev1.IPv6Protocol),
+			objects.Families(corev1.IPFamilyPolicyPreferDualStack),
+			objects.Families(corev1.IPFamilyPolicyRequireDualStack, corev1.IPv6Protocol, corev1.IPv4Protocol),
 		}
 		var names []string
 		tick := time.NewTicker(40 * time.Millisecond)
@@ -171,7 +172,7 @@ func TestRestarts(t *testing.T) {
 				continue
 			}
 			name := fmt.Sprintf("s-%d", step)
-			svc := lbService("chaos", name, shapes[step%len(shapes)])
+			svc := objects.Service("chaos", name, shapes[step%len(shapes)])
 			if _, err := h.cs.CoreV1().Services("chaos").Create(ctx, svc, metav1.CreateOptions{}); err == nil {
 				created++
 				names = append(names, name)

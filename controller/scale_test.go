@@ -22,6 +22,7 @@ import (
 	"github.com/heraldlb/herald/internal/netns"
 	"github.com/heraldlb/herald/internal/testenv"
 	"github.com/heraldlb/herald/internal/testkit"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
 // Scale benchmark. `make test` runs it with 500 Services and loose bounds;
@@ -101,13 +102,13 @@ func scaleRun(t *testing.T, n int) scaleResult {
 	// No controller manager: nothing else writes while we measure.
 	h := newHarness(t, testenv.WithoutControllerManager(),
 		testenv.WithAPIServerArgs("--max-requests-inflight=1000", "--max-mutating-requests-inflight=500"))
-	h.create(t, pool("scale", true, "2001:db8:100::/112"))
+	h.create(t, objects.Pool("scale", true, "2001:db8:100::/112"))
 	h.createNamespace(t, "scale", nil)
 	bare := bareClient(t, h.env.Config)
 
 	begin := time.Now()
 	parallel(t, n, func(i int) error {
-		svc := lbService("scale", fmt.Sprintf("s-%05d", i), families(corev1.IPFamilyPolicySingleStack, corev1.IPv6Protocol))
+		svc := objects.Service("scale", fmt.Sprintf("s-%05d", i), objects.Families(corev1.IPFamilyPolicySingleStack, corev1.IPv6Protocol))
 		svc.Spec.Selector = nil
 		_, err := bare.CoreV1().Services("scale").Create(context.Background(), svc, metav1.CreateOptions{})
 		return err

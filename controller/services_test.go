@@ -17,6 +17,7 @@ import (
 	"github.com/heraldlb/herald/controller/reconcilers"
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/internal/testkit"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
 // TestServices runs one controller against a real API server and walks
@@ -24,8 +25,8 @@ import (
 // the control plane and pools and run in order; each uses its own namespace.
 func TestServices(t *testing.T) {
 	h := newHarness(t)
-	h.create(t, pool("lan", true, "198.51.100.0/28", "2001:db8:1::/124"))
-	h.create(t, pool("reserved", false, "203.0.113.0/29"))
+	h.create(t, objects.Pool("lan", true, "198.51.100.0/28", "2001:db8:1::/124"))
+	h.create(t, objects.Pool("reserved", false, "203.0.113.0/29"))
 	o := h.controllerOptions()
 	metricsPort := testkit.FreePort(t)
 	// Plain HTTP (said explicitly): this test counts the controller's own
@@ -36,7 +37,7 @@ func TestServices(t *testing.T) {
 
 	t.Run("single-stack IPv4", func(t *testing.T) {
 		h.createNamespace(t, "v4", nil)
-		h.create(t, lbService("v4", "web", families(corev1.IPFamilyPolicySingleStack, corev1.IPv4Protocol)))
+		h.create(t, objects.Service("v4", "web", objects.Families(corev1.IPFamilyPolicySingleStack, corev1.IPv4Protocol)))
 		svc := h.waitAssigned(t, "v4", "web")
 		ips := ingressIPs(svc)
 		if len(ips) != 1 {
@@ -48,7 +49,7 @@ func TestServices(t *testing.T) {
 
 	t.Run("single-stack IPv6", func(t *testing.T) {
 		h.createNamespace(t, "v6", nil)
-		h.create(t, lbService("v6", "web", families(corev1.IPFamilyPolicySingleStack, corev1.IPv6Protocol)))
+		h.create(t, objects.Service("v6", "web", objects.Families(corev1.IPFamilyPolicySingleStack, corev1.IPv6Protocol)))
 		ips := ingressIPs(h.waitAssigned(t, "v6", "web"))
 		if len(ips) != 1 {
 			t.Fatalf("ingress %v, want one IP", ips)
@@ -58,7 +59,7 @@ func TestServices(t *testing.T) {
 
 	t.Run("PreferDualStack", func(t *testing.T) {
 		h.createNamespace(t, "dual", nil)
-		h.create(t, lbService("dual", "web", families(corev1.IPFamilyPolicyPreferDualStack)))
+		h.create(t, objects.Service("dual", "web", objects.Families(corev1.IPFamilyPolicyPreferDualStack)))
 		ips := ingressIPs(h.waitAssigned(t, "dual", "web"))
 		if len(ips) != 2 {
 			t.Fatalf("ingress %v, want an IPv4 and an IPv6 address", ips)
@@ -68,7 +69,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("RequireDualStack IPv6 first", func(t *testing.T) {
-		h.create(t, lbService("dual", "v6first", families(corev1.IPFamilyPolicyRequireDualStack, corev1.IPv6Protocol, corev1.IPv4Protocol)))
+		h.create(t, objects.Service("dual", "v6first", objects.Families(corev1.IPFamilyPolicyRequireDualStack, corev1.IPv6Protocol, corev1.IPv4Protocol)))
 		ips := ingressIPs(h.waitAssigned(t, "dual", "v6first"))
 		if len(ips) != 2 {
 			t.Fatalf("ingress %v, want two", ips)
@@ -79,12 +80,12 @@ func TestServices(t *testing.T) {
 
 	t.Run("requested IPs", func(t *testing.T) {
 		h.createNamespace(t, "req", nil)
-		h.create(t, lbService("req", "herald", annotate(v1beta1.AnnotationLoadBalancerIPs, "198.51.100.9")))
-		h.create(t, lbService("req", "spec", func(s *corev1.Service) { s.Spec.LoadBalancerIP = "198.51.100.10" }))
-		h.create(t, lbService("req", "metallb", annotate("metallb.io/loadBalancerIPs", "198.51.100.11")))
-		h.create(t, lbService("req", "universe", annotate("metallb.universe.tf/loadBalancerIPs", "198.51.100.14")))
-		h.create(t, lbService("req", "dual", families(corev1.IPFamilyPolicyRequireDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol),
-			annotate(v1beta1.AnnotationLoadBalancerIPs, "2001:db8:1::c, 198.51.100.12")))
+		h.create(t, objects.Service("req", "herald", objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, "198.51.100.9")))
+		h.create(t, objects.Service("req", "spec", func(s *corev1.Service) { s.Spec.LoadBalancerIP = "198.51.100.10" }))
+		h.create(t, objects.Service("req", "metallb", objects.Annotate("metallb.io/loadBalancerIPs", "198.51.100.11")))
+		h.create(t, objects.Service("req", "universe", objects.Annotate("metallb.universe.tf/loadBalancerIPs", "198.51.100.14")))
+		h.create(t, objects.Service("req", "dual", objects.Families(corev1.IPFamilyPolicyRequireDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol),
+			objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, "2001:db8:1::c, 198.51.100.12")))
 		h.waitAssigned(t, "req", "herald", "198.51.100.9")
 		h.waitAssigned(t, "req", "spec", "198.51.100.10")
 		h.waitAssigned(t, "req", "metallb", "198.51.100.11")
@@ -93,7 +94,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("requested IP outside every pool", func(t *testing.T) {
-		h.create(t, lbService("req", "outside", annotate(v1beta1.AnnotationLoadBalancerIPs, "198.51.100.200")))
+		h.create(t, objects.Service("req", "outside", objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, "198.51.100.200")))
 		svc := h.waitRefused(t, "req", "outside", "NotInPool")
 		if msg := allocatedCondition(svc).Message; !strings.Contains(msg, "198.51.100.200") {
 			t.Errorf("condition message %q does not name the IP", msg)
@@ -102,9 +103,9 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("requested IP taken, then released", func(t *testing.T) {
-		h.create(t, lbService("req", "first", annotate(v1beta1.AnnotationLoadBalancerIPs, "198.51.100.13")))
+		h.create(t, objects.Service("req", "first", objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, "198.51.100.13")))
 		h.waitAssigned(t, "req", "first", "198.51.100.13")
-		h.create(t, lbService("req", "second", annotate(v1beta1.AnnotationLoadBalancerIPs, "198.51.100.13")))
+		h.create(t, objects.Service("req", "second", objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, "198.51.100.13")))
 		h.waitRefused(t, "req", "second", "IPInUse")
 		h.waitEvent(t, "req", "second", "AllocationFailed", "req/first")
 		if err := h.c.Delete(context.Background(), h.service(t, "req", "first")); err != nil {
@@ -119,37 +120,37 @@ func TestServices(t *testing.T) {
 	t.Run("pool by annotation", func(t *testing.T) {
 		h.createNamespace(t, "pools", nil)
 		for name, key := range map[string]string{"herald": v1beta1.AnnotationIPPool, "metallb": "metallb.io/address-pool", "universe": "metallb.universe.tf/address-pool"} {
-			h.create(t, lbService("pools", name, annotate(key, "reserved")))
+			h.create(t, objects.Service("pools", name, objects.Annotate(key, "reserved")))
 		}
 		for _, name := range []string{"herald", "metallb", "universe"} {
 			svc := h.waitAssigned(t, "pools", name)
 			inPrefix(t, ingressIPs(svc)[0], "203.0.113.0/29")
 			h.waitEvent(t, "pools", name, "IPAllocated", "from pool reserved")
 		}
-		h.create(t, lbService("pools", "missing", annotate(v1beta1.AnnotationIPPool, "nonexistent")))
+		h.create(t, objects.Service("pools", "missing", objects.Annotate(v1beta1.AnnotationIPPool, "nonexistent")))
 		h.waitRefused(t, "pools", "missing", "PoolNotFound")
 	})
 
 	t.Run("sharing", func(t *testing.T) {
 		h.createNamespace(t, "share", nil)
 		ip := "203.0.113.5"
-		h.create(t, lbService("share", "http", port(80), annotate(v1beta1.AnnotationLoadBalancerIPs, ip, v1beta1.AnnotationAllowSharedIP, "k")))
-		h.create(t, lbService("share", "https", port(443), annotate(v1beta1.AnnotationLoadBalancerIPs, ip, "metallb.universe.tf/allow-shared-ip", "k")))
+		h.create(t, objects.Service("share", "http", objects.Port(80), objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, ip, v1beta1.AnnotationAllowSharedIP, "k")))
+		h.create(t, objects.Service("share", "https", objects.Port(443), objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, ip, "metallb.universe.tf/allow-shared-ip", "k")))
 		h.waitAssigned(t, "share", "http", ip)
 		h.waitAssigned(t, "share", "https", ip)
-		h.create(t, lbService("share", "clash", port(80), annotate(v1beta1.AnnotationLoadBalancerIPs, ip, v1beta1.AnnotationAllowSharedIP, "k")))
+		h.create(t, objects.Service("share", "clash", objects.Port(80), objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, ip, v1beta1.AnnotationAllowSharedIP, "k")))
 		h.waitRefused(t, "share", "clash", "SharingConflict")
-		h.create(t, lbService("share", "nokey", port(8080), annotate(v1beta1.AnnotationLoadBalancerIPs, ip)))
+		h.create(t, objects.Service("share", "nokey", objects.Port(8080), objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, ip)))
 		h.waitRefused(t, "share", "nokey", "IPInUse")
-		h.create(t, lbService("share", "local", port(9090), annotate(v1beta1.AnnotationLoadBalancerIPs, ip, "metallb.io/allow-shared-ip", "k"),
+		h.create(t, objects.Service("share", "local", objects.Port(9090), objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, ip, "metallb.io/allow-shared-ip", "k"),
 			func(s *corev1.Service) { s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal }))
 		h.waitRefused(t, "share", "local", "SharingConflict")
 	})
 
 	t.Run("other class is left alone", func(t *testing.T) {
 		h.createNamespace(t, "class", nil)
-		h.create(t, lbService("class", "other", class("example.com/other")))
-		h.create(t, lbService("class", "ours"))
+		h.create(t, objects.Service("class", "other", objects.Class("example.com/other")))
+		h.create(t, objects.Service("class", "ours"))
 		h.waitAssigned(t, "class", "ours")
 		// The sign that the controller has decided about "other".
 		h.waitLog(t, `"msg":"Service not served"`, `"service":"class/other"`)
@@ -160,8 +161,8 @@ func TestServices(t *testing.T) {
 
 	t.Run("type change and deletion release the IP", func(t *testing.T) {
 		h.createNamespace(t, "release", nil)
-		h.create(t, pool("reuse", false, "203.0.113.16/30"))
-		h.create(t, lbService("release", "a", annotate(v1beta1.AnnotationIPPool, "reuse")))
+		h.create(t, objects.Pool("reuse", false, "203.0.113.16/30"))
+		h.create(t, objects.Service("release", "a", objects.Annotate(v1beta1.AnnotationIPPool, "reuse")))
 		h.waitAssigned(t, "release", "a", "203.0.113.16")
 		update(t, h, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "release", Name: "a"}}, func(s *corev1.Service) {
 			s.Spec.Type = corev1.ServiceTypeClusterIP
@@ -172,22 +173,22 @@ func TestServices(t *testing.T) {
 			return len(svc.Status.LoadBalancer.Ingress) == 0 && allocatedCondition(svc) == nil, describe(svc)
 		})
 		h.waitEvent(t, "release", "a", "IPReleased", "released 203.0.113.16: the Service is no longer of type LoadBalancer")
-		h.create(t, lbService("release", "b", annotate(v1beta1.AnnotationIPPool, "reuse")))
+		h.create(t, objects.Service("release", "b", objects.Annotate(v1beta1.AnnotationIPPool, "reuse")))
 		h.waitAssigned(t, "release", "b", "203.0.113.16")
 		if err := h.c.Delete(context.Background(), h.service(t, "release", "b")); err != nil {
 			t.Fatal(err)
 		}
 		h.waitEvent(t, "release", "b", "IPReleased", "released 203.0.113.16: the Service was deleted")
-		h.create(t, lbService("release", "c", annotate(v1beta1.AnnotationIPPool, "reuse")))
+		h.create(t, objects.Service("release", "c", objects.Annotate(v1beta1.AnnotationIPPool, "reuse")))
 		h.waitAssigned(t, "release", "c", "203.0.113.16")
 	})
 
 	t.Run("pool shrink moves only the affected Service", func(t *testing.T) {
 		h.createNamespace(t, "shrink", nil)
-		h.create(t, pool("shrink", false, "203.0.113.24/29"))
+		h.create(t, objects.Pool("shrink", false, "203.0.113.24/29"))
 		rv := map[string]string{}
 		for i, name := range []string{"a", "b", "c"} {
-			h.create(t, lbService("shrink", name, annotate(v1beta1.AnnotationIPPool, "shrink")))
+			h.create(t, objects.Service("shrink", name, objects.Annotate(v1beta1.AnnotationIPPool, "shrink")))
 			rv[name] = h.waitAssigned(t, "shrink", name, fmt.Sprintf("203.0.113.%d", 24+i)).ResourceVersion
 		}
 		update(t, h, &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "shrink"}}, func(p *v1beta1.IPPool) {
@@ -214,7 +215,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("config problems are reported on the object at fault", func(t *testing.T) {
-		h.create(t, pool("overlap", true, "198.51.100.8/29"))
+		h.create(t, objects.Pool("overlap", true, "198.51.100.8/29"))
 		h.create(t, &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "l2"},
 			Spec: v1beta1.L2AdvertisementSpec{PoolSelection: v1beta1.PoolSelection{IPPools: []string{"lan", "missing"}}}})
 		h.waitConfigCondition(t, &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "overlap"}}, metav1.ConditionFalse, v1beta1.ReasonConflict)
@@ -289,8 +290,8 @@ func TestServices(t *testing.T) {
 				t.Error(err)
 			}
 		}
-		h.create(t, pool("after", false, "203.0.113.64/30"))
-		h.create(t, lbService("v4", "after-restart", annotate(v1beta1.AnnotationIPPool, "after")))
+		h.create(t, objects.Pool("after", false, "203.0.113.64/30"))
+		h.create(t, objects.Service("v4", "after-restart", objects.Annotate(v1beta1.AnnotationIPPool, "after")))
 		h.waitAssigned(t, "v4", "after-restart", "203.0.113.64")
 		waitIdle(t, metricsPort, len(before.services)+1, 30*time.Second)
 		after := h.snapshot(t)
@@ -313,7 +314,7 @@ func TestServices(t *testing.T) {
 		stop()
 		o.LBClass = "herald.dev/test"
 		h.runController(t, o)
-		h.create(t, lbService("class", "herald", class("herald.dev/test"), annotate(v1beta1.AnnotationIPPool, "after")))
+		h.create(t, objects.Service("class", "herald", objects.Class("herald.dev/test"), objects.Annotate(v1beta1.AnnotationIPPool, "after")))
 		inPrefix(t, ingressIPs(h.waitAssigned(t, "class", "herald"))[0], "203.0.113.64/30")
 		// A Service without a class is no longer served: released, status cleared.
 		eventually(t, 20*time.Second, "classless Service released", func() (bool, string) {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
 // TestTenants: namespaces are tenants. A tenant who asks for another
@@ -21,8 +22,8 @@ import (
 // Service is never mistaken for one without labels.
 func TestTenants(t *testing.T) {
 	h := newHarness(t)
-	h.create(t, pool("shared", false, "198.51.100.0/28"))
-	teams := pool("teams", true, "203.0.113.0/26")
+	h.create(t, objects.Pool("shared", false, "198.51.100.0/28"))
+	teams := objects.Pool("teams", true, "203.0.113.0/26")
 	teams.Spec.AllocateTo = &v1beta1.AllocateTo{NamespaceSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"tenant": "yes"}}}}
 	h.create(t, teams)
 	h.runController(t, h.controllerOptions())
@@ -30,18 +31,18 @@ func TestTenants(t *testing.T) {
 	const ip = "198.51.100.5"
 	h.createNamespace(t, "team-a", nil)
 	h.createNamespace(t, "team-b", nil)
-	h.create(t, lbService("team-a", "payroll", port(80), annotate(v1beta1.AnnotationLoadBalancerIPs, ip, v1beta1.AnnotationAllowSharedIP, "s3cr3t-key")))
+	h.create(t, objects.Service("team-a", "payroll", objects.Port(80), objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, ip, v1beta1.AnnotationAllowSharedIP, "s3cr3t-key")))
 	h.waitAssigned(t, "team-a", "payroll", ip)
 
 	t.Run("refusals do not reveal another namespace's Service or key", func(t *testing.T) {
 		secrets := []string{"payroll", "team-a", "s3cr3t-key"}
 		for i, key := range []string{"", "guess", "s3cr3t-key"} {
 			name := fmt.Sprintf("probe-%d", i)
-			opts := []svcOption{port(443), annotate(v1beta1.AnnotationLoadBalancerIPs, ip)}
+			opts := []objects.ServiceOption{objects.Port(443), objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, ip)}
 			if key != "" {
-				opts = append(opts, annotate(v1beta1.AnnotationAllowSharedIP, key))
+				opts = append(opts, objects.Annotate(v1beta1.AnnotationAllowSharedIP, key))
 			}
-			h.create(t, lbService("team-b", name, opts...))
+			h.create(t, objects.Service("team-b", name, opts...))
 			svc := h.waitRefused(t, "team-b", name, "IPInUse")
 			msg := allocatedCondition(svc).Message
 			if !strings.Contains(msg, "another namespace") || !strings.Contains(msg, v1beta1.AnnotationSharingCrossNamespace) {
@@ -59,11 +60,11 @@ func TestTenants(t *testing.T) {
 	t.Run("sharing across namespaces needs both Services to opt in", func(t *testing.T) {
 		const shared = "198.51.100.6"
 		h.createNamespace(t, "team-c", nil)
-		h.create(t, lbService("team-a", "web", port(80), annotate(v1beta1.AnnotationLoadBalancerIPs, shared,
+		h.create(t, objects.Service("team-a", "web", objects.Port(80), objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, shared,
 			v1beta1.AnnotationAllowSharedIP, "k", v1beta1.AnnotationSharingCrossNamespace, "team-c")))
 		h.waitAssigned(t, "team-a", "web", shared)
 		// team-c/api has the key but does not list team-a: refused.
-		h.create(t, lbService("team-c", "api", port(443), annotate(v1beta1.AnnotationLoadBalancerIPs, shared, v1beta1.AnnotationAllowSharedIP, "k")))
+		h.create(t, objects.Service("team-c", "api", objects.Port(443), objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, shared, v1beta1.AnnotationAllowSharedIP, "k")))
 		h.waitRefused(t, "team-c", "api", "IPInUse")
 		// Opting in lets it share.
 		update(t, h, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "team-c", Name: "api"}}, func(s *corev1.Service) {
@@ -71,11 +72,11 @@ func TestTenants(t *testing.T) {
 		})
 		h.waitAssigned(t, "team-c", "api", shared)
 		// A third namespace that lists "*" is still refused: team-a/web did not list it.
-		h.create(t, lbService("team-b", "api", port(8080), annotate(v1beta1.AnnotationLoadBalancerIPs, shared,
+		h.create(t, objects.Service("team-b", "api", objects.Port(8080), objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, shared,
 			v1beta1.AnnotationAllowSharedIP, "k", v1beta1.AnnotationSharingCrossNamespace, "*")))
 		h.waitRefused(t, "team-b", "api", "IPInUse")
 		// A malformed list is the Service's own mistake.
-		h.create(t, lbService("team-c", "typo", port(9090), annotate(v1beta1.AnnotationAllowSharedIP, "k", v1beta1.AnnotationSharingCrossNamespace, "Team_A")))
+		h.create(t, objects.Service("team-c", "typo", objects.Port(9090), objects.Annotate(v1beta1.AnnotationAllowSharedIP, "k", v1beta1.AnnotationSharingCrossNamespace, "Team_A")))
 		h.waitRefused(t, "team-c", "typo", "InvalidRequest")
 	})
 
@@ -108,7 +109,7 @@ func TestTenants(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if err := h.c.Create(context.Background(), lbService(ns, "web")); err != nil {
+				if err := h.c.Create(context.Background(), objects.Service(ns, "web")); err != nil {
 					t.Error(err)
 				}
 			}()

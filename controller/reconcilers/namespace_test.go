@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlreconcile "sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/heraldlb/herald/internal/config"
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/internal/testenv"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
 // laggingCache is the API server seen through a cache that has not
@@ -58,9 +58,7 @@ func TestNamespaceUnknownToTheCache(t *testing.T) {
 	ctx := context.Background()
 	for _, obj := range []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fresh", Labels: map[string]string{"tenant": "yes"}}},
-		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "fresh", Name: "web"}, Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}, AllocateLoadBalancerNodePorts: ptr.To(false),
-		}},
+		objects.Service("fresh", "web"),
 	} {
 		if err := api.Create(ctx, obj); err != nil {
 			t.Fatal(err)

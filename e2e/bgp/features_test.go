@@ -20,6 +20,7 @@ import (
 	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/poll"
 	"github.com/heraldlb/herald/internal/testkit"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
 // Per-Service communities (MetalLB #934): a second BGPAdvertisement of the
@@ -259,7 +260,7 @@ func TestWithdrawWithoutEndpointsLetsAnotherSiteServe(t *testing.T) {
 	e := herald(t)
 	e.withoutBFD(t) // a loaded machine flaps 300 ms BFD sessions, which would withdraw for us
 	ctx := labtest.Context(t, 3*time.Minute)
-	pool := lab.ManualPool("wwe", "2001:db8:200::300/122")
+	pool := objects.Pool("wwe", false, "2001:db8:200::300/122")
 	adv := &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "wwe"}, Spec: v1beta1.BGPAdvertisementSpec{
 		PoolSelection: v1beta1.PoolSelection{IPPools: []string{"wwe"}}, Peers: []string{peerFRR4}, WithdrawWithoutEndpoints: true,
 	}}

@@ -16,6 +16,7 @@ import (
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/k8s"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
 // The measurements of docs/benchmarks.md (BGP). Each runs once against a
@@ -115,7 +116,7 @@ func TestMeasureIPToRouteAtFRR(t *testing.T) {
 	var first, all []time.Duration
 	for i := range runs(20) {
 		name := fmt.Sprintf("s%d", i)
-		if _, err := e.Kube.CoreV1().Services(ns).Create(ctx, lab.BareService(ns, name, poolBGP, corev1.IPv4Protocol), metav1.CreateOptions{}); err != nil {
+		if _, err := e.Kube.CoreV1().Services(ns).Create(ctx, objects.Service(ns, name, objects.FromPool(poolBGP), objects.Families(corev1.IPFamilyPolicySingleStack, corev1.IPv4Protocol)), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		seen, err := iw.next(ctx)

@@ -20,6 +20,7 @@ import (
 	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/netns"
 	"github.com/heraldlb/herald/internal/testkit"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
 const (
@@ -108,7 +109,7 @@ func TestLinkLocalPeers(t *testing.T) {
 		HoldTime: &metav1.Duration{Duration: 9 * time.Second}, KeepaliveTime: &metav1.Duration{Duration: 3 * time.Second},
 	}}
 	objs := []client.Object{
-		lab.ManualPool(poolLinkLocal, "2001:db8:200::200/122"),
+		objects.Pool(poolLinkLocal, false, "2001:db8:200::200/122"),
 		&v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: poolLinkLocal}, Spec: v1beta1.BGPAdvertisementSpec{
 			PoolSelection: v1beta1.PoolSelection{IPPools: []string{poolLinkLocal}}, Peers: []string{peerFRRLL, peerBIRDLL}}},
 		frrPeer, birdPeer,

@@ -12,10 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
-	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/poll"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
 // scalePool holds 16,384 addresses of the lab's routed IPv6 range.
@@ -119,7 +119,7 @@ func TestMeasureManyServices(t *testing.T) {
 func (e *env) scaleSetup(t *testing.T, ctx context.Context) {
 	t.Helper()
 	if err := e.Create(ctx,
-		lab.ManualPool("scale", v1beta1.AddressRange(scalePool.String())),
+		objects.Pool("scale", false, v1beta1.AddressRange(scalePool.String())),
 		&v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "scale"}, Spec: v1beta1.BGPAdvertisementSpec{
 			PoolSelection: v1beta1.PoolSelection{IPPools: []string{"scale"}}, Peers: []string{peerFRR6}}},
 	); err != nil {

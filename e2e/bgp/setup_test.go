@@ -15,6 +15,7 @@ import (
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/e2e/routers"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
 // The sessions every node opens (BGPPeers selecting every node):
@@ -147,9 +148,9 @@ func baseObjects() []client.Object {
 		lab.BGPPeer(peerFRR6, netip.MustParseAddr("fd00:10::1"), lab.FRRASN, lab.FRRASN),
 		lab.BGPPeer(peerBIRD4, netip.MustParseAddr("10.0.0.2"), lab.NodeASN, lab.BIRDASN),
 		lab.BGPPeer(peerBIRD6, netip.MustParseAddr("fd00:10::2"), lab.NodeASN, lab.BIRDASN),
-		lab.ManualPool(poolBGP, "203.0.113.0/26", "2001:db8:200::/122"),
-		lab.ManualPool(poolIBGP, "203.0.113.64/26", "2001:db8:200::40/122"),
-		lab.ManualPool(poolAgg, "203.0.113.128/25", "2001:db8:200::100/120"),
+		objects.Pool(poolBGP, false, "203.0.113.0/26", "2001:db8:200::/122"),
+		objects.Pool(poolIBGP, false, "203.0.113.64/26", "2001:db8:200::40/122"),
+		objects.Pool(poolAgg, false, "203.0.113.128/25", "2001:db8:200::100/120"),
 		&v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: poolBGP}, Spec: v1beta1.BGPAdvertisementSpec{
 			PoolSelection: v1beta1.PoolSelection{IPPools: []string{poolBGP}}, Peers: []string{peerFRR4, peerBIRD4, peerBIRD6},
 			Communities: communities(bgpCommunities), LargeCommunities: []v1beta1.LargeCommunity{v1beta1.LargeCommunity(bgpLargeCommunities[0])},

@@ -19,6 +19,7 @@ import (
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/internal/poll"
 	"github.com/heraldlb/herald/internal/testkit"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
 // advertised is what a node's slice should say of a Service's address.
@@ -85,7 +86,7 @@ func TestAnnouncementSlicesListPeers(t *testing.T) {
 	defer sw.Stop()
 	const ns = "t-bgpslices"
 	labtest.Namespace(t, e.Lab, ns)
-	for _, s := range []*corev1.Service{lab.BareService(ns, "plain", poolBGP, corev1.IPv4Protocol), lab.BareService(ns, "agg", poolAgg, corev1.IPv6Protocol)} {
+	for _, s := range []*corev1.Service{objects.Service(ns, "plain", objects.FromPool(poolBGP), objects.Families(corev1.IPFamilyPolicySingleStack, corev1.IPv4Protocol)), objects.Service(ns, "agg", objects.FromPool(poolAgg), objects.Families(corev1.IPFamilyPolicySingleStack, corev1.IPv6Protocol))} {
 		if err := e.API.Create(ctx, s); err != nil {
 			t.Fatal(err)
 		}

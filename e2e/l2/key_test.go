@@ -22,6 +22,7 @@ import (
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/internal/poll"
 	"github.com/heraldlb/herald/internal/testkit"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 	"github.com/heraldlb/herald/speaker/members"
 )
 
@@ -114,7 +115,7 @@ func TestMemberlistKeyRotationWithoutAnOutage(t *testing.T) {
 	e := herald(t)
 	ctx := labtest.Context(t, 5*time.Minute)
 	peer := lab.BGPPeer("frr-rotation", e.FRR.IPv4, lab.NodeASN, lab.FRRASN)
-	pool := lab.ManualPool("rotation-routed", "203.0.113.200/29")
+	pool := objects.Pool("rotation-routed", false, "203.0.113.200/29")
 	adv := &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "rotation-routed"}, Spec: v1beta1.BGPAdvertisementSpec{
 		PoolSelection: v1beta1.PoolSelection{IPPools: []string{"rotation-routed"}}}}
 	if err := e.Create(ctx, peer, pool, adv); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/internal/k8s"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 	"github.com/heraldlb/herald/speaker/election"
 )
 
@@ -34,7 +35,7 @@ const (
 // slices list all n, and returns each Service's address by "ns/name".
 func (e *env) sliceServices(t *testing.T, ctx context.Context, sw *lab.SliceWatch, ns string, n int) map[string]netip.Addr {
 	t.Helper()
-	pool := lab.ManualPool(slicePool, sliceRange)
+	pool := objects.Pool(slicePool, false, sliceRange)
 	adv := &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: slicePool}, Spec: v1beta1.L2AdvertisementSpec{PoolSelection: v1beta1.PoolSelection{IPPools: []string{slicePool}}}}
 	if err := e.Create(ctx, pool, adv); err != nil {
 		t.Fatal(err)

@@ -54,13 +54,6 @@ func (h *Herald) SpeakerStatuses(ctx context.Context) (map[string]v1beta1.Speake
 	return out, nil
 }
 
-// ManualPool is an IPPool with autoAssign off: only Services that name it
-// (WorkloadSpec.Pool) take its addresses, so a test's pool never hands
-// addresses to another test's Services.
-func ManualPool(name string, ranges ...v1beta1.AddressRange) *v1beta1.IPPool {
-	return &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1beta1.IPPoolSpec{Addresses: ranges, AutoAssign: ptr.To(false)}}
-}
-
 // BGPPeer is a BGPPeer for every node with the lab's short timers: 3 s
 // keepalive, 9 s hold time, and a 1 s connect retry instead of gobgp's 120 s.
 func BGPPeer(name string, addr netip.Addr, myASN, peerASN int64) *v1beta1.BGPPeer {

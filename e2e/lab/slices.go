@@ -11,27 +11,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/internal/k8s"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
-// BareService is a LoadBalancer Service with no pods and no node ports,
-// single-stack in family, from pool.
-func BareService(namespace, name, pool string, family corev1.IPFamily) *corev1.Service {
-	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Annotations: map[string]string{v1beta1.AnnotationIPPool: pool}},
-		Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: ptr.To(false),
-			IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicySingleStack), IPFamilies: []corev1.IPFamily{family},
-			Ports: []corev1.ServicePort{{Name: "http", Port: 80}},
-		},
-	}
-}
-
-// CreateServices creates n bare Services (BareService) called s00000,
+// CreateServices creates n Services from pool, single-stack in family, with no pods, called s00000,
 // s00001, ... in namespace with 16 clients in parallel.
 func (l *Lab) CreateServices(ctx context.Context, namespace, pool string, family corev1.IPFamily, n int) error {
 	const workers = 16
@@ -40,7 +27,7 @@ func (l *Lab) CreateServices(ctx context.Context, namespace, pool string, family
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < n; i += workers {
-				svc := BareService(namespace, fmt.Sprintf("s%05d", i), pool, family)
+				svc := objects.Service(namespace, fmt.Sprintf("s%05d", i), objects.FromPool(pool), objects.Families(corev1.IPFamilyPolicySingleStack, family))
 				if _, err := l.Kube.CoreV1().Services(namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 					errs <- fmt.Errorf("lab: create Service %s/%s: %w", namespace, svc.Name, err)
 					return

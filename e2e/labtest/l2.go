@@ -12,6 +12,7 @@ import (
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/e2e/lab"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 	"github.com/heraldlb/herald/speaker/election"
 )
 
@@ -22,7 +23,7 @@ func L2Pool(t testing.TB, h *lab.Herald, name string, ranges []v1beta1.AddressRa
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	adv.PoolSelection = v1beta1.PoolSelection{IPPools: []string{name}}
-	p := lab.ManualPool(name, ranges...)
+	p := objects.Pool(name, false, ranges...)
 	a := &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: adv}
 	if err := h.Create(ctx, p, a); err != nil {
 		t.Fatal(err)

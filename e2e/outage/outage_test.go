@@ -16,7 +16,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
@@ -25,6 +24,7 @@ import (
 	"github.com/heraldlb/herald/e2e/routers"
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/internal/testkit"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
 func TestMain(m *testing.M) { os.Exit(labtest.Main(m, lab.Options{})) }
@@ -93,7 +93,7 @@ func TestAPIServerOutage(t *testing.T) {
 	if err := h.Create(ctx,
 		&v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "lan"}, Spec: v1beta1.IPPoolSpec{Addresses: []v1beta1.AddressRange{"198.51.100.10-198.51.100.99", "2001:db8:100::10-2001:db8:100::99"}}},
 		&v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "lan"}, Spec: v1beta1.L2AdvertisementSpec{PoolSelection: v1beta1.PoolSelection{IPPools: []string{"lan"}}}},
-		peer, lab.ManualPool("routed", "203.0.113.0/24"),
+		peer, objects.Pool("routed", false, "203.0.113.0/24"),
 		&v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "routed"}, Spec: v1beta1.BGPAdvertisementSpec{PoolSelection: v1beta1.PoolSelection{IPPools: []string{"routed"}}}},
 	); err != nil {
 		t.Fatal(err)
@@ -162,11 +162,7 @@ func TestAPIServerOutage(t *testing.T) {
 			// A Service created right after the return gets its IP and is
 			// announced. (No pods: the scheduler and the lab's kubelet catch
 			// up at client-go's own pace, which is not Herald's.)
-			fresh := &corev1.Service{
-				ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "fresh-" + how},
-				Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}},
-					AllocateLoadBalancerNodePorts: ptr.To(false), IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol}},
-			}
+			fresh := objects.Service("default", "fresh-"+how, objects.Families(corev1.IPFamilyPolicySingleStack, corev1.IPv4Protocol))
 			if err := h.API.Create(ctx, fresh); err != nil {
 				t.Fatal(err)
 			}

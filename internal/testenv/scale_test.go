@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -46,7 +46,6 @@ func scaleCount() int {
 func createServices(b *testing.B, env *Env, n int) float64 {
 	cs := kubernetes.NewForConfigOrDie(env.Config)
 	ctx := context.Background()
-	no := false
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
 	begin := time.Now()
@@ -59,13 +58,7 @@ func createServices(b *testing.B, env *Env, n int) float64 {
 				if i > int64(n) {
 					return
 				}
-				svc := &corev1.Service{
-					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("s%05d", i)},
-					Spec: corev1.ServiceSpec{
-						Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: &no,
-						Ports: []corev1.ServicePort{{Port: 80}},
-					},
-				}
+				svc := objects.Service("", fmt.Sprintf("s%05d", i))
 				if _, err := cs.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 					failed.Add(1)
 				}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/internal/testenv"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
 // TestSpeakerCacheMemory fills a real API server with Services, an
@@ -60,9 +61,8 @@ func TestSpeakerCacheMemory(t *testing.T) {
 	no := false
 	parallel(t, services, func(i int) error {
 		name := fmt.Sprintf("s%05d", i)
-		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": name}},
-			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: &no,
-				Ports: []corev1.ServicePort{{Port: 80}}}}
+		svc := objects.Service("", name)
+		svc.Labels = map[string]string{"app": name}
 		// as kubectl apply leaves it: the object as applied, in an annotation
 		applied, err := json.Marshal(svc)
 		if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/heraldlb/herald/internal/k8s"
 	"github.com/heraldlb/herald/internal/testenv"
 	"github.com/heraldlb/herald/internal/testkit"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 	"github.com/heraldlb/herald/speaker/bgp"
 	"github.com/heraldlb/herald/speaker/election"
 	"github.com/heraldlb/herald/speaker/members"
@@ -139,15 +140,9 @@ func (o Options) with(tweaks []func(*Options)) Options {
 // service creates a LoadBalancer Service and writes its ingress IPs.
 func (h *harness) service(name string, local bool, ips ...netip.Addr) *corev1.Service {
 	h.t.Helper()
-	s := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: name},
-		Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}},
-			AllocateLoadBalancerNodePorts: ptr.To(false),
-		},
-	}
+	s := objects.Service("demo", name)
 	if local {
-		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+		objects.LocalTraffic(s)
 	}
 	h.create(s)
 	for _, ip := range ips {
