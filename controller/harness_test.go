@@ -115,7 +115,7 @@ func (h *harness) runController(t *testing.T, o options.Options) (stop func()) {
 			t.Logf("last lines of %s.log:\n%s", name, h.env.LogTail(name, 40))
 		}
 	}
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() { _ = f.Close() })
 	t.Cleanup(stop)
 	return stop
 }
@@ -143,7 +143,7 @@ func freePort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer l.Close() //nolint:errcheck // held only to find a free port
 	return l.Addr().(*net.TCPAddr).Port
 }
 

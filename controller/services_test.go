@@ -394,7 +394,7 @@ func scrapeBody(port int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() //nolint:errcheck // read only
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
 }

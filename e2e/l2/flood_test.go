@@ -31,7 +31,9 @@ func TestARPFloodFromTheLabClient(t *testing.T) {
 	sp := e.Speaker(owner)
 	secs := 6
 	if s := os.Getenv("HERALD_FLOOD_SECONDS"); s != "" {
-		fmt.Sscan(s, &secs)
+		if _, err := fmt.Sscan(s, &secs); err != nil {
+			t.Fatalf("HERALD_FLOOD_SECONDS=%q: %v", s, err)
+		}
 	}
 	lines := func() int {
 		b, _ := os.ReadFile(sp.LogPath)
@@ -45,7 +47,9 @@ func TestARPFloodFromTheLabClient(t *testing.T) {
 		for _, line := range strings.Split(m, "\n") {
 			if v, ok := strings.CutPrefix(line, `herald_l2_requests_answered_total{interface="eth0",protocol="arp"} `); ok {
 				var n float64
-				fmt.Sscan(v, &n)
+				if _, err := fmt.Sscan(v, &n); err != nil {
+					t.Fatalf("%s: %v", line, err)
+				}
 				return n
 			}
 		}

@@ -30,7 +30,7 @@ func (e *env) readyz(ctx context.Context, node string) (int, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() //nolint:errcheck // read only
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
 }

@@ -162,7 +162,7 @@ func (l *Lab) waitKubeProxy(ctx context.Context, n *Node) error {
 		resp, err := client.Get("http://127.0.0.1:10256/healthz")
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}

@@ -46,8 +46,9 @@ func DialContext(ctx context.Context, ns *netns.NS, network, address string) (ne
 	}); err != nil {
 		return nil, fmt.Errorf("lab dial %s in %s: socket: %w", address, ns.Name, err)
 	}
-	f := os.NewFile(uintptr(fd), "lab-dial") // non-blocking: served by the runtime poller
-	defer f.Close()
+	// Non-blocking: served by the runtime poller.
+	f := os.NewFile(uintptr(fd), "lab-dial")
+	defer f.Close() //nolint:errcheck // net.FileConn holds its own duplicate
 	if err := connect(ctx, f, fd, sa); err != nil {
 		return nil, fmt.Errorf("lab dial %s %s from %s: %w", network, address, ns.Name, err)
 	}

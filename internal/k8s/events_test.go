@@ -112,5 +112,5 @@ func TestEventSinkFlappingAgainstAPIServer(t *testing.T) {
 		t.Error("no Event says that others were left out")
 	}
 	cancel()
-	<-done
+	_ = <-done
 }

@@ -47,7 +47,7 @@ func (r *Registry) Start(ns *NS, name, logPath string, env []string, args ...str
 		if err != nil {
 			return nil, fmt.Errorf("netns: log for %s: %w", name, err)
 		}
-		defer f.Close() // the child holds its own descriptor
+		defer f.Close() //nolint:errcheck // the child holds its own descriptor
 		out = f
 	}
 	cmd.Stdout, cmd.Stderr = out, out

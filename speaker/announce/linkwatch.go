@@ -21,17 +21,17 @@ func linkEvents(ctx context.Context, changed chan<- struct{}) error {
 	groups := uint32(unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV6_IFADDR |
 		unix.RTMGRP_IPV4_ROUTE | unix.RTMGRP_IPV6_ROUTE)
 	if err := syscall.Bind(fd, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK, Groups: groups}); err != nil {
-		syscall.Close(fd)
+		_ = syscall.Close(fd)
 		return fmt.Errorf("announce: netlink subscribe: %w", err)
 	}
 	if err := syscall.SetNonblock(fd, true); err != nil {
-		syscall.Close(fd)
+		_ = syscall.Close(fd)
 		return fmt.Errorf("announce: netlink socket: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "rtnetlink") // reads through the poller: Close unblocks them
 	go func() {
 		<-ctx.Done()
-		f.Close()
+		_ = f.Close()
 	}()
 	buf := make([]byte, 64<<10)
 	for {

@@ -161,7 +161,7 @@ func (r *Responder) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("arp: listen on %s: %w", r.iface, err)
 	}
-	defer conn.Close()
+	defer conn.Close() //nolint:errcheck // a receive socket; also closed when ctx ends
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,9 +34,8 @@ func sockets(t testing.TB, l *lab, ns *netns.NS, state string) []tcpConn {
 			s = strings.Replace(strings.Replace(s, "[", "", 1), "]", "", 1)
 			i := strings.LastIndexByte(s, ':')
 			a, _ := netip.ParseAddr(strings.TrimSuffix(s[:i], "%un0"))
-			var port uint16
-			fmt.Sscan(s[i+1:], &port)
-			return netip.AddrPortFrom(a, port)
+			port, _ := strconv.ParseUint(s[i+1:], 10, 16)
+			return netip.AddrPortFrom(a, uint16(port))
 		}
 		conns = append(conns, tcpConn{local: parse(f[len(f)-2]), remote: parse(f[len(f)-1])})
 	}

@@ -31,7 +31,9 @@ func addBlackholes(t testing.TB, ctx context.Context, ns *netns.NS, n int) {
 	if _, err := f.WriteString(b.String()); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := ns.Run(ctx, "ip", "-batch", f.Name()); err != nil {
 		t.Fatalf("adding %d routes: %v %s", n, err, out)
 	}

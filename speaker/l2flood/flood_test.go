@@ -63,7 +63,7 @@ func startFlooder(ctx context.Context) (func(string) string, func() error, error
 		if err != nil {
 			return err.Error()
 		}
-		defer conn.Close()
+		defer conn.Close() //nolint:errcheck // packets sent are already gone
 		to := &packet.Addr{HardwareAddr: frame[:6]}
 		sent := 0
 		for end := time.Now().Add(time.Duration(secs * float64(time.Second))); ctx.Err() == nil && time.Now().Before(end); {

@@ -101,7 +101,7 @@ func cluster3(t *testing.T, key []byte) []*Members {
 	t.Cleanup(func() {
 		cancel()
 		for range ms {
-			<-done
+			_ = <-done
 		}
 	})
 	for _, m := range ms {
@@ -191,14 +191,14 @@ func TestRunRetriesWhileThePortIsTaken(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); _ = <-done }()
 	testwait.For(t, 5*time.Second, "the start failure is reported", func() error {
 		if m.Err() == nil {
 			return fmt.Errorf("no error yet")
 		}
 		return nil
 	})
-	hold.Close()
+	_ = hold.Close()
 	testwait.For(t, 15*time.Second, "the member starts once the port is free", func() error {
 		if err := m.Err(); err != nil {
 			return err
@@ -223,7 +223,7 @@ func TestPingReachesAMemberDeclaredFailed(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- m.Run(ctx) }()
-		return func() { cancel(); <-done }
+		return func() { cancel(); _ = <-done }
 	}
 	t.Cleanup(run(a))
 	c := mustNew(t, Options{Name: "c", BindAddr: lo, Port: pc, Key: key})

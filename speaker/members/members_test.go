@@ -194,9 +194,9 @@ func freePort(t *testing.T) int {
 		}
 		port := l.Addr().(*net.TCPAddr).Port
 		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
+		_ = l.Close()
 		if err == nil {
-			u.Close()
+			_ = u.Close()
 			return port
 		}
 	}
@@ -218,8 +218,8 @@ func TestSuspectsAreLiveMembersOnly(t *testing.T) {
 	go func() { done <- a.Run(ctx) }()
 	defer func() {
 		cancel()
-		<-done
-		<-done
+		_ = <-done
+		_ = <-done
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for !slices.Equal(a.Alive(), []string{"a", "b"}) {

@@ -217,7 +217,7 @@ func (r *Responder) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ndp: ICMPv6 socket on %s: %w", r.iface, err)
 	}
-	defer group.Close() // also on the error paths below
+	defer group.Close() //nolint:errcheck // also on the error paths below; it only holds group memberships
 	var none ipv6.ICMPFilter
 	none.SetAll(true)
 	if err := group.SetICMPFilter(&none); err != nil {

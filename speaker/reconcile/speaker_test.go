@@ -78,7 +78,7 @@ func startHarness(t *testing.T, tweaks ...func(*Options)) *harness {
 	mgrCtx, stopMgr := context.WithCancel(ctx)
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Start(mgrCtx) }()
-	t.Cleanup(func() { stopMgr(); <-mgrDone })
+	t.Cleanup(func() { stopMgr(); _ = <-mgrDone })
 
 	h.spk, err = New(Options{
 		Node: "n1", NodeIP: netip.MustParseAddr("10.0.0.11"), Cache: mgr.GetCache(),

@@ -24,7 +24,7 @@ func readFixture(t *testing.T, name string) *Reader {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read only
 	rd := &Reader{Namespace: "metallb-system"}
 	if err := rd.ReadYAML(f, name); err != nil {
 		t.Fatal(err)
