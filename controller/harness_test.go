@@ -222,7 +222,7 @@ func controllerBinary(t *testing.T) string {
 		}
 		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "herald-controller"), ".").CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

@@ -44,7 +44,10 @@ func (e *env) frrHops(ctx context.Context, prefix netip.Prefix, want []netip.Add
 			if errors.Is(kerr, routers.ErrNotFound) {
 				return nil
 			}
-			return fmt.Errorf("%v gone from FRR's BGP table but still in its kernel (%v)", prefix, kerr)
+			if kerr != nil {
+				return kerr
+			}
+			return fmt.Errorf("%v gone from FRR's BGP table but still in its kernel", prefix)
 		}
 		if err != nil {
 			return err

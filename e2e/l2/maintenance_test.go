@@ -264,8 +264,10 @@ func TestDrainHandsOverWithoutAFailedRequest(t *testing.T) {
 		return nil
 	})
 	testwait.Holds(t, 3*time.Second, "the drained node takes nothing after its restart", func() error {
-		if got, _, err := e.announced(ctx, node); err != nil || len(got) > 0 {
-			return fmt.Errorf("%s announces %v (%v)", node, got, err)
+		if got, _, err := e.announced(ctx, node); err != nil {
+			return fmt.Errorf("%s: %w", node, err)
+		} else if len(got) > 0 {
+			return fmt.Errorf("%s announces %v", node, got)
 		}
 		return e.OneAnswerEach(ctx, ips, node)
 	})

@@ -173,7 +173,7 @@ func (l *Lab) waitKubeProxy(ctx context.Context, n *Node) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("lab: kube-proxy on %s not healthy (%v): %w\n%s", n.Name, err, ctx.Err(), n.KubeProxy.LogTail(20))
+			return fmt.Errorf("lab: kube-proxy on %s not healthy (%w): %w\n%s", n.Name, err, ctx.Err(), n.KubeProxy.LogTail(20))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

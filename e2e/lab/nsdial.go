@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -61,7 +62,7 @@ func connect(ctx context.Context, f *os.File, fd int, sa unix.Sockaddr) error {
 	if err == nil {
 		return nil
 	}
-	if err != unix.EINPROGRESS {
+	if !errors.Is(err, unix.EINPROGRESS) {
 		return err
 	}
 	if dl, ok := ctx.Deadline(); ok {

@@ -237,7 +237,7 @@ func (sw *SliceWatch) Wait(ctx context.Context, ns string, cond func([]Announced
 		}
 		select {
 		case <-ctx.Done():
-			return time.Time{}, fmt.Errorf("%w: %v", ctx.Err(), err)
+			return time.Time{}, fmt.Errorf("%w: %w", ctx.Err(), err)
 		case <-sw.changed:
 		case <-time.After(time.Second): // a watch error is seen too
 		}

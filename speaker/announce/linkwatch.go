@@ -2,6 +2,7 @@ package announce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -40,7 +41,7 @@ func linkEvents(ctx context.Context, changed chan<- struct{}) error {
 				return nil
 			}
 			// ENOBUFS: events were lost; a rescan covers them.
-			if err, ok := err.(*os.PathError); !ok || err.Err != syscall.ENOBUFS {
+			if !errors.Is(err, syscall.ENOBUFS) {
 				return fmt.Errorf("announce: netlink read: %w", err)
 			}
 		}

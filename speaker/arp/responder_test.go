@@ -2,6 +2,7 @@ package arp_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -93,7 +94,7 @@ func TestGratuitousNeedsOwnershipAndARunningSocket(t *testing.T) {
 		t.Fatalf("Gratuitous for an address not owned: %v", err)
 	}
 	r.Set([]netip.Addr{vip})
-	if err := r.Gratuitous(vip); err != arp.ErrNotRunning {
+	if err := r.Gratuitous(vip); !errors.Is(err, arp.ErrNotRunning) {
 		t.Fatalf("Gratuitous before Run: %v, want ErrNotRunning", err)
 	}
 	if !r.Owns(vip) || r.Owns(netip.MustParseAddr("198.51.100.6")) {

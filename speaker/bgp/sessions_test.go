@@ -149,8 +149,10 @@ func TestBFDDropsHungSpeaker(t *testing.T) {
 		if st["tor"].BFD != "up" {
 			return fmt.Errorf("speaker BFD %q", st["tor"].BFD)
 		}
-		if m, err := sp.metrics(); err != nil || !strings.Contains(m, `herald_bgp_bfd_up{peer="tor"} 1`) {
-			return fmt.Errorf("BFD metric not up (%v)", err)
+		if m, err := sp.metrics(); err != nil {
+			return err
+		} else if !strings.Contains(m, `herald_bgp_bfd_up{peer="tor"} 1`) {
+			return errors.New("BFD metric not up")
 		}
 		_, err = routers.KernelRouteFor(ctx, l.frr, vip4)
 		return err
