@@ -69,7 +69,7 @@ func TestPassivePeerAtFRR(t *testing.T) {
 	active := nodePeer("active6", frrV6)
 	d := Desired{RouterID: routerID, Peers: []Peer{active}, Paths: map[string][]Path{"passive4": {{Prefix: vip4}}, "active6": {{Prefix: vip6}}}}
 	sp.set(t, d)
-	waitEstablished(t, ctx, frr, nodeV6)
+	waitEstablished(ctx, t, frr, nodeV6)
 	holdsFor(t, 2*time.Second, "no listener without a passive peer", func() error {
 		if listensOn(t, l, l.node, 1790) || listensOn(t, l, l.node, 179) {
 			return fmt.Errorf("listening: %v", sockets(t, l, l.node, "listening"))
@@ -81,7 +81,7 @@ func TestPassivePeerAtFRR(t *testing.T) {
 	passive.Passive = true
 	d.ListenPort, d.Peers = 1790, []Peer{active, passive}
 	sp.set(t, d)
-	waitEstablished(t, ctx, frr, nodeV4, nodeV6)
+	waitEstablished(ctx, t, frr, nodeV4, nodeV6)
 	if !slices.ContainsFunc(established(t, l, l.node), func(c tcpConn) bool {
 		return c.local == netip.AddrPortFrom(nodeV4, 1790) && c.remote.Addr() == frrV4
 	}) {
