@@ -91,8 +91,8 @@ func TestARPFloodFromTheLabClient(t *testing.T) {
 		secs, owner, replies, 100*share, newLines, asked)
 	// The flooder's burst and at most a second at its rate before it is
 	// muted, and the client's six requests.
-	if max := float64(l2guard.Burst + l2guard.Rate + 6); replies > max {
-		t.Errorf("%.0f requests answered during the flood, more than %.0f", replies, max)
+	if limit := float64(l2guard.Burst + l2guard.Rate + 6); replies > limit {
+		t.Errorf("%.0f requests answered during the flood, more than %.0f", replies, limit)
 	}
 	for _, ans := range asked {
 		if !slices.Equal(ans, []string{owner}) {

@@ -66,6 +66,7 @@ type SliceCounts struct{ Added, Modified, Deleted int }
 // Total is every write.
 func (c SliceCounts) Total() int { return c.Added + c.Modified + c.Deleted }
 
+// Sub is the writes counted in c and not yet in o, an earlier count.
 func (c SliceCounts) Sub(o SliceCounts) SliceCounts {
 	return SliceCounts{c.Added - o.Added, c.Modified - o.Modified, c.Deleted - o.Deleted}
 }

@@ -41,7 +41,7 @@ func (r *Registry) Start(ns *NS, name, logPath string, env []string, args ...str
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), env...)
-	var out io.Writer = io.Discard
+	out := io.Discard
 	if logPath != "" {
 		f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {

@@ -152,7 +152,7 @@ func (e *engine) apply(ctx context.Context, d *snapshot) {
 	e.recordWaiting(waiting)
 	e.paths = d.paths
 	for _, name := range sortedNames(e.peers) {
-		e.syncPaths(ctx, e.peers[name], e.wantFor(name))
+		e.syncPaths(e.peers[name], e.wantFor(name))
 	}
 }
 
@@ -171,7 +171,7 @@ func (e *engine) wantFor(name string) pathSet {
 
 // update applies path changes (nil: withdraw) by peer; a running peer's
 // session gets just those prefixes announced or withdrawn.
-func (e *engine) update(ctx context.Context, u map[string]map[netip.Prefix]*Path) {
+func (e *engine) update(u map[string]map[netip.Prefix]*Path) {
 	for _, name := range sortedNames(u) {
 		want := e.wantFor(name)
 		changed := make([]netip.Prefix, 0, len(u[name]))
@@ -185,7 +185,7 @@ func (e *engine) update(ctx context.Context, u map[string]map[netip.Prefix]*Path
 		}
 		if ps := e.peers[name]; ps != nil {
 			ps.want = want
-			e.patchPaths(ctx, ps, changed)
+			e.patchPaths(ps, changed)
 		}
 	}
 }
@@ -464,7 +464,7 @@ func (e *engine) resolveCrossNextHop(ps *peerState) {
 
 // syncPaths makes ps's VRF hold want: only the difference is sent. It
 // looks at every path of the peer; patchPaths looks at some.
-func (e *engine) syncPaths(ctx context.Context, ps *peerState, want pathSet) {
+func (e *engine) syncPaths(ps *peerState, want pathSet) {
 	ps.want = want
 	// Usually every path has a next hop and target is want itself; it is
 	// copied only when some wait for theirs.
@@ -490,11 +490,11 @@ func (e *engine) syncPaths(ctx context.Context, ps *peerState, want pathSet) {
 		}
 		ps.crossDirty = false
 	}
-	e.sendPaths(ctx, ps, d)
+	e.sendPaths(ps, d)
 }
 
 // patchPaths brings the listed prefixes of ps's VRF in line with want.
-func (e *engine) patchPaths(ctx context.Context, ps *peerState, prefixes []netip.Prefix) {
+func (e *engine) patchPaths(ps *peerState, prefixes []netip.Prefix) {
 	var d pathDiff
 	for _, prefix := range prefixes {
 		p, wanted := ps.want[prefix]
@@ -509,12 +509,12 @@ func (e *engine) patchPaths(ctx context.Context, ps *peerState, prefixes []netip
 			d.withdraw = append(d.withdraw, prefix)
 		}
 	}
-	e.sendPaths(ctx, ps, d)
+	e.sendPaths(ps, d)
 }
 
 // sendPaths announces and withdraws d on ps's VRF and records in inGobgp
 // what gobgp took.
-func (e *engine) sendPaths(ctx context.Context, ps *peerState, d pathDiff) {
+func (e *engine) sendPaths(ps *peerState, d pathDiff) {
 	if d.empty() {
 		return
 	}

@@ -217,8 +217,8 @@ func TestFloodIsRateLimited(t *testing.T) {
 				t.Fatalf("%d requests sent, %d refused: no flood", n, limited)
 			}
 			// One requester gets its burst and rate, the other host its three.
-			if max := uint64(l2guard.Burst + l2guard.Rate*(secs+1) + 3); answered > max {
-				t.Errorf("answered %d requests, more than the %d the rate allows", answered, max)
+			if limit := uint64(l2guard.Burst + l2guard.Rate*(secs+1) + 3); answered > limit {
+				t.Errorf("answered %d requests, more than the %d the rate allows", answered, limit)
 			}
 			if got := lines.Load() - lines0; got > int64(secs/l2guard.ReportEvery.Seconds())+2 {
 				t.Errorf("%d log lines during the flood", got)

@@ -238,7 +238,7 @@ func (w *watcher) endpointNodes(key string) map[string]bool {
 
 // readyEndpoints is the union of a Service's slices' ready nodes, and
 // whether any of its slices has a ready endpoint.
-func (w *watcher) readyEndpoints(key string) (nodes map[string]bool, any bool) {
+func (w *watcher) readyEndpoints(key string) (nodes map[string]bool, anyReady bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	nodes = map[string]bool{}
@@ -246,9 +246,9 @@ func (w *watcher) readyEndpoints(key string) (nodes map[string]bool, any bool) {
 		for n := range r.nodes {
 			nodes[n] = true
 		}
-		any = any || r.any
+		anyReady = anyReady || r.any
 	}
-	return nodes, any
+	return nodes, anyReady
 }
 
 func (w *watcher) onNode(old, cur any) {

@@ -53,7 +53,7 @@ func TestReadyNodesAndSliceEvents(t *testing.T) {
 	if p := w.take(); len(p.endpoints) != 0 {
 		t.Fatalf("an unchanged slice made work: %v", p.endpoints)
 	}
-	if _, any := w.readyEndpoints("d/web"); !any {
+	if _, anyReady := w.readyEndpoints("d/web"); !anyReady {
 		t.Fatal("a slice with ready endpoints counts as having none")
 	}
 	// Only the endpoint without a node stays ready: no node, but still an
@@ -66,8 +66,8 @@ func TestReadyNodesAndSliceEvents(t *testing.T) {
 	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" {
 		t.Fatalf("a change of ready nodes made no work: %v", p.endpoints)
 	}
-	if nodes, any := w.readyEndpoints("d/web"); len(nodes) != 0 || !any {
-		t.Fatalf("ready endpoints %v, any %v; want no node but some endpoint", nodes, any)
+	if nodes, anyReady := w.readyEndpoints("d/web"); len(nodes) != 0 || !anyReady {
+		t.Fatalf("ready endpoints %v, any %v; want no node but some endpoint", nodes, anyReady)
 	}
 	none := offNode.DeepCopy()
 	none.Endpoints[3].Conditions.Ready = ptr.To(false)
@@ -75,7 +75,7 @@ func TestReadyNodesAndSliceEvents(t *testing.T) {
 	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" {
 		t.Fatalf("losing the last ready endpoint made no work: %v", p.endpoints)
 	}
-	if _, any := w.readyEndpoints("d/web"); any {
+	if _, anyReady := w.readyEndpoints("d/web"); anyReady {
 		t.Fatal("no ready endpoint left, yet some counted")
 	}
 	w.onSlice(none, nil)
