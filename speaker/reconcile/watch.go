@@ -208,13 +208,12 @@ func (w *watcher) onSlice(old, cur any) {
 	bySlice := w.slices[key]
 	prev, had := bySlice[s.Name]
 	changed := !prev.equal(ready) || (had && cur == nil)
-	switch {
-	case cur == nil:
+	if cur == nil {
 		delete(bySlice, s.Name)
 		if len(bySlice) == 0 {
 			delete(w.slices, key)
 		}
-	default:
+	} else {
 		if bySlice == nil {
 			bySlice = map[string]sliceReady{}
 			w.slices[key] = bySlice
@@ -412,11 +411,4 @@ func (w *watcher) requeue(services []string, config bool) {
 	}
 	w.config = w.config || config
 	w.mu.Unlock()
-}
-
-// nodeSnapshot copies the known nodes.
-func (w *watcher) nodeSnapshot() map[string]nodeInfo {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return maps.Clone(w.nodes)
 }
