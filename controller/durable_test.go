@@ -29,7 +29,7 @@ func TestBadEditSurvivesRestart(t *testing.T) {
 	o.LeaderElect = true
 	stop := h.runController(t, o)
 
-	h.createNamespace(t, "apps", nil)
+	h.createNamespace(t, "apps")
 	for i, p := range []string{"old", "old", "young", "young"} {
 		h.create(t, lbService("apps", fmt.Sprintf("%s-%d", p, i), annotate(v1beta1.AnnotationIPPool, p)))
 	}

@@ -56,13 +56,13 @@ func newHarness(t *testing.T, opts ...testenv.Option) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{env: env, reg: reg, c: c, cs: cs}
-	h.createNamespace(t, v1beta1.Namespace, nil)
+	h.createNamespace(t, v1beta1.Namespace)
 	return h
 }
 
-func (h *harness) createNamespace(t *testing.T, name string, labels map[string]string) {
+func (h *harness) createNamespace(t *testing.T, name string) {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if err := h.c.Create(context.Background(), ns); err != nil {
 		t.Fatalf("create namespace %s: %v", name, err)
 	}

@@ -34,7 +34,7 @@ func TestServices(t *testing.T) {
 	stop := h.runController(t, o)
 
 	t.Run("single-stack IPv4", func(t *testing.T) {
-		h.createNamespace(t, "v4", nil)
+		h.createNamespace(t, "v4")
 		h.create(t, lbService("v4", "web", families(corev1.IPFamilyPolicySingleStack, corev1.IPv4Protocol)))
 		svc := h.waitAssigned(t, "v4", "web")
 		ips := ingressIPs(svc)
@@ -46,7 +46,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("single-stack IPv6", func(t *testing.T) {
-		h.createNamespace(t, "v6", nil)
+		h.createNamespace(t, "v6")
 		h.create(t, lbService("v6", "web", families(corev1.IPFamilyPolicySingleStack, corev1.IPv6Protocol)))
 		ips := ingressIPs(h.waitAssigned(t, "v6", "web"))
 		if len(ips) != 1 {
@@ -56,7 +56,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("PreferDualStack", func(t *testing.T) {
-		h.createNamespace(t, "dual", nil)
+		h.createNamespace(t, "dual")
 		h.create(t, lbService("dual", "web", families(corev1.IPFamilyPolicyPreferDualStack)))
 		ips := ingressIPs(h.waitAssigned(t, "dual", "web"))
 		if len(ips) != 2 {
@@ -77,7 +77,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("requested IPs", func(t *testing.T) {
-		h.createNamespace(t, "req", nil)
+		h.createNamespace(t, "req")
 		h.create(t, lbService("req", "herald", annotate(v1beta1.AnnotationLoadBalancerIPs, "198.51.100.9")))
 		h.create(t, lbService("req", "spec", func(s *corev1.Service) { s.Spec.LoadBalancerIP = "198.51.100.10" }))
 		h.create(t, lbService("req", "metallb", annotate("metallb.io/loadBalancerIPs", "198.51.100.11")))
@@ -116,7 +116,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("pool by annotation", func(t *testing.T) {
-		h.createNamespace(t, "pools", nil)
+		h.createNamespace(t, "pools")
 		for name, key := range map[string]string{"herald": v1beta1.AnnotationIPPool, "metallb": "metallb.io/address-pool", "universe": "metallb.universe.tf/address-pool"} {
 			h.create(t, lbService("pools", name, annotate(key, "reserved")))
 		}
@@ -130,7 +130,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("sharing", func(t *testing.T) {
-		h.createNamespace(t, "share", nil)
+		h.createNamespace(t, "share")
 		ip := "203.0.113.5"
 		h.create(t, lbService("share", "http", port(80), annotate(v1beta1.AnnotationLoadBalancerIPs, ip, v1beta1.AnnotationAllowSharedIP, "k")))
 		h.create(t, lbService("share", "https", port(443), annotate(v1beta1.AnnotationLoadBalancerIPs, ip, "metallb.universe.tf/allow-shared-ip", "k")))
@@ -146,7 +146,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("other class is left alone", func(t *testing.T) {
-		h.createNamespace(t, "class", nil)
+		h.createNamespace(t, "class")
 		h.create(t, lbService("class", "other", class("example.com/other")))
 		h.create(t, lbService("class", "ours"))
 		h.waitAssigned(t, "class", "ours")
@@ -158,7 +158,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("type change and deletion release the IP", func(t *testing.T) {
-		h.createNamespace(t, "release", nil)
+		h.createNamespace(t, "release")
 		h.create(t, pool("reuse", false, "203.0.113.16/30"))
 		h.create(t, lbService("release", "a", annotate(v1beta1.AnnotationIPPool, "reuse")))
 		h.waitAssigned(t, "release", "a", "203.0.113.16")
@@ -182,7 +182,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("pool shrink moves only the affected Service", func(t *testing.T) {
-		h.createNamespace(t, "shrink", nil)
+		h.createNamespace(t, "shrink")
 		h.create(t, pool("shrink", false, "203.0.113.24/29"))
 		rv := map[string]string{}
 		for i, name := range []string{"a", "b", "c"} {

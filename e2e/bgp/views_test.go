@@ -259,7 +259,7 @@ func (e *env) noResetSince(ctx context.Context, before resets) error {
 }
 
 // session returns one session of a node's SpeakerStatus.
-func (e *env) session(ctx context.Context, node, peer string) (v1beta1.BGPSession, error) {
+func (e *env) session(ctx context.Context, node, peer string) (v1beta1.BGPSession, error) { //nolint:unparam // each caller names the peer it checks
 	st, err := e.SpeakerStatuses(ctx)
 	if err != nil {
 		return v1beta1.BGPSession{}, err

@@ -127,7 +127,7 @@ func BenchmarkBFDHungSpeaker(b *testing.B) {
 }
 
 // manyPaths returns n /32 paths from 10.200.0.0/18 (lab-internal space).
-func manyPaths(n int, community uint32) []Path {
+func manyPaths(n int, community uint32) []Path { //nolint:unparam // each benchmark names its size
 	paths := make([]Path, n)
 	for i := range paths {
 		a := netip.AddrFrom4([4]byte{10, 200, byte(i >> 8), byte(i)})

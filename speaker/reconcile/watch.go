@@ -229,12 +229,6 @@ func (w *watcher) onSlice(old, cur any) {
 	}
 }
 
-// endpointNodes is the union of a Service's slices' ready nodes.
-func (w *watcher) endpointNodes(key string) map[string]bool {
-	nodes, _ := w.readyEndpoints(key)
-	return nodes
-}
-
 // readyEndpoints is the union of a Service's slices' ready nodes, and
 // whether any of its slices has a ready endpoint.
 func (w *watcher) readyEndpoints(key string) (nodes map[string]bool, anyReady bool) {

@@ -45,8 +45,9 @@ func TestReadyNodesAndSliceEvents(t *testing.T) {
 	}
 	w := newWatcher("", "k")
 	w.onSlice(nil, slice)
-	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" || fmt.Sprint(w.endpointNodes("d/web")) != "map[n1:true n3:true]" {
-		t.Fatalf("after add: pending %v, nodes %v", p.endpoints, w.endpointNodes("d/web"))
+	nodes, _ := w.readyEndpoints("d/web")
+	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" || fmt.Sprint(nodes) != "map[n1:true n3:true]" {
+		t.Fatalf("after add: pending %v, nodes %v", p.endpoints, nodes)
 	}
 	same := slice.DeepCopy()
 	w.onSlice(slice, same) // no change in ready nodes: nothing to do
@@ -79,7 +80,8 @@ func TestReadyNodesAndSliceEvents(t *testing.T) {
 		t.Fatal("no ready endpoint left, yet some counted")
 	}
 	w.onSlice(none, nil)
-	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" || len(w.endpointNodes("d/web")) != 0 {
-		t.Fatalf("after delete: pending %v, nodes %v", p.endpoints, w.endpointNodes("d/web"))
+	nodes, _ = w.readyEndpoints("d/web")
+	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" || len(nodes) != 0 {
+		t.Fatalf("after delete: pending %v, nodes %v", p.endpoints, nodes)
 	}
 }
