@@ -24,7 +24,7 @@ REGISTRY ?=
 PLATFORMS ?= linux/amd64,linux/arm64
 IMAGE_FLAGS = $(if $(TAG),--tag $(TAG)) $(if $(REGISTRY),--registry $(REGISTRY))
 
-.PHONY: all build generate verify test test-unit test-e2e fuzz lab lab-real lab-down bench deps kube root fmt vet clean images push manifest
+.PHONY: all build generate verify fmt vet lint test test-unit test-e2e fuzz lab lab-real lab-down bench deps kube root clean images push manifest
 
 all: build
 
@@ -54,7 +54,7 @@ push:
 manifest:
 	$(GO) run ./cmd/herald-dist manifest -o dist/herald.yaml
 
-## verify: generated files are current, gofmt and go vet are clean
+## verify: generated files are current, go.mod files tidy, gofmt, go vet and golangci-lint clean
 verify:
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
 	  $(GO) tool controller-gen crd paths=./api/... output:crd:artifacts:config=$$tmp/crd && \
@@ -63,8 +63,22 @@ verify:
 	  if ! diff -r -x kustomization.yaml $$tmp/crd config/crd >/dev/null || ! diff -r $$tmp/crd charts/herald/crds >/dev/null || ! diff -q $$tmp/deepcopy.go api/v1beta1/zz_generated.deepcopy.go >/dev/null; then \
 	    cp $$tmp/deepcopy.go api/v1beta1/zz_generated.deepcopy.go; \
 	    echo "generated files are stale: run make generate" >&2; exit 1; fi
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:" >&2; echo "$$out" >&2; exit 1; fi
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed (make fmt):" >&2; echo "$$out" >&2; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run go mod tidy" >&2; exit 1; }
+	@$(GO) -C tools mod tidy -diff || { echo "tools/go.mod or tools/go.sum is not tidy: run go mod tidy in tools/" >&2; exit 1; }
+	@$(MAKE) --no-print-directory vet lint
+
+## fmt: gofmt every Go file in the repository
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## vet: go vet
+vet:
 	$(GO) vet ./...
+
+## lint: golangci-lint with .golangci.yml; the linter is pinned in tools/go.mod, apart from the product's dependencies
+lint:
+	$(GO) tool -modfile=tools/go.mod golangci-lint run ./...
 
 ## test: everything (unit, real API server, lab end-to-end, the images installed on real kubelet nodes); needs root
 test: root deps kube verify build images test-unit test-e2e

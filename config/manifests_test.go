@@ -282,7 +282,7 @@ func TestChartMetricsValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	render := func(set ...string) map[string]map[string]any {
+	render := func(t *testing.T, set ...string) map[string]map[string]any {
 		t.Helper()
 		vals, err := deploy.Values(append(set, "metrics.serviceMonitor.enabled=true")...)
 		if err != nil {
@@ -296,7 +296,7 @@ func TestChartMetricsValues(t *testing.T) {
 	}
 	pods := []string{"DaemonSet herald-system/herald-speaker", "Deployment herald-system/herald-controller"}
 	monitors := []string{"ServiceMonitor herald-system/herald-speaker", "ServiceMonitor herald-system/herald-controller"}
-	has := func(objs map[string]map[string]any, key string, want ...string) {
+	has := func(t *testing.T, objs map[string]map[string]any, key string, want ...string) {
 		t.Helper()
 		text := toYAML(t, objs[key])
 		for _, w := range want {
@@ -305,7 +305,7 @@ func TestChartMetricsValues(t *testing.T) {
 			}
 		}
 	}
-	lacks := func(objs map[string]map[string]any, key string, unwanted ...string) {
+	lacks := func(t *testing.T, objs map[string]map[string]any, key string, unwanted ...string) {
 		t.Helper()
 		text := toYAML(t, objs[key])
 		for _, w := range unwanted {
@@ -316,38 +316,38 @@ func TestChartMetricsValues(t *testing.T) {
 	}
 
 	t.Run("default: HTTPS, Prometheus's token, self-signed certificate", func(t *testing.T) {
-		objs := render()
+		objs := render(t)
 		for _, k := range monitors {
-			has(objs, k, "scheme: https", "bearerTokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token", "insecureSkipVerify: true")
+			has(t, objs, k, "scheme: https", "bearerTokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token", "insecureSkipVerify: true")
 		}
 		for _, k := range pods {
-			lacks(objs, k, "--metrics-secure", "--metrics-cert-dir", "metrics-cert")
+			lacks(t, objs, k, "--metrics-secure", "--metrics-cert-dir", "metrics-cert")
 		}
 		if objs["ClusterRoleBinding <nil>/herald-metrics-reader"] != nil {
 			t.Error("a binding of herald-metrics-reader without metrics.readers")
 		}
 	})
 	t.Run("certSecret: mounted, and verified by the ServiceMonitor", func(t *testing.T) {
-		objs := render("metrics.certSecret=herald-metrics-tls")
+		objs := render(t, "metrics.certSecret=herald-metrics-tls")
 		for _, k := range pods {
-			has(objs, k, "--metrics-cert-dir=/etc/herald/metrics-cert", "mountPath: /etc/herald/metrics-cert", "secretName: herald-metrics-tls")
+			has(t, objs, k, "--metrics-cert-dir=/etc/herald/metrics-cert", "mountPath: /etc/herald/metrics-cert", "secretName: herald-metrics-tls")
 		}
-		has(objs, monitors[0], "serverName: herald-speaker-metrics.herald-system.svc", "name: herald-metrics-tls", "key: ca.crt")
-		has(objs, monitors[1], "serverName: herald-controller-metrics.herald-system.svc")
-		lacks(objs, monitors[0], "insecureSkipVerify")
+		has(t, objs, monitors[0], "serverName: herald-speaker-metrics.herald-system.svc", "name: herald-metrics-tls", "key: ca.crt")
+		has(t, objs, monitors[1], "serverName: herald-controller-metrics.herald-system.svc")
+		lacks(t, objs, monitors[0], "insecureSkipVerify")
 	})
 	t.Run("secure=false: plain HTTP, said on both pods", func(t *testing.T) {
-		objs := render("metrics.secure=false")
+		objs := render(t, "metrics.secure=false")
 		for _, k := range pods {
-			has(objs, k, "--metrics-secure=false")
+			has(t, objs, k, "--metrics-secure=false")
 		}
 		for _, k := range monitors {
-			lacks(objs, k, "https", "bearerToken", "tlsConfig")
+			lacks(t, objs, k, "https", "bearerToken", "tlsConfig")
 		}
 	})
 	t.Run("readers are bound to herald-metrics-reader", func(t *testing.T) {
-		objs := render("metrics.readers[0].name=prometheus-k8s", "metrics.readers[0].namespace=monitoring")
-		has(objs, "ClusterRoleBinding <nil>/herald-metrics-reader", "name: herald-metrics-reader", "name: prometheus-k8s", "namespace: monitoring")
+		objs := render(t, "metrics.readers[0].name=prometheus-k8s", "metrics.readers[0].namespace=monitoring")
+		has(t, objs, "ClusterRoleBinding <nil>/herald-metrics-reader", "name: herald-metrics-reader", "name: prometheus-k8s", "namespace: monitoring")
 	})
 }
 

@@ -30,7 +30,7 @@ func TestBadEditSurvivesRestart(t *testing.T) {
 	o.LeaderElect = true
 	stop := h.runController(t, o)
 
-	h.createNamespace(t, "apps", nil)
+	h.createNamespace(t, "apps")
 	for i, p := range []string{"old", "old", "young", "young"} {
 		h.create(t, objects.Service("apps", fmt.Sprintf("%s-%d", p, i), objects.Annotate(v1beta1.AnnotationIPPool, p)))
 	}

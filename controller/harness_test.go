@@ -57,13 +57,13 @@ func newHarness(t *testing.T, opts ...testenv.Option) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{env: env, reg: reg, c: c, cs: cs}
-	h.createNamespace(t, v1beta1.Namespace, nil)
+	h.createNamespace(t, v1beta1.Namespace)
 	return h
 }
 
-func (h *harness) createNamespace(t *testing.T, name string, labels map[string]string) {
+func (h *harness) createNamespace(t *testing.T, name string) {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if err := h.c.Create(context.Background(), ns); err != nil {
 		t.Fatalf("create namespace %s: %v", name, err)
 	}
@@ -116,7 +116,7 @@ func (h *harness) runController(t *testing.T, o options.Options) (stop func()) {
 			t.Logf("last lines of %s.log:\n%s", name, h.env.LogTail(name, 40))
 		}
 	}
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() { _ = f.Close() })
 	t.Cleanup(stop)
 	return stop
 }
@@ -227,7 +227,7 @@ func controllerBinary(t *testing.T) string {
 		}
 		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "herald-controller"), ".").CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

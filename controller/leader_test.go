@@ -85,7 +85,7 @@ func TestLeaderElection(t *testing.T) {
 	h.applyRBAC(t)
 	kubeconfig := h.serviceAccountKubeconfig(t)
 	h.create(t, objects.Pool("lan", true, "198.51.100.0/28"))
-	h.createNamespace(t, "web", nil)
+	h.createNamespace(t, "web")
 
 	type replica struct {
 		proc *netns.Proc

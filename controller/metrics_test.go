@@ -109,7 +109,7 @@ func TestMetricsEndpoint(t *testing.T) {
 			if err != nil {
 				return false, err.Error()
 			}
-			defer conn.Close()
+			defer conn.Close() //nolint:errcheck // only its certificate is read
 			peer := conn.ConnectionState().PeerCertificates
 			if len(peer) == 0 {
 				return false, "no certificate"

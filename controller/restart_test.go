@@ -136,7 +136,7 @@ func (w *ingressWatch) observe(typ watch.EventType, svc *corev1.Service) {
 func TestRestarts(t *testing.T) {
 	h := newHarness(t)
 	h.create(t, objects.Pool("chaos", true, "198.51.100.0/24", "203.0.113.0/24", "2001:db8:2::/120"))
-	h.createNamespace(t, "chaos", nil)
+	h.createNamespace(t, "chaos")
 	w, stopWatch := watchIngress(t, h.cs)
 	defer stopWatch()
 

@@ -103,7 +103,7 @@ func scaleRun(t *testing.T, n int) scaleResult {
 	h := newHarness(t, testenv.WithoutControllerManager(),
 		testenv.WithAPIServerArgs("--max-requests-inflight=1000", "--max-mutating-requests-inflight=500"))
 	h.create(t, objects.Pool("scale", true, "2001:db8:100::/112"))
-	h.createNamespace(t, "scale", nil)
+	h.createNamespace(t, "scale")
 	bare := bareClient(t, h.env.Config)
 
 	begin := time.Now()

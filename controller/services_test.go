@@ -36,7 +36,7 @@ func TestServices(t *testing.T) {
 	stop := h.runController(t, o)
 
 	t.Run("single-stack IPv4", func(t *testing.T) {
-		h.createNamespace(t, "v4", nil)
+		h.createNamespace(t, "v4")
 		h.create(t, objects.Service("v4", "web", objects.Families(corev1.IPFamilyPolicySingleStack, corev1.IPv4Protocol)))
 		svc := h.waitAssigned(t, "v4", "web")
 		ips := ingressIPs(svc)
@@ -48,7 +48,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("single-stack IPv6", func(t *testing.T) {
-		h.createNamespace(t, "v6", nil)
+		h.createNamespace(t, "v6")
 		h.create(t, objects.Service("v6", "web", objects.Families(corev1.IPFamilyPolicySingleStack, corev1.IPv6Protocol)))
 		ips := ingressIPs(h.waitAssigned(t, "v6", "web"))
 		if len(ips) != 1 {
@@ -58,7 +58,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("PreferDualStack", func(t *testing.T) {
-		h.createNamespace(t, "dual", nil)
+		h.createNamespace(t, "dual")
 		h.create(t, objects.Service("dual", "web", objects.Families(corev1.IPFamilyPolicyPreferDualStack)))
 		ips := ingressIPs(h.waitAssigned(t, "dual", "web"))
 		if len(ips) != 2 {
@@ -79,7 +79,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("requested IPs", func(t *testing.T) {
-		h.createNamespace(t, "req", nil)
+		h.createNamespace(t, "req")
 		h.create(t, objects.Service("req", "herald", objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, "198.51.100.9")))
 		h.create(t, objects.Service("req", "spec", func(s *corev1.Service) { s.Spec.LoadBalancerIP = "198.51.100.10" }))
 		h.create(t, objects.Service("req", "metallb", objects.Annotate("metallb.io/loadBalancerIPs", "198.51.100.11")))
@@ -118,7 +118,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("pool by annotation", func(t *testing.T) {
-		h.createNamespace(t, "pools", nil)
+		h.createNamespace(t, "pools")
 		for name, key := range map[string]string{"herald": v1beta1.AnnotationIPPool, "metallb": "metallb.io/address-pool", "universe": "metallb.universe.tf/address-pool"} {
 			h.create(t, objects.Service("pools", name, objects.Annotate(key, "reserved")))
 		}
@@ -132,7 +132,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("sharing", func(t *testing.T) {
-		h.createNamespace(t, "share", nil)
+		h.createNamespace(t, "share")
 		ip := "203.0.113.5"
 		h.create(t, objects.Service("share", "http", objects.Port(80), objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, ip, v1beta1.AnnotationAllowSharedIP, "k")))
 		h.create(t, objects.Service("share", "https", objects.Port(443), objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, ip, "metallb.universe.tf/allow-shared-ip", "k")))
@@ -148,7 +148,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("other class is left alone", func(t *testing.T) {
-		h.createNamespace(t, "class", nil)
+		h.createNamespace(t, "class")
 		h.create(t, objects.Service("class", "other", objects.Class("example.com/other")))
 		h.create(t, objects.Service("class", "ours"))
 		h.waitAssigned(t, "class", "ours")
@@ -160,7 +160,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("type change and deletion release the IP", func(t *testing.T) {
-		h.createNamespace(t, "release", nil)
+		h.createNamespace(t, "release")
 		h.create(t, objects.Pool("reuse", false, "203.0.113.16/30"))
 		h.create(t, objects.Service("release", "a", objects.Annotate(v1beta1.AnnotationIPPool, "reuse")))
 		h.waitAssigned(t, "release", "a", "203.0.113.16")
@@ -184,7 +184,7 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("pool shrink moves only the affected Service", func(t *testing.T) {
-		h.createNamespace(t, "shrink", nil)
+		h.createNamespace(t, "shrink")
 		h.create(t, objects.Pool("shrink", false, "203.0.113.24/29"))
 		rv := map[string]string{}
 		for i, name := range []string{"a", "b", "c"} {
@@ -396,7 +396,7 @@ func scrapeBody(port int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() //nolint:errcheck // read only
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
 }

@@ -29,8 +29,8 @@ func TestTenants(t *testing.T) {
 	h.runController(t, h.controllerOptions())
 
 	const ip = "198.51.100.5"
-	h.createNamespace(t, "team-a", nil)
-	h.createNamespace(t, "team-b", nil)
+	h.createNamespace(t, "team-a")
+	h.createNamespace(t, "team-b")
 	h.create(t, objects.Service("team-a", "payroll", objects.Port(80), objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, ip, v1beta1.AnnotationAllowSharedIP, "s3cr3t-key")))
 	h.waitAssigned(t, "team-a", "payroll", ip)
 
@@ -59,7 +59,7 @@ func TestTenants(t *testing.T) {
 
 	t.Run("sharing across namespaces needs both Services to opt in", func(t *testing.T) {
 		const shared = "198.51.100.6"
-		h.createNamespace(t, "team-c", nil)
+		h.createNamespace(t, "team-c")
 		h.create(t, objects.Service("team-a", "web", objects.Port(80), objects.Annotate(v1beta1.AnnotationLoadBalancerIPs, shared,
 			v1beta1.AnnotationAllowSharedIP, "k", v1beta1.AnnotationSharingCrossNamespace, "team-c")))
 		h.waitAssigned(t, "team-a", "web", shared)

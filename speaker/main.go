@@ -203,7 +203,8 @@ func run(ctx context.Context, opts options.Options, log *slog.Logger) error {
 		runErr = cause
 	}
 	stopWriter()
-	<-writerDone
+	// Always nil: Run logs its failed writes itself.
+	_ = <-writerDone
 	final, cancel := context.WithTimeout(context.Background(), time.Second) // after ShutdownTimeout, within the grace period
 	defer cancel()
 	if err := writer.Sync(final); err != nil {

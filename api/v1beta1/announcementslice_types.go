@@ -9,9 +9,9 @@ import (
 type AnnouncementProtocol string
 
 const (
-	// ProtocolLayer2: the node answers ARP (IPv4) or NDP (IPv6) for the address.
+	// ProtocolLayer2 means the node answers ARP (IPv4) or NDP (IPv6) for the address.
 	ProtocolLayer2 AnnouncementProtocol = "Layer2"
-	// ProtocolBGP: the node advertises a prefix covering the address to BGP peers.
+	// ProtocolBGP means the node advertises a prefix covering the address to BGP peers.
 	ProtocolBGP AnnouncementProtocol = "BGP"
 )
 

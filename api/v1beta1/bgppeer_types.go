@@ -8,6 +8,7 @@ import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 // +kubebuilder:validation:Enum=internal;external
 type DynamicASN string
 
+// The DynamicASN values.
 const (
 	DynamicASNInternal DynamicASN = "internal"
 	DynamicASNExternal DynamicASN = "external"

@@ -6,24 +6,24 @@ import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 type L2SkipReason string
 
 const (
-	// L2SkipOwnedElsewhere: another eligible node ranks first for the address.
+	// L2SkipOwnedElsewhere means another eligible node ranks first for the address.
 	L2SkipOwnedElsewhere L2SkipReason = "OwnedByOtherNode"
-	// L2SkipNodeNotSelected: no L2Advertisement for the address's pool selects this node.
+	// L2SkipNodeNotSelected means no L2Advertisement for the address's pool selects this node.
 	L2SkipNodeNotSelected L2SkipReason = "NodeNotSelected"
-	// L2SkipNoLocalEndpoint: externalTrafficPolicy Local and no ready endpoint on this node.
+	// L2SkipNoLocalEndpoint means externalTrafficPolicy Local and no ready endpoint on this node.
 	L2SkipNoLocalEndpoint L2SkipReason = "NoLocalEndpoint"
-	// L2SkipNoQuorum: this node ranks first but does not see a strict
+	// L2SkipNoQuorum means this node ranks first but does not see a strict
 	// majority of the speakers it should see (or is still joining them), so
 	// it may be cut off and does not take over.
 	L2SkipNoQuorum L2SkipReason = "NoQuorum"
-	// L2SkipNoInterface: this node has no usable interface for the address
+	// L2SkipNoInterface means this node has no usable interface for the address
 	// (none of the advertisement's interfaces, link or carrier down, no
 	// subnet or route toward it): it is no candidate, the next node announces it.
 	L2SkipNoInterface L2SkipReason = "NoInterface"
-	// L2SkipNoEndpoint: the Service has no ready endpoint anywhere and its
+	// L2SkipNoEndpoint means the Service has no ready endpoint anywhere and its
 	// L2Advertisement sets withdrawWithoutEndpoints: no node announces it.
 	L2SkipNoEndpoint L2SkipReason = "NoEndpoint"
-	// L2SkipNodeExcluded: this node announces nothing (drained, labelled
+	// L2SkipNodeExcluded means this node announces nothing (drained, labelled
 	// node.kubernetes.io/exclude-from-external-load-balancers, or its
 	// NetworkUnavailable condition is true); see the Excluded condition.
 	L2SkipNodeExcluded L2SkipReason = "NodeExcluded"

@@ -86,8 +86,10 @@ const (
 // run does the work and returns the exit code; findings and errors go to
 // stderr.
 func run(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writer) int {
+	// A failed write to stderr has nowhere left to be reported.
+	say := func(format string, args ...any) { _, _ = fmt.Fprintf(stderr, format+"\n", args...) }
 	fail := func(code int, format string, args ...any) int {
-		fmt.Fprintf(stderr, "herald-migrate: "+format+"\n", args...)
+		say("herald-migrate: "+format, args...)
 		return code
 	}
 	var dyn dynamic.Interface
@@ -114,10 +116,10 @@ func run(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writ
 	res := migrate.Convert(rd.Config)
 	refusals := append(rd.Refusals, res.Refusals...)
 	for _, n := range res.Notes {
-		fmt.Fprintln(stderr, "note:", n)
+		say("note: %s", n)
 	}
 	for _, r := range refusals {
-		fmt.Fprintln(stderr, "refused:", r)
+		say("refused: %s", r)
 	}
 	if len(refusals) > 0 && !o.Partial {
 		return fail(exitRefused, "%d settings have no Herald equivalent (above); nothing written. --partial writes the rest", len(refusals))
@@ -126,7 +128,7 @@ func run(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writ
 		if err := migrate.Apply(ctx, dyn, res.Objects); err != nil {
 			return fail(exitRefused, "%v", err)
 		}
-		fmt.Fprintf(stderr, "herald-migrate: applied %d objects\n", len(res.Objects))
+		say("herald-migrate: applied %d objects", len(res.Objects))
 	} else if err := writeOutput(o.Output, stdout, res); err != nil {
 		return fail(exitError, "%v", err)
 	}
@@ -144,7 +146,7 @@ func readFile(rd *migrate.Reader, name string, stdin io.Reader) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read only
 	return rd.ReadYAML(f, name)
 }
 
@@ -157,7 +159,7 @@ func writeOutput(name string, stdout io.Writer, res migrate.Result) error {
 		return err
 	}
 	if err := migrate.WriteYAML(f, res); err != nil {
-		f.Close()
+		_ = f.Close() // the write's error is the one to report
 		return err
 	}
 	return f.Close()

@@ -84,7 +84,7 @@ func converted(t *testing.T, name string) migrate.Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read only
 	rd := &migrate.Reader{Namespace: "metallb-system"}
 	if err := rd.ReadYAML(f, name); err != nil {
 		t.Fatal(err)
@@ -193,7 +193,7 @@ func (cl *cluster) createMetalLB(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read only
 	plural := map[string]string{"Community": "communities"}
 	dec := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
 	for {

@@ -105,7 +105,7 @@ func mayShare(x, y Request) bool {
 	}
 	for _, p := range x.Ports {
 		for _, q := range y.Ports {
-			if strings.ToUpper(cmp.Or(p.Protocol, "TCP")) == strings.ToUpper(cmp.Or(q.Protocol, "TCP")) && p.Port == q.Port {
+			if strings.EqualFold(cmp.Or(p.Protocol, "TCP"), cmp.Or(q.Protocol, "TCP")) && p.Port == q.Port {
 				return false
 			}
 		}

@@ -9,6 +9,7 @@ import (
 // Family is an IP address family.
 type Family uint8
 
+// The families, numbered as the IP versions.
 const (
 	IPv4 Family = 4
 	IPv6 Family = 6
@@ -34,6 +35,7 @@ func familyOf(a netip.Addr) Family {
 // FamilyPolicy mirrors a Service's spec.ipFamilyPolicy. The zero value is SingleStack.
 type FamilyPolicy uint8
 
+// The policies, named as in spec.ipFamilyPolicy.
 const (
 	SingleStack FamilyPolicy = iota
 	PreferDualStack

@@ -107,9 +107,9 @@ func isBuggyIPv4(a netip.Addr) bool {
 func usableBelow(x uint64) uint64 {
 	low := x & 0xff
 	n := (x >> 8) * 254
-	switch {
-	case low == 0:
-	case low == 255:
+	switch low {
+	case 0:
+	case 255:
 		n += 254
 	default:
 		n += low - 1

@@ -129,7 +129,7 @@ func TestRequestFor(t *testing.T) {
 		mutate func(*corev1.Service)
 		ok     bool
 	}{
-		{func(s *corev1.Service) {}, true},
+		{func(*corev1.Service) {}, true},
 		{func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeNodePort }, false},
 		{func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr.To("x") }, false},
 		{func(s *corev1.Service) { s.DeletionTimestamp = ptr.To(metav1.Now()) }, false},

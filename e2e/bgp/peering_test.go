@@ -48,10 +48,10 @@ func TestLinkLocalPeers(t *testing.T) {
 	e := herald(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	frrLL, birdLL := lanLinkLocal(t, ctx, e.FRR.NS), lanLinkLocal(t, ctx, e.BIRD.NS)
+	frrLL, birdLL := lanLinkLocal(ctx, t, e.FRR.NS), lanLinkLocal(ctx, t, e.BIRD.NS)
 	var nodeLLs []netip.Addr
 	for _, n := range e.Nodes {
-		nodeLLs = append(nodeLLs, lanLinkLocal(t, ctx, n.NS))
+		nodeLLs = append(nodeLLs, lanLinkLocal(ctx, t, n.NS))
 	}
 	nodeLLs = sorted(nodeLLs)
 
@@ -150,7 +150,7 @@ func TestLinkLocalPeers(t *testing.T) {
 		return nil
 	})
 	for _, n := range e.Nodes {
-		if !acceptedOn(t, ctx, n.NS, llListenPort, birdLL) {
+		if !acceptedOn(ctx, t, n.NS, llListenPort, birdLL) {
 			t.Errorf("%s: no session BIRD dialed to port %d", n.Name, llListenPort)
 		}
 	}
@@ -190,7 +190,7 @@ func TestLinkLocalPeers(t *testing.T) {
 			return err
 		}
 		for _, n := range e.Nodes {
-			if listening(t, ctx, n.NS, llListenPort) {
+			if listening(ctx, t, n.NS, llListenPort) {
 				return fmt.Errorf("%s still listens on port %d", n.Name, llListenPort)
 			}
 		}
@@ -207,7 +207,7 @@ func TestLinkLocalPeers(t *testing.T) {
 }
 
 // lanLinkLocal is a host's link-local address on the LAN (eth0).
-func lanLinkLocal(t *testing.T, ctx context.Context, ns *netns.NS) netip.Addr {
+func lanLinkLocal(ctx context.Context, t *testing.T, ns *netns.NS) netip.Addr {
 	t.Helper()
 	out, err := ns.Run(ctx, "ip", "-6", "-j", "addr", "show", "dev", "eth0", "scope", "link")
 	if err != nil {
@@ -231,7 +231,7 @@ func lanLinkLocal(t *testing.T, ctx context.Context, ns *netns.NS) netip.Addr {
 
 // acceptedOn reports whether ns has an established TCP session on its
 // local port from the address from (ss prints link-local ones with %eth0).
-func acceptedOn(t *testing.T, ctx context.Context, ns *netns.NS, port uint16, from netip.Addr) bool {
+func acceptedOn(ctx context.Context, t *testing.T, ns *netns.NS, port uint16, from netip.Addr) bool {
 	t.Helper()
 	out, err := ns.Run(ctx, "ss", "-Htn", "state", "established", "sport", fmt.Sprintf("= :%d", port))
 	if err != nil {
@@ -241,7 +241,7 @@ func acceptedOn(t *testing.T, ctx context.Context, ns *netns.NS, port uint16, fr
 }
 
 // listening reports whether ns listens on a TCP port.
-func listening(t *testing.T, ctx context.Context, ns *netns.NS, port uint16) bool {
+func listening(ctx context.Context, t *testing.T, ns *netns.NS, port uint16) bool {
 	t.Helper()
 	out, err := ns.Run(ctx, "ss", "-Htln", "sport", fmt.Sprintf("= :%d", port))
 	if err != nil {

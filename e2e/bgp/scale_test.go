@@ -39,7 +39,7 @@ func TestMeasureManyServices(t *testing.T) {
 	e := herald(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	e.scaleSetup(t, ctx)
+	e.scaleSetup(ctx, t)
 	idle := e.speakerMemory(t)
 
 	const ns = "t-scale"
@@ -116,7 +116,7 @@ func TestMeasureManyServices(t *testing.T) {
 // scaleSetup creates the scale pool, advertised by every node to frr6,
 // and stops kube-proxy (it would program every Service in every node on
 // the same 2 cores and measure itself) until the test ends.
-func (e *env) scaleSetup(t *testing.T, ctx context.Context) {
+func (e *env) scaleSetup(ctx context.Context, t *testing.T) {
 	t.Helper()
 	if err := e.Create(ctx,
 		objects.Pool("scale", false, v1beta1.AddressRange(scalePool.String())),

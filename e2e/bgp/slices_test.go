@@ -177,7 +177,7 @@ func TestMeasureBGPSliceWrites(t *testing.T) {
 	n, trials := labtest.MeasureInt("HERALD_MEASURE_SERVICES", 10000), labtest.MeasureInt("HERALD_MEASURE_TRIALS", 5)
 	e := herald(t)
 	ctx := labtest.Context(t, 50*time.Minute)
-	e.scaleSetup(t, ctx)
+	e.scaleSetup(ctx, t)
 	sw, err := e.WatchSlices(ctx)
 	if err != nil {
 		t.Fatal(err)

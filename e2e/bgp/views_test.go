@@ -45,7 +45,10 @@ func (e *env) frrHops(ctx context.Context, prefix netip.Prefix, want []netip.Add
 			if errors.Is(kerr, routers.ErrNotFound) {
 				return nil
 			}
-			return fmt.Errorf("%v gone from FRR's BGP table but still in its kernel (%v)", prefix, kerr)
+			if kerr != nil {
+				return kerr
+			}
+			return fmt.Errorf("%v gone from FRR's BGP table but still in its kernel", prefix)
 		}
 		if err != nil {
 			return err
@@ -257,7 +260,7 @@ func (e *env) noResetSince(ctx context.Context, before resets) error {
 }
 
 // session returns one session of a node's SpeakerStatus.
-func (e *env) session(ctx context.Context, node, peer string) (v1beta1.BGPSession, error) {
+func (e *env) session(ctx context.Context, node, peer string) (v1beta1.BGPSession, error) { //nolint:unparam // each caller names the peer it checks
 	st, err := e.SpeakerStatuses(ctx)
 	if err != nil {
 		return v1beta1.BGPSession{}, err

@@ -53,10 +53,10 @@ func applySamples(t *testing.T, l *lab.Lab) {
 
 // waitRollout waits until the controller Deployment and the speaker
 // DaemonSet run their current template everywhere, all ready.
-func waitRollout(t *testing.T, l *lab.Lab, d time.Duration) time.Duration {
+func waitRollout(t *testing.T, l *lab.Lab, d time.Duration) {
 	t.Helper()
 	ctx := labtest.Context(t, d)
-	return testkit.For(t, d, "Herald's Deployment and DaemonSet rolled out", func() error {
+	testkit.For(t, d, "Herald's Deployment and DaemonSet rolled out", func() error {
 		dep, err := l.Kube.AppsV1().Deployments(ns).Get(ctx, "herald-controller", metav1.GetOptions{})
 		if err != nil {
 			return err

@@ -340,9 +340,8 @@ func rollingUpdate(t *testing.T, l *lab.Lab, helm *deploy.Client, ch *chart.Char
 	if err := helm.Upgrade(ctx, ch, vals, 0); err != nil {
 		t.Fatal(err)
 	}
-	took := waitRollout(t, l, 4*time.Minute)
+	waitRollout(t, l, 4*time.Minute)
 	logMeasure(t, "speaker-rolling-update", time.Since(begin))
-	_ = took
 	time.Sleep(2 * time.Second) // requests after the last pod turned ready
 	samples := stop()
 	pods, err := l.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=speaker"})

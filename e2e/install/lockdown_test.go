@@ -95,7 +95,7 @@ func metricsLockedDown(t *testing.T, l *lab.Lab) {
 	}
 	for _, n := range l.Nodes {
 		if c, err := lab.DialContext(ctx, n.NS, "tcp", "127.0.0.1:"+strconv.Itoa(lab.SpeakerMetricsPort)); err == nil {
-			c.Close()
+			_ = c.Close()
 			t.Errorf("%s: the speaker's metrics port is open on loopback, not only on the node address", n.Name)
 		}
 	}
@@ -217,7 +217,7 @@ func applyJSON(ctx context.Context, l *lab.Lab, obj string) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
+	defer os.Remove(f.Name()) //nolint:errcheck // a temporary file left behind does no harm
 	if _, err := f.WriteString(obj); err != nil {
 		return err
 	}

@@ -43,8 +43,10 @@ var (
 
 func TestMain(m *testing.M) {
 	var opts lab.Options
+	var dir string // the images, removed at the end
 	if netns.RequireRoot() == nil {
-		dir, err := os.MkdirTemp("", "herald-install-images-")
+		var err error
+		dir, err = os.MkdirTemp("", "herald-install-images-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -55,9 +57,12 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		opts = lab.Options{Kubelet: true, Images: paths}
-		defer os.RemoveAll(dir)
 	}
 	code := labtest.Main(m, opts)
+	if dir != "" {
+		// Not deferred: os.Exit runs no deferred calls.
+		_ = os.RemoveAll(dir)
+	}
 	os.Exit(code)
 }
 

@@ -47,7 +47,7 @@ func TestRealNodesRunPods(t *testing.T) {
 		}
 		var rep echo.Reply
 		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if err := json.Unmarshal(b, &rep); err != nil || rep.Pod != p.Name || rep.Node != n.Name {
 			t.Errorf("pod %s answered %s (%v)", p.Name, b, err)
 		}

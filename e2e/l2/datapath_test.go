@@ -32,8 +32,11 @@ func (e *env) linkDownTrial(ctx context.Context, ip string) (owner, successor st
 	}
 	err = poll.Until(ctx, 50*time.Millisecond, func() error {
 		o, err := e.Owners(ctx, ip)
-		if err != nil || len(o) != 1 || o[0] == owner {
-			return fmt.Errorf("owners %v (%v)", o, err)
+		if err != nil {
+			return err
+		}
+		if len(o) != 1 || o[0] == owner {
+			return fmt.Errorf("owners %v", o)
 		}
 		successor = o[0]
 		return nil
@@ -150,8 +153,10 @@ func TestALinkDownMovesTheAddressesAndALostRouteKeepsThemAway(t *testing.T) {
 	}
 	testkit.For(t, 30*time.Second, node+" announces its addresses again", func() error {
 		for _, ip := range pair {
-			if o, err := e.Owners(ctx, ip); err != nil || !slices.Equal(o, []string{node}) {
-				return fmt.Errorf("%s owned by %v (%v)", ip, o, err)
+			if o, err := e.Owners(ctx, ip); err != nil {
+				return fmt.Errorf("%s: %w", ip, err)
+			} else if !slices.Equal(o, []string{node}) {
+				return fmt.Errorf("%s owned by %v", ip, o)
 			}
 		}
 		return nil

@@ -55,7 +55,7 @@ func TestBadEditSurvivesRestarts(t *testing.T) {
 	if err := e.API.Update(ctx, &oldPool); err != nil {
 		t.Fatal(err)
 	}
-	e.waitKeptLastValid(t, ctx, "dur-old", lastValid)
+	e.waitKeptLastValid(ctx, t, "dur-old", lastValid)
 
 	youngV4 := young.IPs[0]
 	owner, err := e.WaitOwner(ctx, youngV4)
@@ -86,7 +86,7 @@ func TestBadEditSurvivesRestarts(t *testing.T) {
 	if now, err := e.WaitOwner(ctx, youngV4); err != nil || now != owner {
 		t.Fatalf("%s owned by %s after the restart (%v), want %s again", youngV4, now, err, owner)
 	}
-	e.waitKeptLastValid(t, ctx, "dur-old", lastValid)
+	e.waitKeptLastValid(ctx, t, "dur-old", lastValid)
 
 	for _, ip := range ips {
 		if _, err := e.get(ctx, ip); err != nil {
@@ -104,7 +104,7 @@ func TestBadEditSurvivesRestarts(t *testing.T) {
 // waitKeptLastValid waits until the pool's status says its current spec is
 // refused (Ready false at its generation) and its last valid addresses are
 // the ones in use.
-func (e *env) waitKeptLastValid(t *testing.T, ctx context.Context, name string, addrs []v1beta1.AddressRange) {
+func (e *env) waitKeptLastValid(ctx context.Context, t *testing.T, name string, addrs []v1beta1.AddressRange) {
 	t.Helper()
 	err := poll.Until(ctx, 100*time.Millisecond, func() error {
 		var p v1beta1.IPPool

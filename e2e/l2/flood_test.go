@@ -31,7 +31,9 @@ func TestARPFloodFromTheLabClient(t *testing.T) {
 	sp := e.Speaker(owner)
 	secs := 6
 	if s := os.Getenv("HERALD_FLOOD_SECONDS"); s != "" {
-		fmt.Sscan(s, &secs)
+		if _, err := fmt.Sscan(s, &secs); err != nil {
+			t.Fatalf("HERALD_FLOOD_SECONDS=%q: %v", s, err)
+		}
 	}
 	lines := func() int {
 		b, _ := os.ReadFile(sp.LogPath)
@@ -45,7 +47,9 @@ func TestARPFloodFromTheLabClient(t *testing.T) {
 		for _, line := range strings.Split(m, "\n") {
 			if v, ok := strings.CutPrefix(line, `herald_l2_requests_answered_total{interface="eth0",protocol="arp"} `); ok {
 				var n float64
-				fmt.Sscan(v, &n)
+				if _, err := fmt.Sscan(v, &n); err != nil {
+					t.Fatalf("%s: %v", line, err)
+				}
 				return n
 			}
 		}
@@ -87,8 +91,8 @@ func TestARPFloodFromTheLabClient(t *testing.T) {
 		secs, owner, replies, 100*share, newLines, asked)
 	// The flooder's burst and at most a second at its rate before it is
 	// muted, and the client's six requests.
-	if max := float64(l2guard.Burst + l2guard.Rate + 6); replies > max {
-		t.Errorf("%.0f requests answered during the flood, more than %.0f", replies, max)
+	if limit := float64(l2guard.Burst + l2guard.Rate + 6); replies > limit {
+		t.Errorf("%.0f requests answered during the flood, more than %.0f", replies, limit)
 	}
 	for _, ans := range asked {
 		if !slices.Equal(ans, []string{owner}) {

@@ -30,7 +30,7 @@ func (e *env) readyz(ctx context.Context, node string) (int, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() //nolint:errcheck // read only
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
 }
@@ -104,8 +104,10 @@ func TestABlockedMemberlistPortTakesNothingOver(t *testing.T) {
 	testkit.For(t, 30*time.Second, odd+" announces its own addresses again", func() error {
 		for node, pair := range labtest.RankedAddrs(t, e.NodeNames(), 120, 139) {
 			for _, ip := range pair {
-				if o, err := e.Owners(ctx, ip); err != nil || !slices.Equal(o, []string{node}) {
-					return fmt.Errorf("%s owned by %v (%v), want %s", ip, o, err, node)
+				if o, err := e.Owners(ctx, ip); err != nil {
+					return fmt.Errorf("%s: %w", ip, err)
+				} else if !slices.Equal(o, []string{node}) {
+					return fmt.Errorf("%s owned by %v, want %s", ip, o, node)
 				}
 			}
 		}
@@ -162,8 +164,11 @@ func TestATakenMemberlistPortIsReported(t *testing.T) {
 	}
 	testkit.For(t, 30*time.Second, "ready once the port is free", func() error {
 		code, body, err := e.readyz(ctx, node.Name)
-		if err != nil || code != http.StatusOK {
-			return fmt.Errorf("/readyz %d %q (%v)", code, body, err)
+		if err != nil {
+			return fmt.Errorf("/readyz: %w", err)
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("/readyz %d %q", code, body)
 		}
 		return nil
 	})

@@ -195,8 +195,10 @@ func TestMemberlistKeyRotationWithoutAnOutage(t *testing.T) {
 	t.Logf("rotated in %v", done.Round(time.Millisecond))
 	// Let the probes run a while past the end, then count.
 	testkit.Holds(t, 2*time.Second, "the owner stays", func() error {
-		if o, err := e.Owners(ctx, l2w.IPs[0]); err != nil || len(o) != 1 || o[0] != owner {
-			return fmt.Errorf("owners %v (%v), was %s", o, err, owner)
+		if o, err := e.Owners(ctx, l2w.IPs[0]); err != nil {
+			return err
+		} else if len(o) != 1 || o[0] != owner {
+			return fmt.Errorf("owners %v, was %s", o, owner)
 		}
 		return nil
 	})

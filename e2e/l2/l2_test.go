@@ -106,7 +106,7 @@ func TestServiceAnswersThroughItsOwnerOverIPv4AndIPv6(t *testing.T) {
 	// caller the API server authorizes.
 	n := e.Node(owner)
 	if c, err := lab.DialContext(ctx, n.NS, "tcp", "127.0.0.1:"+strconv.Itoa(lab.SpeakerMetricsPort)); err == nil {
-		c.Close()
+		_ = c.Close()
 		t.Errorf("%s's speaker serves metrics on loopback too, not only on its node address", owner)
 	}
 	url := "https://" + net.JoinHostPort(n.IPv4.String(), strconv.Itoa(lab.SpeakerMetricsPort)) + "/metrics"

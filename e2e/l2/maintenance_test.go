@@ -136,7 +136,7 @@ func noFailure(t *testing.T, what string, probes map[string]*lab.Probe, moves ma
 // a second after done holds (within 30 s). It returns what the client saw
 // on the wire, when the change was made, and the running probes (for
 // noFailure).
-func (e *env) underProbes(t *testing.T, ctx context.Context, ips []string, change func() error, what string, done func() error) ([]lab.L2Message, time.Time, map[string]*lab.Probe) {
+func (e *env) underProbes(ctx context.Context, t *testing.T, ips []string, change func() error, what string, done func() error) ([]lab.L2Message, time.Time, map[string]*lab.Probe) {
 	t.Helper()
 	capt, err := e.Client.StartCapture(ctx)
 	if err != nil {
@@ -209,7 +209,7 @@ func TestDrainHandsOverWithoutAFailedRequest(t *testing.T) {
 		}
 	}
 
-	msgs, drained, probes := e.underProbes(t, ctx, ips, func() error { return drain.set(ctx, e, node, true) },
+	msgs, drained, probes := e.underProbes(ctx, t, ips, func() error { return drain.set(ctx, e, node, true) },
 		node+" hands its addresses over", func() error {
 			got, c, err := e.announced(ctx, node)
 			if err != nil {
@@ -265,14 +265,16 @@ func TestDrainHandsOverWithoutAFailedRequest(t *testing.T) {
 		return nil
 	})
 	testkit.Holds(t, 3*time.Second, "the drained node takes nothing after its restart", func() error {
-		if got, _, err := e.announced(ctx, node); err != nil || len(got) > 0 {
-			return fmt.Errorf("%s announces %v (%v)", node, got, err)
+		if got, _, err := e.announced(ctx, node); err != nil {
+			return fmt.Errorf("%s: %w", node, err)
+		} else if len(got) > 0 {
+			return fmt.Errorf("%s announces %v", node, got)
 		}
 		return e.OneAnswerEach(ctx, ips, node)
 	})
 
 	// Back in service: its addresses return, one move each, no request lost.
-	msgs, back, probes := e.underProbes(t, ctx, ips, func() error { return drain.set(ctx, e, node, false) },
+	msgs, back, probes := e.underProbes(ctx, t, ips, func() error { return drain.set(ctx, e, node, false) },
 		node+" takes its addresses back", func() error {
 			got, c, err := e.announced(ctx, node)
 			if err != nil {

@@ -33,8 +33,10 @@ func TestATakenMetricsPortIsReportedAndRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	took := testkit.For(t, 30*time.Second, "ready, with an Event on the Node about the metrics port", func() error {
-		if code, body, err := e.readyz(ctx, node.Name); err != nil || code != http.StatusOK {
-			return fmt.Errorf("/readyz %d %q (%v)", code, body, err)
+		if code, body, err := e.readyz(ctx, node.Name); err != nil {
+			return fmt.Errorf("/readyz: %w", err)
+		} else if code != http.StatusOK {
+			return fmt.Errorf("/readyz %d %q", code, body)
 		}
 		return e.Event(ctx, "", node.Name, "MetricsUnavailable", node.IPv4.String()+":"+strconv.Itoa(lab.SpeakerMetricsPort))
 	})

@@ -26,11 +26,15 @@ func (e *env) labelService(ctx context.Context, w *lab.Workload, labels map[stri
 // nobodyAnswers checks that no node answers ARP or NDP for any of ips.
 func (e *env) nobodyAnswers(ctx context.Context, ips []string) error {
 	for _, ip := range ips {
-		if ans, err := e.Answerers(ctx, ip); err != nil || len(ans) > 0 {
-			return fmt.Errorf("%s answered by %v (%v), want nobody", ip, ans, err)
+		if ans, err := e.Answerers(ctx, ip); err != nil {
+			return fmt.Errorf("%s: %w", ip, err)
+		} else if len(ans) > 0 {
+			return fmt.Errorf("%s answered by %v, want nobody", ip, ans)
 		}
-		if o, err := e.Owners(ctx, ip); err != nil || len(o) > 0 {
-			return fmt.Errorf("%s announced by %v (%v), want nobody", ip, o, err)
+		if o, err := e.Owners(ctx, ip); err != nil {
+			return fmt.Errorf("%s: %w", ip, err)
+		} else if len(o) > 0 {
+			return fmt.Errorf("%s announced by %v, want nobody", ip, o)
 		}
 	}
 	return nil

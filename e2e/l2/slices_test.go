@@ -33,7 +33,7 @@ const (
 // sliceServices creates the pool, its L2Advertisement and n bare IPv6
 // Services in namespace ns (removed after the test), waits until the
 // slices list all n, and returns each Service's address by "ns/name".
-func (e *env) sliceServices(t *testing.T, ctx context.Context, sw *lab.SliceWatch, ns string, n int) map[string]netip.Addr {
+func (e *env) sliceServices(ctx context.Context, t *testing.T, sw *lab.SliceWatch, ns string, n int) map[string]netip.Addr {
 	t.Helper()
 	pool := objects.Pool(slicePool, false, sliceRange)
 	adv := &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: slicePool}, Spec: v1beta1.L2AdvertisementSpec{PoolSelection: v1beta1.PoolSelection{IPPools: []string{slicePool}}}}
@@ -274,7 +274,7 @@ func TestAnnouncementSlicesFollowAFailover(t *testing.T) {
 	}
 	defer sw.Stop()
 	const ns, n = "t-slices", 60
-	ips := e.sliceServices(t, ctx, sw, ns, n)
+	ips := e.sliceServices(ctx, t, sw, ns, n)
 	all := e.NodeNames()
 	if _, err := sw.Wait(ctx, ns, rightL2(ips, all)); err != nil {
 		t.Fatal(err)
@@ -375,7 +375,7 @@ func TestMeasureSliceWrites(t *testing.T) {
 	}
 	defer sw.Stop()
 	c0, start := sw.Counts(), time.Now()
-	ips := e.sliceServices(t, ctx, sw, "t-slicescale", n)
+	ips := e.sliceServices(ctx, t, sw, "t-slicescale", n)
 	all := e.NodeNames()
 	at, err := sw.Wait(ctx, "t-slicescale", rightL2(ips, all))
 	if err != nil {

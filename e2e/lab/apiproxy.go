@@ -68,12 +68,12 @@ func (p *apiProxy) serve(ctx context.Context, l net.Listener) {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			defer c.Close()
+			defer c.Close() //nolint:errcheck // a proxied connection: nothing left to flush
 			up, err := d.DialContext(ctx, "tcp", p.target)
 			if err != nil {
 				return
 			}
-			defer up.Close()
+			defer up.Close() //nolint:errcheck // as c
 			stop := context.AfterFunc(ctx, func() { _ = c.Close(); _ = up.Close() })
 			defer stop()
 			done := make(chan struct{})

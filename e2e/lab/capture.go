@@ -69,7 +69,7 @@ func (c *Capture) Stop() ([]L2Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read only
 	var out []L2Message
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

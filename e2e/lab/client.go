@@ -32,7 +32,7 @@ func (h *Host) Get(ctx context.Context, url string) (echo.Reply, error) {
 	if err != nil {
 		return rep, err
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() //nolint:errcheck // read only
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return rep, err

@@ -66,8 +66,8 @@ func (c *Component) Start() error {
 		return fmt.Errorf("%s already runs as pid %d", c.Name, c.proc.PID)
 	}
 	if f, err := os.OpenFile(c.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
-		fmt.Fprintf(f, "--- herald-lab: starting %s at %s ---\n", c.Name, time.Now().Format(time.RFC3339Nano))
-		f.Close()
+		_, _ = fmt.Fprintf(f, "--- herald-lab: starting %s at %s ---\n", c.Name, time.Now().Format(time.RFC3339Nano))
+		_ = f.Close()
 	}
 	p, err := c.reg.Start(c.NS, c.Name, c.LogPath, c.Spec.Env, append([]string{c.Spec.Binary}, c.Spec.Args...)...)
 	if err != nil {

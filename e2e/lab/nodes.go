@@ -163,7 +163,7 @@ func (l *Lab) waitKubeProxy(ctx context.Context, n *Node) error {
 		resp, err := client.Get("http://127.0.0.1:10256/healthz")
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
@@ -174,7 +174,7 @@ func (l *Lab) waitKubeProxy(ctx context.Context, n *Node) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("lab: kube-proxy on %s not healthy (%v): %w\n%s", n.Name, err, ctx.Err(), n.KubeProxy.LogTail(20))
+			return fmt.Errorf("lab: kube-proxy on %s not healthy (%w): %w\n%s", n.Name, err, ctx.Err(), n.KubeProxy.LogTail(20))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -46,8 +47,9 @@ func DialContext(ctx context.Context, ns *netns.NS, network, address string) (ne
 	}); err != nil {
 		return nil, fmt.Errorf("lab dial %s in %s: socket: %w", address, ns.Name, err)
 	}
-	f := os.NewFile(uintptr(fd), "lab-dial") // non-blocking: served by the runtime poller
-	defer f.Close()
+	// Non-blocking: served by the runtime poller.
+	f := os.NewFile(uintptr(fd), "lab-dial")
+	defer f.Close() //nolint:errcheck // net.FileConn holds its own duplicate
 	if err := connect(ctx, f, fd, sa); err != nil {
 		return nil, fmt.Errorf("lab dial %s %s from %s: %w", network, address, ns.Name, err)
 	}
@@ -60,7 +62,7 @@ func connect(ctx context.Context, f *os.File, fd int, sa unix.Sockaddr) error {
 	if err == nil {
 		return nil
 	}
-	if err != unix.EINPROGRESS {
+	if !errors.Is(err, unix.EINPROGRESS) {
 		return err
 	}
 	if dl, ok := ctx.Deadline(); ok {

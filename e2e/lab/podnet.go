@@ -119,6 +119,7 @@ func (k *kubelet) setupPod(ctx context.Context, pod *corev1.Pod, n *Node, index,
 			break
 		}
 		if lp.Proc.Exited() {
+			//nolint:errorlint // nil after exit status 0, which %w would print as %!w(<nil>)
 			return nil, fmt.Errorf("lab: backend of pod %s exited: %v\n%s", lp.Key, lp.Proc.Wait(), testenv.TailFile(filepath.Join(dir, "backend.log"), 10))
 		}
 		select {

@@ -65,7 +65,7 @@ func (p *Probe) run(ctx context.Context, h *Host, o ProbeOptions) {
 	if p.LogPath != "" {
 		if f, err := os.Create(p.LogPath); err == nil {
 			log = f
-			defer f.Close()
+			defer f.Close() //nolint:errcheck // a best-effort log, as its creation
 		}
 	}
 	var wg sync.WaitGroup
@@ -92,7 +92,7 @@ func (p *Probe) run(ctx context.Context, h *Host, o ProbeOptions) {
 			p.mu.Lock()
 			p.samples = append(p.samples, s)
 			if log != nil {
-				fmt.Fprintf(log, "%s %8.1fms node=%s pod=%s err=%q\n", s.Sent.Format("15:04:05.000000"),
+				_, _ = fmt.Fprintf(log, "%s %8.1fms node=%s pod=%s err=%q\n", s.Sent.Format("15:04:05.000000"),
 					float64(s.Latency.Microseconds())/1000, s.Node, s.Pod, s.Err)
 			}
 			p.mu.Unlock()

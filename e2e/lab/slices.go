@@ -53,6 +53,7 @@ type SliceCounts struct{ Added, Modified, Deleted int }
 // Total is every write.
 func (c SliceCounts) Total() int { return c.Added + c.Modified + c.Deleted }
 
+// Sub is the writes counted in c and not yet in o, an earlier count.
 func (c SliceCounts) Sub(o SliceCounts) SliceCounts {
 	return SliceCounts{c.Added - o.Added, c.Modified - o.Modified, c.Deleted - o.Deleted}
 }
@@ -224,7 +225,7 @@ func (sw *SliceWatch) Wait(ctx context.Context, ns string, cond func([]Announced
 		}
 		select {
 		case <-ctx.Done():
-			return time.Time{}, fmt.Errorf("%w: %v", ctx.Err(), err)
+			return time.Time{}, fmt.Errorf("%w: %w", ctx.Err(), err)
 		case <-sw.changed:
 		case <-time.After(time.Second): // a watch error is seen too
 		}

@@ -131,7 +131,7 @@ func runPings(ctx context.Context, checks []pingCheck) []error {
 			defer func() { <-sem; wg.Done() }()
 			if out, err := c.from.Run(ctx, "ping", "-c1", "-W2", c.addr); err != nil {
 				mu.Lock()
-				errs = append(errs, fmt.Errorf("%s cannot ping %s (%s): %v\n%s", c.from.Name, c.addr, c.what, err, out))
+				errs = append(errs, fmt.Errorf("%s cannot ping %s (%s): %w\n%s", c.from.Name, c.addr, c.what, err, out))
 				mu.Unlock()
 			}
 		}()

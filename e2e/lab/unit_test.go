@@ -75,7 +75,7 @@ func TestSummarizeFindsTheLongestOutage(t *testing.T) {
 
 func TestProcUsageReadsCPUAndMemory(t *testing.T) {
 	// Burn some CPU so the count moves off zero (USER_HZ is 100).
-	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); { //nolint:revive // empty on purpose: a busy loop
 	}
 	u, err := procUsage(os.Getpid())
 	if err != nil {

@@ -82,12 +82,12 @@ func StartFRR(ctx context.Context, reg *netns.Registry, ns *netns.NS, cfg FRRCon
 		}
 		p, err := reg.Start(ns, "frr-"+cfg.Name+"-"+d, filepath.Join(dir, d+".log"), nil, args...)
 		if err != nil {
-			r.stop()
+			_ = r.stop() // the start failure is the one to report
 			return nil, err
 		}
 		r.procs = append(r.procs, p)
 		if err := r.waitReady(ctx, d, p); err != nil {
-			r.stop()
+			_ = r.stop() // as above
 			return nil, err
 		}
 	}

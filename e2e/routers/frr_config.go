@@ -12,6 +12,7 @@ import (
 // "external" (the keywords suit listen ranges, where nodes come and go).
 type RemoteAS string
 
+// The keywords: the peer's AS is learnt from its OPEN message.
 const (
 	Internal RemoteAS = "internal"
 	External RemoteAS = "external"

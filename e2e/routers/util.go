@@ -38,9 +38,9 @@ func tail(path string) string {
 	if err != nil {
 		return "(" + err.Error() + ")"
 	}
-	const max = 4096
-	if len(b) > max {
-		b = b[len(b)-max:]
+	const keep = 4096
+	if len(b) > keep {
+		b = b[len(b)-keep:]
 	}
 	return string(b)
 }

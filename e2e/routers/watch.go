@@ -54,7 +54,7 @@ func WatchRoutes(ns *netns.NS) (*RouteWatcher, error) {
 		tv := unix.NsecToTimeval((100 * time.Millisecond).Nanoseconds())
 		_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 		if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: unix.RTMGRP_IPV4_ROUTE | unix.RTMGRP_IPV6_ROUTE}); err != nil {
-			unix.Close(fd)
+			_ = unix.Close(fd)
 			return err
 		}
 		w.fd = fd

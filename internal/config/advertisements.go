@@ -76,8 +76,8 @@ func (b *builder) checkPreferences(adv *L2Advertisement, report *problems) {
 	}
 }
 
-// ReasonNoPreferredNode: a preferred node selector of an L2Advertisement
-// prefers no node it selects.
+// ReasonNoPreferredNode says that a preferred node selector of an
+// L2Advertisement prefers no node it selects.
 const ReasonNoPreferredNode = "NoPreferredNode"
 
 // serviceSelection parses the Service part of an advertisement.

@@ -8,8 +8,9 @@ import (
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 )
 
-func bgpAdv(name string, mutate func(*v1beta1.BGPAdvertisementSpec)) v1beta1.BGPAdvertisement {
-	a := v1beta1.BGPAdvertisement{ObjectMeta: meta(name, 0)}
+// bgpAdv is BGPAdvertisement b, as mutate makes it.
+func bgpAdv(mutate func(*v1beta1.BGPAdvertisementSpec)) v1beta1.BGPAdvertisement {
+	a := v1beta1.BGPAdvertisement{ObjectMeta: meta("b", 0)}
 	mutate(&a.Spec)
 	return a
 }
@@ -52,40 +53,40 @@ func TestAdvertisementsResolvePoolsAndPeers(t *testing.T) {
 		},
 		{
 			name:      "BGP: all peers when none named",
-			bgp:       []v1beta1.BGPAdvertisement{bgpAdv("b", func(s *v1beta1.BGPAdvertisementSpec) { s.IPPools = []string{"db"} })},
+			bgp:       []v1beta1.BGPAdvertisement{bgpAdv(func(s *v1beta1.BGPAdvertisementSpec) { s.IPPools = []string{"db"} })},
 			wantPools: []string{"db"},
 			wantPeers: []string{"ebgp", "ibgp"},
 		},
 		{
 			name:      "BGP: a missing peer is reported",
-			bgp:       []v1beta1.BGPAdvertisement{bgpAdv("b", func(s *v1beta1.BGPAdvertisementSpec) { s.IPPools = []string{"db"}; s.Peers = []string{"ibgp", "nope"} })},
+			bgp:       []v1beta1.BGPAdvertisement{bgpAdv(func(s *v1beta1.BGPAdvertisementSpec) { s.IPPools = []string{"db"}; s.Peers = []string{"ibgp", "nope"} })},
 			wantPools: []string{"db"},
 			wantPeers: []string{"ibgp"},
 			problem:   &Problem{Object: Ref{KindBGPAdvertisement, "b"}, Effect: Degraded, Message: `BGPPeer "nope" does not exist`},
 		},
 		{
 			name:      "BGP: localPref toward an eBGP peer is refused for that peer",
-			bgp:       []v1beta1.BGPAdvertisement{bgpAdv("b", func(s *v1beta1.BGPAdvertisementSpec) { s.IPPools = []string{"db"}; s.LocalPref = ptr(int64(200)) })},
+			bgp:       []v1beta1.BGPAdvertisement{bgpAdv(func(s *v1beta1.BGPAdvertisementSpec) { s.IPPools = []string{"db"}; s.LocalPref = ptr(int64(200)) })},
 			wantPools: []string{"db"},
 			wantPeers: []string{"ebgp", "ibgp"},
 			problem:   &Problem{Object: Ref{KindBGPAdvertisement, "b"}, Effect: Degraded, Message: "eBGP peers ebgp without it"},
 		},
 		{
 			name:      "BGP: aggregation shorter than the pool block leaves the pool out",
-			bgp:       []v1beta1.BGPAdvertisement{bgpAdv("b", func(s *v1beta1.BGPAdvertisementSpec) { s.AggregationLength = ptr(int32(16)) })},
+			bgp:       []v1beta1.BGPAdvertisement{bgpAdv(func(s *v1beta1.BGPAdvertisementSpec) { s.AggregationLength = ptr(int32(16)) })},
 			wantPools: nil,
 			wantPeers: []string{"ebgp", "ibgp"},
 			problem:   &Problem{Object: Ref{KindBGPAdvertisement, "b"}, Effect: Degraded, Message: "aggregation length /16 is shorter than its block"},
 		},
 		{
 			name:      "BGP: aggregation inside the pool block is fine",
-			bgp:       []v1beta1.BGPAdvertisement{bgpAdv("b", func(s *v1beta1.BGPAdvertisementSpec) { s.AggregationLength = ptr(int32(26)) })},
+			bgp:       []v1beta1.BGPAdvertisement{bgpAdv(func(s *v1beta1.BGPAdvertisementSpec) { s.AggregationLength = ptr(int32(26)) })},
 			wantPools: []string{"db", "web"},
 			wantPeers: []string{"ebgp", "ibgp"},
 		},
 		{
 			name:    "BGP: bad community is invalid",
-			bgp:     []v1beta1.BGPAdvertisement{bgpAdv("b", func(s *v1beta1.BGPAdvertisementSpec) { s.Communities = []v1beta1.Community{"70000:1"} })},
+			bgp:     []v1beta1.BGPAdvertisement{bgpAdv(func(s *v1beta1.BGPAdvertisementSpec) { s.Communities = []v1beta1.Community{"70000:1"} })},
 			problem: &Problem{Object: Ref{KindBGPAdvertisement, "b"}, Effect: Skipped, Message: "communities[0]"},
 		},
 	}
@@ -127,7 +128,7 @@ func TestAdvertisementValues(t *testing.T) {
 	m := Build(Input{
 		Pools: []v1beta1.IPPool{pool("p", 0, "198.51.100.0/24")},
 		Peers: []v1beta1.BGPPeer{peer("i", 0, "10.0.0.1", func(s *v1beta1.BGPPeerSpec) { s.PeerASN = ptr(int64(64500)) }), peer("e", 0, "10.0.0.2")},
-		BGPAdvertisements: []v1beta1.BGPAdvertisement{bgpAdv("b", func(s *v1beta1.BGPAdvertisementSpec) {
+		BGPAdvertisements: []v1beta1.BGPAdvertisement{bgpAdv(func(s *v1beta1.BGPAdvertisementSpec) {
 			s.Communities = []v1beta1.Community{"no-export", "65000:100"}
 			s.LargeCommunities = []v1beta1.LargeCommunity{"65000:1:2"}
 			s.LocalPref = ptr(int64(150))

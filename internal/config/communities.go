@@ -54,7 +54,7 @@ func ParseLargeCommunity(s string) (LargeCommunity, error) {
 	return LargeCommunity{Global: v[0], Local1: v[1], Local2: v[2]}, nil
 }
 
-// String formats a standard community as AS:value.
+// CommunityString formats a standard community as AS:value.
 func CommunityString(c uint32) string {
 	return fmt.Sprintf("%d:%d", c>>16, c&0xFFFF)
 }

@@ -28,12 +28,12 @@ func (r Ref) String() string { return r.Kind + "/" + r.Name }
 type Effect int
 
 const (
-	// Skipped: the object is not used at all.
+	// Skipped means the object is not used at all.
 	Skipped Effect = iota
-	// KeptLastValid: the object's current spec is not used; its last valid
+	// KeptLastValid means the object's current spec is not used; its last valid
 	// version keeps serving.
 	KeptLastValid
-	// Degraded: the object is used for everything it can resolve.
+	// Degraded means the object is used for everything it can resolve.
 	Degraded
 )
 

@@ -42,7 +42,7 @@ func TestServiceSelection(t *testing.T) {
 			m := Build(Input{
 				Pools:            []v1beta1.IPPool{pool("p", 0, "198.51.100.0/24")},
 				L2Advertisements: []v1beta1.L2Advertisement{{ObjectMeta: meta("l2", 0), Spec: v1beta1.L2AdvertisementSpec{ServiceSelectors: tc.selectors, WithdrawWithoutEndpoints: tc.withdraw}}},
-				BGPAdvertisements: []v1beta1.BGPAdvertisement{bgpAdv("b", func(s *v1beta1.BGPAdvertisementSpec) {
+				BGPAdvertisements: []v1beta1.BGPAdvertisement{bgpAdv(func(s *v1beta1.BGPAdvertisementSpec) {
 					s.ServiceSelectors, s.WithdrawWithoutEndpoints = tc.selectors, tc.withdraw
 				})},
 			}, nil)

@@ -72,7 +72,7 @@ func untar(path, dir string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read only
 	tr := tar.NewReader(f)
 	for {
 		hdr, err := tr.Next()
@@ -120,7 +120,7 @@ func Push(ctx context.Context, path, ref string, insecure bool) (v1.Hash, error)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	defer a.Close()
+	defer a.Close() //nolint:errcheck // removes a temporary copy: a leftover does no harm
 	var opts []name.Option
 	if insecure {
 		opts = append(opts, name.Insecure)
@@ -143,7 +143,7 @@ func Relabel(src, dst, ref string, labels map[string]string) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	defer a.Close()
+	defer a.Close() //nolint:errcheck // as in Push
 	im, err := a.Index.IndexManifest()
 	if err != nil {
 		return v1.Hash{}, err

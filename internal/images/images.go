@@ -134,7 +134,7 @@ func Build(ctx context.Context, o Options, specs ...Spec) ([]Built, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(work)
+	defer os.RemoveAll(work) //nolint:errcheck // scratch space: a leftover does no harm
 	var out []Built
 	for _, s := range specs {
 		idx, err := buildIndex(ctx, o, s, work)
@@ -258,7 +258,7 @@ func WriteArchive(path, ref string, idx v1.ImageIndex) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer os.RemoveAll(dir) //nolint:errcheck // scratch space: a leftover does no harm
 	lp, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		return err
@@ -311,7 +311,7 @@ func tarDir(dir, out string) error {
 		if err != nil {
 			return err
 		}
-		defer src.Close()
+		defer src.Close() //nolint:errcheck // read only
 		_, err = io.Copy(tw, src)
 		return err
 	})

@@ -39,7 +39,7 @@ func TestBuildWritesAStaticMultiPlatformImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
+	defer a.Close() //nolint:errcheck // a temporary copy
 	if a.Ref != built[0].Ref {
 		t.Errorf("archive names the image %q, want %q", a.Ref, built[0].Ref)
 	}
@@ -108,7 +108,7 @@ func fileInImage(t *testing.T, img v1.Image, name string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
+	defer rc.Close() //nolint:errcheck // read only
 	tr := tar.NewReader(rc)
 	var content []byte
 	for {
@@ -159,7 +159,7 @@ func TestLayerDiffIDIsTheUncompressedDigest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
+	defer rc.Close() //nolint:errcheck // read only
 	h, _, err := v1.SHA256(rc)
 	if err != nil || h != diff {
 		t.Fatalf("diff ID %s, uncompressed content %s (%v)", diff, h, err)

@@ -69,14 +69,14 @@ func TestFlappingMembershipWritesFewEvents(t *testing.T) {
 	}
 	t.Logf("Events recorded per minute: %v", perMinute)
 	// Minute 0: every Service's first Event, then the shared burst and rate.
-	if got, max := perMinute[0], services+eventRepeatBurst+60*eventRepeatRate; got > max {
-		t.Errorf("first minute: %d Events, more than %d", got, max)
+	if got, limit := perMinute[0], services+eventRepeatBurst+60*eventRepeatRate; got > limit {
+		t.Errorf("first minute: %d Events, more than %d", got, limit)
 	}
 	// Later minutes: the shared rate, give or take the tokens of one flap
 	// interval that fall on either side of a minute's edge.
 	for m := 1; m < 10; m++ {
-		if got, max := perMinute[m], 65*eventRepeatRate; got > max {
-			t.Errorf("minute %d: %d Events, more than %d", m, got, max)
+		if got, limit := perMinute[m], 65*eventRepeatRate; got > limit {
+			t.Errorf("minute %d: %d Events, more than %d", m, got, limit)
 		}
 	}
 }

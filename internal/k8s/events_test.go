@@ -105,12 +105,12 @@ func TestEventSinkFlappingAgainstAPIServer(t *testing.T) {
 	}
 	t.Logf("%d Events written for %d offered (%d say how many were left out)", len(list.Items), services*flaps, withSuffix)
 	// Each Service's first, then at most the shared burst and rate.
-	if max := services + eventRepeatBurst + flaps*5*eventRepeatRate; len(list.Items) > max || len(list.Items) < services {
-		t.Errorf("%d Events written, want between %d and %d", len(list.Items), services, max)
+	if limit := services + eventRepeatBurst + flaps*5*eventRepeatRate; len(list.Items) > limit || len(list.Items) < services {
+		t.Errorf("%d Events written, want between %d and %d", len(list.Items), services, limit)
 	}
 	if withSuffix == 0 {
 		t.Error("no Event says that others were left out")
 	}
 	cancel()
-	<-done
+	_ = <-done
 }

@@ -100,13 +100,13 @@ func TestRetryingMetricsServer(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no failure reported while the port was taken")
 	}
-	holder.Close()
+	_ = holder.Close()
 	testkit.For(t, 10*time.Second, "serving once the port is free", func() error {
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("status %d", resp.StatusCode)
 		}

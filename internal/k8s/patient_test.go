@@ -49,7 +49,7 @@ func TestCacheCatchesUpRightAfterAnOutage(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); _ = <-done }()
 	c := mgr.GetClient()
 	var list corev1.ConfigMapList
 	testkit.For(t, 30*time.Second, "the cache lists ConfigMaps", func() error { return c.List(ctx, &list) })

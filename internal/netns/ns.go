@@ -49,7 +49,7 @@ func (n *NS) Do(fn func() error) error {
 			errc <- fmt.Errorf("netns %s: %w", n.Name, err)
 			return
 		}
-		defer f.Close()
+		defer f.Close() //nolint:errcheck // read only; setns has taken what it needs
 		if err := unix.Unshare(unix.CLONE_FS); err != nil {
 			errc <- fmt.Errorf("netns %s: unshare: %w", n.Name, err)
 			return

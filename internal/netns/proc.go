@@ -41,13 +41,13 @@ func (r *Registry) Start(ns *NS, name, logPath string, env []string, args ...str
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), env...)
-	var out io.Writer = io.Discard
+	out := io.Discard
 	if logPath != "" {
 		f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return nil, fmt.Errorf("netns: log for %s: %w", name, err)
 		}
-		defer f.Close() // the child holds its own descriptor
+		defer f.Close() //nolint:errcheck // the child holds its own descriptor
 		out = f
 	}
 	cmd.Stdout, cmd.Stderr = out, out

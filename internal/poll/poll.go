@@ -24,7 +24,7 @@ func Until(ctx context.Context, interval time.Duration, cond func() error) error
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+			return fmt.Errorf("%w (last: %w)", ctx.Err(), err)
 		case <-time.After(interval):
 		}
 	}

@@ -30,7 +30,7 @@ func TestUntil(t *testing.T) {
 		calls++
 		return Stop(gone)
 	})
-	if err != gone || calls != 1 {
+	if !errors.Is(err, gone) || calls != 1 {
 		t.Fatalf("Until = %v after %d calls, want the stopping error after 1", err, calls)
 	}
 }

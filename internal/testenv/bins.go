@@ -59,7 +59,7 @@ func BinDir() (string, error) {
 	if dir == "" {
 		root, err := RepoRoot()
 		if err != nil {
-			return "", fmt.Errorf("%w (%v)", ErrNoBinaries, err)
+			return "", fmt.Errorf("%w (%w)", ErrNoBinaries, err)
 		}
 		dir = filepath.Join(root, ".cache", "kube", KubeVersion, "bin")
 	}

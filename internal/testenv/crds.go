@@ -76,7 +76,7 @@ func waitCRD(ctx context.Context, api interface {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("testenv: CRD %s: %w (%v)", crd.Name, ctx.Err(), last)
+			return fmt.Errorf("testenv: CRD %s: %w (%w)", crd.Name, ctx.Err(), last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -105,7 +105,7 @@ func Scrape(ctx context.Context, dial Dialer, url, token string) (int, string, e
 	if err != nil {
 		return 0, "", err
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() //nolint:errcheck // read only
 	// The status is returned also when reading the body fails.
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err

@@ -205,6 +205,7 @@ func (e *Env) waitFor(ctx context.Context, what string, cond func(context.Contex
 		}
 		for _, p := range e.procs {
 			if p.Exited() {
+				//nolint:errorlint // nil after exit status 0, which %w would print as %!w(<nil>)
 				return fmt.Errorf("testenv: waiting for %s: %s exited: %v\n%s", what, p.Name, p.Wait(), e.LogTail(p.Name, 20))
 			}
 		}

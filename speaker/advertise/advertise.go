@@ -53,12 +53,12 @@ type Node struct {
 type Withdrawal int
 
 const (
-	// Advertising: the node is in service.
+	// Advertising means the node is in service.
 	Advertising Withdrawal = iota
-	// GracefulShutdown: its routes carry the GRACEFUL_SHUTDOWN community
+	// GracefulShutdown means its routes carry the GRACEFUL_SHUTDOWN community
 	// (RFC 8326), so that routers move traffic to other paths first.
 	GracefulShutdown
-	// Withdrawn: the node advertises nothing.
+	// Withdrawn means the node advertises nothing.
 	Withdrawn
 )
 

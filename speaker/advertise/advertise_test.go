@@ -93,7 +93,7 @@ func TestSkipReason(t *testing.T) {
 	m := model(t)
 	tg := L2ForService(m, Service{Key: "d/l", IPs: []netip.Addr{ip("198.51.100.6")}, LocalTraffic: true, EndpointNodes: map[string]bool{"n2": true}}, nodes)[0]
 	for node, want := range map[string]v1beta1.L2SkipReason{"n3": v1beta1.L2SkipNodeNotSelected, "n1": v1beta1.L2SkipNoLocalEndpoint, "n2": v1beta1.L2SkipOwnedElsewhere} {
-		if got := tg.SkipReason(node, "n9"); got != want {
+		if got := tg.SkipReason(node); got != want {
 			t.Errorf("SkipReason(%s) = %s, want %s", node, got, want)
 		}
 	}

@@ -113,9 +113,9 @@ func placeOn(advs []*config.L2Advertisement, n Node, svcLabels map[string]string
 	return p
 }
 
-// SkipReason says why node does not announce the target, given the owner
-// election chose ("" when no live node is eligible).
-func (t L2Target) SkipReason(node, owner string) v1beta1.L2SkipReason {
+// SkipReason says why node does not announce the target when the owner
+// election did not choose it.
+func (t L2Target) SkipReason(node string) v1beta1.L2SkipReason {
 	switch {
 	case !contains(t.Selected, node):
 		return v1beta1.L2SkipNodeNotSelected

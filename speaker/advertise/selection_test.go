@@ -104,7 +104,7 @@ func TestL2ServiceSelectionPreferencesAndWithdrawal(t *testing.T) {
 				t.Errorf("got  %v\nwant %v", got, tc.want)
 			}
 			for node, want := range tc.reason {
-				if r := targets[0].SkipReason(node, ""); r != want {
+				if r := targets[0].SkipReason(node); r != want {
 					t.Errorf("SkipReason(%s) = %s, want %s", node, r, want)
 				}
 			}

@@ -103,7 +103,7 @@ func routedInterface(ip netip.Addr, ifaces []Interface) string {
 	if err != nil {
 		return ""
 	}
-	defer c.Close()
+	defer c.Close() //nolint:errcheck // nothing is sent: only its local address is read
 	local := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
 	for _, ifc := range ifaces {
 		for _, p := range ifc.Prefixes {

@@ -2,6 +2,7 @@ package announce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -21,17 +22,17 @@ func linkEvents(ctx context.Context, changed chan<- struct{}) error {
 	groups := uint32(unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV6_IFADDR |
 		unix.RTMGRP_IPV4_ROUTE | unix.RTMGRP_IPV6_ROUTE)
 	if err := syscall.Bind(fd, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK, Groups: groups}); err != nil {
-		syscall.Close(fd)
+		_ = syscall.Close(fd)
 		return fmt.Errorf("announce: netlink subscribe: %w", err)
 	}
 	if err := syscall.SetNonblock(fd, true); err != nil {
-		syscall.Close(fd)
+		_ = syscall.Close(fd)
 		return fmt.Errorf("announce: netlink socket: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "rtnetlink") // reads through the poller: Close unblocks them
 	go func() {
 		<-ctx.Done()
-		f.Close()
+		_ = f.Close()
 	}()
 	buf := make([]byte, 64<<10)
 	for {
@@ -40,7 +41,7 @@ func linkEvents(ctx context.Context, changed chan<- struct{}) error {
 				return nil
 			}
 			// ENOBUFS: events were lost; a rescan covers them.
-			if err, ok := err.(*os.PathError); !ok || err.Err != syscall.ENOBUFS {
+			if !errors.Is(err, syscall.ENOBUFS) {
 				return fmt.Errorf("announce: netlink read: %w", err)
 			}
 		}

@@ -49,7 +49,7 @@ func BenchmarkPathAddToFRR(b *testing.B) {
 	sp := startSpeaker(b, l.reg, l.node, "speaker")
 	d := Desired{RouterID: routerID, Peers: []Peer{nodePeer("tor", frrV4)}, Paths: map[string][]Path{}}
 	sp.set(b, d)
-	waitEstablished(b, l.ctx, frr, nodeV4)
+	waitEstablished(l.ctx, b, frr, nodeV4)
 	var lat []time.Duration
 	for i := range 25 {
 		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(100 + i)}), 32)
@@ -74,7 +74,7 @@ func BenchmarkSIGTERMToWithdrawalAtFRR(b *testing.B) {
 	for i := range 5 {
 		sp := startSpeaker(b, l.reg, l.node, fmt.Sprintf("speaker%d", i))
 		sp.set(b, Desired{RouterID: routerID, Peers: []Peer{nodePeer("tor", frrV4)}, Paths: map[string][]Path{"tor": {{Prefix: vip4}}}})
-		waitEstablished(b, l.ctx, frr, nodeV4)
+		waitEstablished(l.ctx, b, frr, nodeV4)
 		waitUntil(b, 10*time.Second, "route in FRR's kernel", func() bool { _, ok := w.addedAt(vip4); return ok })
 		start := time.Now()
 		if err := sp.proc.Signal(syscall.SIGTERM); err != nil {
@@ -127,7 +127,7 @@ func BenchmarkBFDHungSpeaker(b *testing.B) {
 }
 
 // manyPaths returns n /32 paths from 10.200.0.0/18 (lab-internal space).
-func manyPaths(n int, community uint32) []Path {
+func manyPaths(n int, community uint32) []Path { //nolint:unparam // each benchmark names its size
 	paths := make([]Path, n)
 	for i := range paths {
 		a := netip.AddrFrom4([4]byte{10, 200, byte(i >> 8), byte(i)})
@@ -153,7 +153,7 @@ func Benchmark10kPrefixes(b *testing.B) {
 		sp := startSpeaker(b, l.reg, l.node, fmt.Sprintf("speaker%d", run))
 		d := Desired{RouterID: routerID, Peers: []Peer{nodePeer("a", frrV4), nodePeer("b", frrV6)}, Paths: map[string][]Path{}}
 		sp.set(b, d)
-		waitEstablished(b, l.ctx, frr, nodeV4, nodeV6)
+		waitEstablished(l.ctx, b, frr, nodeV4, nodeV6)
 		rssIdle = append(rssIdle, sp.rssKiB())
 
 		accepted := func(peer netip.Addr) int {

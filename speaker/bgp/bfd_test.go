@@ -38,8 +38,8 @@ func TestBFDNewSessionDoesNotFlap(t *testing.T) {
 	d := Desired{RouterID: routerID, Peers: []Peer{bfdPeerFast("tor", frrV4)}, Paths: map[string][]Path{"tor": {{Prefix: vip4}}}}
 	sp := startSpeaker(t, l.reg, l.node, "speaker")
 	sp.set(t, d)
-	waitEstablished(t, ctx, frr, nodeV4)
-	steadyWithBFD(t, ctx, frr, sp, 1, 0)
+	waitEstablished(ctx, t, frr, nodeV4)
+	steadyWithBFD(ctx, t, frr, sp, 1, 0)
 
 	// A restarted speaker: FRR's BFD session already has its addresses.
 	if err := sp.proc.Signal(syscall.SIGTERM); err != nil {
@@ -58,14 +58,14 @@ func TestBFDNewSessionDoesNotFlap(t *testing.T) {
 		}
 		return nil
 	})
-	steadyWithBFD(t, ctx, frr, sp, 2, 1)
+	steadyWithBFD(ctx, t, frr, sp, 2, 1)
 }
 
 // steadyWithBFD checks for 10 s that FRR's session with the node stays up
 // with the given counts of established and dropped connections, that
 // FRR's BFD session comes up in that time, and then that the speaker saw
 // one session-up event and no down.
-func steadyWithBFD(t *testing.T, ctx context.Context, frr *routers.FRR, sp *speaker, established, dropped int) {
+func steadyWithBFD(ctx context.Context, t *testing.T, frr *routers.FRR, sp *speaker, established, dropped int) {
 	t.Helper()
 	const quiet = 10 * time.Second
 	bfdUp := false

@@ -82,8 +82,10 @@ func TestInteropWithBIRD(t *testing.T) {
 			}
 		}
 		// The IPv6 prefix came over both sessions.
-		if rts, err := bird.Routes(ctx, vip6); err != nil || len(rts) != 2 {
-			return fmt.Errorf("want %v from both sessions: %+v %v", vip6, rts, err)
+		if rts, err := bird.Routes(ctx, vip6); err != nil {
+			return fmt.Errorf("want %v from both sessions: %w", vip6, err)
+		} else if len(rts) != 2 {
+			return fmt.Errorf("want %v from both sessions: %+v", vip6, rts)
 		}
 		return nil
 	})

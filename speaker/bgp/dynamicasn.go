@@ -70,7 +70,7 @@ func (e *instance) acceptSession(ps *peerState, st *PeerStatus, got uint32) bool
 	}
 	if ps.held() {
 		ps.asChecked = true
-		e.syncPaths(context.Background(), ps, ps.want)
+		e.syncPaths(ps, ps.want)
 	}
 	return true
 }
@@ -82,7 +82,7 @@ func (e *instance) sessionEnded(ps *peerState) {
 		return
 	}
 	ps.asChecked = false
-	e.syncPaths(context.Background(), ps, ps.want)
+	e.syncPaths(ps, ps.want)
 }
 
 // sessionPeerAS asks gobgp for the AS of a session's peer.

@@ -85,7 +85,7 @@ func TestDynamicExternalRefusesInternalPeer(t *testing.T) {
 	p.DynamicASN = DynamicInternal
 	d.Peers = []Peer{p}
 	sp.set(t, d)
-	waitEstablished(t, ctx, frr, nodeV4)
+	waitEstablished(ctx, t, frr, nodeV4)
 	testkit.For(t, 10*time.Second, "route at FRR over the internal session", func() error {
 		_, err := frrPathFrom(ctx, frr, vip4, nodeV4)
 		return err
@@ -102,7 +102,7 @@ func TestDynamicExternalAtFRR(t *testing.T) {
 	p := nodePeer("tor", frrV4)
 	p.PeerASN, p.DynamicASN = 0, DynamicExternal
 	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"tor": {{Prefix: vip4}}}})
-	waitEstablished(t, ctx, frr, nodeV4)
+	waitEstablished(ctx, t, frr, nodeV4)
 	testkit.For(t, 10*time.Second, "route at FRR and the learnt AS", func() error {
 		path, err := frrPathFrom(ctx, frr, vip4, nodeV4)
 		if err != nil {

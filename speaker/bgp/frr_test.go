@@ -50,7 +50,7 @@ func TestSessionsAndPathsAtFRR(t *testing.T) {
 		},
 	}
 	sp.set(t, d)
-	before := waitEstablished(t, ctx, frr, nodeV4, nodeV4b, nodeV6)
+	before := waitEstablished(ctx, t, frr, nodeV4, nodeV4b, nodeV6)
 
 	// Per-peer attributes, as FRR received them.
 	testkit.For(t, 10*time.Second, "paths with their attributes at FRR", func() error {
@@ -200,7 +200,7 @@ func TestFRRListenRange(t *testing.T) {
 	sp := startSpeaker(t, l.reg, l.node, "speaker")
 	d := Desired{RouterID: routerID, Peers: []Peer{nodePeer("tor", frrV4)}, Paths: map[string][]Path{"tor": {{Prefix: vip4}}}}
 	sp.set(t, d)
-	n := waitEstablished(t, ctx, frr, nodeV4)[nodeV4]
+	n := waitEstablished(ctx, t, frr, nodeV4)[nodeV4]
 	if n.PeerGroup != "NODES" {
 		t.Fatalf("session not from the listen range: %+v", n)
 	}

@@ -180,7 +180,7 @@ func (sp *speaker) put(t testing.TB, path string, v any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("PUT %s: %s", path, resp.Status)
 	}
@@ -209,7 +209,7 @@ func (sp *speaker) get(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() //nolint:errcheck // read only
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
@@ -219,7 +219,7 @@ func (sp *speaker) metrics() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
+	defer resp.Body.Close() //nolint:errcheck // read only
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
 }

@@ -154,7 +154,7 @@ func (e *instance) apply(ctx context.Context, d *snapshot) {
 	e.recordWaiting(waiting)
 	e.paths = d.paths
 	for _, name := range sortedNames(e.peers) {
-		e.syncPaths(ctx, e.peers[name], e.wantFor(name))
+		e.syncPaths(e.peers[name], e.wantFor(name))
 	}
 }
 
@@ -173,7 +173,7 @@ func (e *instance) wantFor(name string) pathSet {
 
 // update applies path changes (nil: withdraw) by peer; a running peer's
 // session gets just those prefixes announced or withdrawn.
-func (e *instance) update(ctx context.Context, u map[string]map[netip.Prefix]*Path) {
+func (e *instance) update(u map[string]map[netip.Prefix]*Path) {
 	for _, name := range sortedNames(u) {
 		want := e.wantFor(name)
 		changed := make([]netip.Prefix, 0, len(u[name]))
@@ -187,7 +187,7 @@ func (e *instance) update(ctx context.Context, u map[string]map[netip.Prefix]*Pa
 		}
 		if ps := e.peers[name]; ps != nil {
 			ps.want = want
-			e.patchPaths(ctx, ps, changed)
+			e.patchPaths(ps, changed)
 		}
 	}
 }
@@ -466,7 +466,7 @@ func (e *instance) resolveCrossNextHop(ps *peerState) {
 
 // syncPaths makes ps's VRF hold want: only the difference is sent. It
 // looks at every path of the peer; patchPaths looks at some.
-func (e *instance) syncPaths(ctx context.Context, ps *peerState, want pathSet) {
+func (e *instance) syncPaths(ps *peerState, want pathSet) {
 	ps.want = want
 	// Usually every path has a next hop and target is want itself; it is
 	// copied only when some wait for theirs.
@@ -492,11 +492,11 @@ func (e *instance) syncPaths(ctx context.Context, ps *peerState, want pathSet) {
 		}
 		ps.crossDirty = false
 	}
-	e.sendPaths(ctx, ps, d)
+	e.sendPaths(ps, d)
 }
 
 // patchPaths brings the listed prefixes of ps's VRF in line with want.
-func (e *instance) patchPaths(ctx context.Context, ps *peerState, prefixes []netip.Prefix) {
+func (e *instance) patchPaths(ps *peerState, prefixes []netip.Prefix) {
 	var d pathDiff
 	for _, prefix := range prefixes {
 		p, wanted := ps.want[prefix]
@@ -511,12 +511,12 @@ func (e *instance) patchPaths(ctx context.Context, ps *peerState, prefixes []net
 			d.withdraw = append(d.withdraw, prefix)
 		}
 	}
-	e.sendPaths(ctx, ps, d)
+	e.sendPaths(ps, d)
 }
 
 // sendPaths announces and withdraws d on ps's VRF and records in inGobgp
 // what gobgp took.
-func (e *instance) sendPaths(ctx context.Context, ps *peerState, d pathDiff) {
+func (e *instance) sendPaths(ps *peerState, d pathDiff) {
 	if d.empty() {
 		return
 	}

@@ -199,7 +199,7 @@ func nodePeer(name string, addr netip.Addr) Peer {
 }
 
 // waitEstablished waits until FRR reports every listed neighbor up.
-func waitEstablished(t testing.TB, ctx context.Context, frr *routers.FRR, addrs ...netip.Addr) map[netip.Addr]routers.BGPNeighbor {
+func waitEstablished(ctx context.Context, t testing.TB, frr *routers.FRR, addrs ...netip.Addr) map[netip.Addr]routers.BGPNeighbor {
 	t.Helper()
 	var ns map[netip.Addr]routers.BGPNeighbor
 	testkit.For(t, 30*time.Second, "FRR sessions established", func() error {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,9 +35,8 @@ func sockets(t testing.TB, l *lab, ns *netns.NS, state string) []tcpConn {
 			s = strings.Replace(strings.Replace(s, "[", "", 1), "]", "", 1)
 			i := strings.LastIndexByte(s, ':')
 			a, _ := netip.ParseAddr(strings.TrimSuffix(s[:i], "%un0"))
-			var port uint16
-			fmt.Sscan(s[i+1:], &port)
-			return netip.AddrPortFrom(a, port)
+			port, _ := strconv.ParseUint(s[i+1:], 10, 16)
+			return netip.AddrPortFrom(a, uint16(port))
 		}
 		conns = append(conns, tcpConn{local: parse(f[len(f)-2]), remote: parse(f[len(f)-1])})
 	}
@@ -70,7 +70,7 @@ func TestPassivePeerAtFRR(t *testing.T) {
 	active := nodePeer("active6", frrV6)
 	d := Desired{RouterID: routerID, Peers: []Peer{active}, Paths: map[string][]Path{"passive4": {{Prefix: vip4}}, "active6": {{Prefix: vip6}}}}
 	sp.set(t, d)
-	waitEstablished(t, ctx, frr, nodeV6)
+	waitEstablished(ctx, t, frr, nodeV6)
 	testkit.Holds(t, 2*time.Second, "no listener without a passive peer", func() error {
 		if listensOn(t, l, l.node, 1790) || listensOn(t, l, l.node, 179) {
 			return fmt.Errorf("listening: %v", sockets(t, l, l.node, "listening"))
@@ -82,7 +82,7 @@ func TestPassivePeerAtFRR(t *testing.T) {
 	passive.Passive = true
 	d.ListenPort, d.Peers = 1790, []Peer{active, passive}
 	sp.set(t, d)
-	waitEstablished(t, ctx, frr, nodeV4, nodeV6)
+	waitEstablished(ctx, t, frr, nodeV4, nodeV6)
 	if !slices.ContainsFunc(established(t, l, l.node), func(c tcpConn) bool {
 		return c.local == netip.AddrPortFrom(nodeV4, 1790) && c.remote.Addr() == frrV4
 	}) {

@@ -73,15 +73,15 @@ func (d pathDiff) empty() bool { return len(d.announce) == 0 && len(d.withdraw) 
 // diffPaths compares two normalized sets; the result is sorted for stable
 // logs and tests. Work is proportional to the size of the sets, never to
 // other peers.
-func diffPaths(old, new pathSet) pathDiff {
+func diffPaths(prev, next pathSet) pathDiff {
 	var d pathDiff
-	for prefix, p := range new {
-		if o, ok := old[prefix]; !ok || !sameAttrs(o, p) {
+	for prefix, p := range next {
+		if o, ok := prev[prefix]; !ok || !sameAttrs(o, p) {
 			d.announce = append(d.announce, p)
 		}
 	}
-	for prefix := range old {
-		if _, ok := new[prefix]; !ok {
+	for prefix := range prev {
+		if _, ok := next[prefix]; !ok {
 			d.withdraw = append(d.withdraw, prefix)
 		}
 	}

@@ -16,7 +16,7 @@ import (
 
 // addBlackholes adds n host routes (blackholes, from 100.64.0.0 up) to
 // ns's kernel table in one batch, for FRR to redistribute.
-func addBlackholes(t testing.TB, ctx context.Context, ns *netns.NS, n int) {
+func addBlackholes(ctx context.Context, t testing.TB, ns *netns.NS, n int) {
 	t.Helper()
 	var b strings.Builder
 	base := netip.MustParseAddr("100.64.0.0").As4()
@@ -32,7 +32,9 @@ func addBlackholes(t testing.TB, ctx context.Context, ns *netns.NS, n int) {
 	if _, err := f.WriteString(b.String()); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := ns.Run(ctx, "ip", "-batch", f.Name()); err != nil {
 		t.Fatalf("adding %d routes: %v %s", n, err, out)
 	}
@@ -55,7 +57,7 @@ func TestReceivedPrefixLimit(t *testing.T) {
 	sp := startSpeakerWith(t, l.reg, l.node, "speaker", "HERALD_BGP_TEST_PREFIX_LIMIT_RETRY=3s")
 	d := Desired{RouterID: routerID, Peers: []Peer{nodePeer("tor", frrV4)}, Paths: map[string][]Path{"tor": {{Prefix: vip4}}}}
 	sp.set(t, d)
-	waitEstablished(t, ctx, frr, nodeV4)
+	waitEstablished(ctx, t, frr, nodeV4)
 	testkit.For(t, 10*time.Second, "route at FRR", func() error { _, err := frrPathFrom(ctx, frr, vip4, nodeV4); return err })
 	rssBefore := sp.rssKiB()
 
@@ -70,7 +72,7 @@ func TestReceivedPrefixLimit(t *testing.T) {
 		}
 		peak <- peakKiB
 	}()
-	addBlackholes(t, ctx, l.frr, leak)
+	addBlackholes(ctx, t, l.frr, leak)
 	if err := frr.Configure(ctx, fmt.Sprintf("router bgp %d", routerASN), "address-family ipv4 unicast", "redistribute kernel"); err != nil {
 		t.Fatal(err)
 	}

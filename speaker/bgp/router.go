@@ -174,7 +174,7 @@ func (r *Router) Run(ctx context.Context) error {
 				e.apply(ctx, d)
 			}
 			if u != nil {
-				e.update(ctx, u)
+				e.update(u)
 			}
 		case ev := <-e.events:
 			e.onPeerEvent(ev)

@@ -30,7 +30,7 @@ func TestWrongPasswordThenFix(t *testing.T) {
 		"md5": {{Prefix: vip4}}, "other": {{Prefix: vip6}},
 	}}
 	sp.set(t, d)
-	before := waitEstablished(t, ctx, frr, nodeV6)
+	before := waitEstablished(ctx, t, frr, nodeV6)
 
 	// Down for several connect attempts, and Status says what it sees.
 	testkit.Holds(t, 6*time.Second, "session stays down with a wrong MD5 password", func() error {
@@ -52,7 +52,7 @@ func TestWrongPasswordThenFix(t *testing.T) {
 	md5.Password = "right-one"
 	d.Peers[0] = md5
 	sp.set(t, d)
-	waitEstablished(t, ctx, frr, nodeV4)
+	waitEstablished(ctx, t, frr, nodeV4)
 	testkit.For(t, 10*time.Second, "path over the fixed session", func() error {
 		_, err := frrPathFrom(ctx, frr, vip4, nodeV4)
 		return err
@@ -70,7 +70,7 @@ func TestChangedPeerRecreatesOnlyThatPeer(t *testing.T) {
 	a, b := nodePeer("a", frrV4), nodePeer("b", frrV6)
 	d := Desired{RouterID: routerID, Peers: []Peer{a, b}, Paths: map[string][]Path{"a": {{Prefix: vip4}}, "b": {{Prefix: vip6}}}}
 	sp.set(t, d)
-	before := waitEstablished(t, ctx, frr, nodeV4, nodeV6)
+	before := waitEstablished(ctx, t, frr, nodeV4, nodeV6)
 
 	a.HoldTime, a.KeepaliveTime = 6*time.Second, 2*time.Second
 	d.Peers[0] = a
@@ -134,7 +134,7 @@ func TestBFDDropsHungSpeaker(t *testing.T) {
 	p.HoldTime, p.KeepaliveTime = 30*time.Second, 10*time.Second
 	p.BFD = &BFD{ReceiveInterval: bfdTestInterval, TransmitInterval: bfdTestInterval, DetectMultiplier: 3}
 	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"tor": {{Prefix: vip4}}}})
-	waitEstablished(t, ctx, frr, nodeV4)
+	waitEstablished(ctx, t, frr, nodeV4)
 	testkit.For(t, 15*time.Second, "BFD up on both sides with the route in place", func() error {
 		peers, err := frr.BFDPeers(ctx)
 		if err != nil {
@@ -150,8 +150,10 @@ func TestBFDDropsHungSpeaker(t *testing.T) {
 		if st["tor"].BFD != "up" {
 			return fmt.Errorf("speaker BFD %q", st["tor"].BFD)
 		}
-		if m, err := sp.metrics(); err != nil || !strings.Contains(m, `herald_bgp_bfd_up{peer="tor"} 1`) {
-			return fmt.Errorf("BFD metric not up (%v)", err)
+		if m, err := sp.metrics(); err != nil {
+			return err
+		} else if !strings.Contains(m, `herald_bgp_bfd_up{peer="tor"} 1`) {
+			return errors.New("BFD metric not up")
 		}
 		_, err = routers.KernelRouteFor(ctx, l.frr, vip4)
 		return err
@@ -181,7 +183,7 @@ func TestSIGTERMWithdrawsAtOnce(t *testing.T) {
 	frr := l.startFRR(t, frrNeighbor(nodeV4, nodeASN))
 	sp := startSpeaker(t, l.reg, l.node, "speaker")
 	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{nodePeer("tor", frrV4)}, Paths: map[string][]Path{"tor": {{Prefix: vip4}, {Prefix: vip6}}}})
-	waitEstablished(t, ctx, frr, nodeV4)
+	waitEstablished(ctx, t, frr, nodeV4)
 	testkit.For(t, 10*time.Second, "route at FRR", func() error {
 		_, err := frr.BGPRoute(ctx, vip4)
 		return err
@@ -227,7 +229,7 @@ func TestGracefulRestartKeepsRoutes(t *testing.T) {
 	p := nodePeer("tor", frrV4)
 	p.GracefulRestart, p.RestartTime = true, 30*time.Second
 	sp.set(t, Desired{RouterID: routerID, Peers: []Peer{p}, Paths: map[string][]Path{"tor": {{Prefix: vip4}}}})
-	n := waitEstablished(t, ctx, frr, nodeV4)[nodeV4]
+	n := waitEstablished(ctx, t, frr, nodeV4)[nodeV4]
 	if n.GracefulRestart.RemoteMode != "Restart" || n.GracefulRestart.Timers.ReceivedRestartTimer != 30 {
 		t.Fatalf("FRR sees graceful restart %+v, want mode Restart with 30 s", n.GracefulRestart)
 	}
@@ -282,7 +284,7 @@ func TestEBGPMultihop(t *testing.T) {
 	p.EBGPMultiHop = true
 	d.Peers[0] = p
 	sp.set(t, d)
-	waitEstablished(t, ctx, frr, nodeFar)
+	waitEstablished(ctx, t, frr, nodeFar)
 	testkit.For(t, 10*time.Second, "route via the node's far address in FRR's kernel", func() error {
 		k, err := routers.KernelRouteFor(ctx, l.frr, vip4)
 		if err != nil {

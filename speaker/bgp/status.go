@@ -92,7 +92,7 @@ func (e *instance) onPeerEvent(ev peerEvent) {
 			ps.local = local
 			e.resolveCrossNextHop(ps)
 			if ps.crossDirty {
-				e.syncPaths(context.Background(), ps, ps.want)
+				e.syncPaths(ps, ps.want)
 			}
 		}
 		if ps.crossErr != nil {

@@ -63,6 +63,7 @@ type Peer struct {
 // DynamicASN says how a peer's AS is learnt when it is not configured.
 type DynamicASN string
 
+// The DynamicASN values, as in the API.
 const (
 	DynamicInternal DynamicASN = "internal"
 	DynamicExternal DynamicASN = "external"
@@ -117,6 +118,7 @@ type PathUpdate struct {
 // SessionState is a BGP finite-state-machine state, lower case.
 type SessionState string
 
+// The states of RFC 4271's finite-state machine, and StateInvalid.
 const (
 	StateIdle        SessionState = "idle"
 	StateConnect     SessionState = "connect"

@@ -73,7 +73,7 @@ type frrInterfaceNeighbor struct {
 	} `json:"neighborCapabilities"`
 }
 
-func frrNeighborOn(t testing.TB, l *lab, frr *routers.FRR, ifname string) (frrInterfaceNeighbor, error) {
+func frrNeighborOn(l *lab, frr *routers.FRR, ifname string) (frrInterfaceNeighbor, error) {
 	out, err := frr.Vtysh(l.ctx, "show bgp neighbors "+ifname+" json")
 	if err != nil {
 		return frrInterfaceNeighbor{}, err
@@ -148,7 +148,7 @@ func TestUnnumberedAtFRR(t *testing.T) {
 			sp.set(t, d)
 
 			testkit.For(t, 30*time.Second, "FRR's interface neighbor established with the node's AS", func() error {
-				n, err := frrNeighborOn(t, l, frr, "un0")
+				n, err := frrNeighborOn(l, frr, "un0")
 				if err != nil {
 					return err
 				}
@@ -200,7 +200,7 @@ func TestUnnumberedWaitsForItsRouter(t *testing.T) {
 		ExtraBGP: []string{"neighbor un0 interface peer-group FABRIC"},
 	})
 	testkit.For(t, 30*time.Second, "session up once FRR advertises itself", func() error {
-		n, err := frrNeighborOn(t, l, frr, "un0")
+		n, err := frrNeighborOn(l, frr, "un0")
 		if err != nil {
 			return err
 		}

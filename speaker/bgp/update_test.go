@@ -47,7 +47,7 @@ func TestUpdateAtFRR(t *testing.T) {
 	sp := startSpeaker(t, l.reg, l.node, "speaker")
 	d := Desired{RouterID: routerID, Peers: []Peer{nodePeer("a", frrV4)}, Paths: map[string][]Path{"a": {{Prefix: vip4}}}}
 	sp.set(t, d)
-	before := waitEstablished(t, ctx, frr, nodeV4)
+	before := waitEstablished(ctx, t, frr, nodeV4)
 	testkit.For(t, 10*time.Second, "path from the Set", func() error { _, err := frrPathFrom(ctx, frr, vip4, nodeV4); return err })
 
 	sp.update(t, map[string]PathUpdate{
@@ -83,7 +83,7 @@ func TestUpdateAtFRR(t *testing.T) {
 	d.Peers = append(d.Peers, nodePeer("b", frrV6))
 	d.Paths = map[string][]Path{"a": {{Prefix: vip4b}}, "b": {{Prefix: vip4b}}}
 	sp.set(t, d)
-	waitEstablished(t, ctx, frr, nodeV6)
+	waitEstablished(ctx, t, frr, nodeV6)
 	testkit.For(t, 10*time.Second, "b's path and a's state after the Set", func() error {
 		if err := frrLacksPathFrom(ctx, frr, vip6, nodeV4); err != nil {
 			return err

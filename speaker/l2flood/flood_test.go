@@ -64,7 +64,7 @@ func startFlooder(ctx context.Context) (func(string) string, func() error, error
 		if err != nil {
 			return err.Error()
 		}
-		defer conn.Close()
+		defer conn.Close() //nolint:errcheck // packets sent are already gone
 		to := &packet.Addr{HardwareAddr: frame[:6]}
 		sent := 0
 		for end := time.Now().Add(time.Duration(secs * float64(time.Second))); ctx.Err() == nil && time.Now().Before(end); {
@@ -210,8 +210,8 @@ func TestFloodIsRateLimited(t *testing.T) {
 				t.Fatalf("%d requests sent, %d refused: no flood", n, limited)
 			}
 			// One requester gets its burst and rate, the other host its three.
-			if max := uint64(l2guard.Burst + l2guard.Rate*(secs+1) + 3); answered > max {
-				t.Errorf("answered %d requests, more than the %d the rate allows", answered, max)
+			if limit := uint64(l2guard.Burst + l2guard.Rate*(secs+1) + 3); answered > limit {
+				t.Errorf("answered %d requests, more than the %d the rate allows", answered, limit)
 			}
 			if got := lines.Load() - lines0; got > int64(secs/l2guard.ReportEvery.Seconds())+2 {
 				t.Errorf("%d log lines during the flood", got)

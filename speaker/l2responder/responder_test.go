@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldlb/herald/internal/testkit"
 	"golang.org/x/net/bpf"
 )
 
@@ -57,8 +58,8 @@ func (l *fakeLink) WriteTo(b []byte, _ net.Addr) (int, error) {
 	return len(b), nil
 }
 
-func (l *fakeLink) SetReadDeadline(time.Time) error          { return nil }
-func (l *fakeLink) SetBPF(filter []bpf.RawInstruction) error { return nil }
+func (l *fakeLink) SetReadDeadline(time.Time) error   { return nil }
+func (l *fakeLink) SetBPF([]bpf.RawInstruction) error { return nil }
 
 func (l *fakeLink) Close() error {
 	l.mu.Lock()
@@ -151,13 +152,15 @@ func newResponder(t *testing.T) (*Responder, *fakeProtocol) {
 	return r, f
 }
 
+// waitFor waits with testkit.For for cond.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testkit.For(t, 5*time.Second, what, func() error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-	}
+		return nil
+	})
 }
 
 func request(ip netip.Addr) []byte {

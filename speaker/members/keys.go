@@ -94,6 +94,9 @@ func parseMeta(b []byte) (nodeMeta, error) {
 // others; a member that never catches up (cut off, stuck) is waited for at
 // most KeyStepTimeout. At no moment does one member send what another
 // cannot decrypt, so nobody is suspected and no address moves.
+
+// KeyStepTimeout is how long a step of a key rotation waits for a member
+// that does not catch up.
 const KeyStepTimeout = 30 * time.Second
 
 // keyAction is what to do with the keyring next.

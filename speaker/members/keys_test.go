@@ -102,7 +102,7 @@ func cluster3(t *testing.T, key []byte) []*Members {
 	t.Cleanup(func() {
 		cancel()
 		for range ms {
-			<-done
+			_ = <-done
 		}
 	})
 	for _, m := range ms {
@@ -192,14 +192,14 @@ func TestRunRetriesWhileThePortIsTaken(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); _ = <-done }()
 	testkit.For(t, 5*time.Second, "the start failure is reported", func() error {
 		if m.Err() == nil {
 			return fmt.Errorf("no error yet")
 		}
 		return nil
 	})
-	hold.Close()
+	_ = hold.Close()
 	testkit.For(t, 15*time.Second, "the member starts once the port is free", func() error {
 		if err := m.Err(); err != nil {
 			return err
@@ -224,7 +224,7 @@ func TestPingReachesAMemberDeclaredFailed(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- m.Run(ctx) }()
-		return func() { cancel(); <-done }
+		return func() { cancel(); _ = <-done }
 	}
 	t.Cleanup(run(a))
 	c := mustNew(t, Options{Name: "c", BindAddr: lo, Port: pc, Key: key})

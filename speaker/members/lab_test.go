@@ -113,10 +113,11 @@ type cluster struct {
 	procs map[string]*lantest.Helper
 }
 
-func newCluster(t testing.TB, n int) *cluster {
+// newCluster plugs three hosts, m1 to m3, into a switch.
+func newCluster(t testing.TB) *cluster {
 	t.Helper()
 	c := &cluster{sw: lantest.NewSwitch(t), hosts: map[string]*netns.NS{}, addrs: map[string]string{}, procs: map[string]*lantest.Helper{}}
-	for i := 1; i <= n; i++ {
+	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("m%d", i)
 		ns := c.sw.AddHost(t, name)
 		c.addrs[name] = fmt.Sprintf("10.77.0.%d", i)
@@ -127,7 +128,7 @@ func newCluster(t testing.TB, n int) *cluster {
 }
 
 // start runs member name with every member of the cluster as a peer.
-func (c *cluster) start(t testing.TB, name, key string, env ...string) *lantest.Helper {
+func (c *cluster) start(t testing.TB, name, key string, env ...string) {
 	t.Helper()
 	var peers []string
 	for _, a := range c.addrs {
@@ -135,9 +136,7 @@ func (c *cluster) start(t testing.TB, name, key string, env ...string) *lantest.
 	}
 	env = append(env, "HERALD_MEMBER_NAME="+name, "HERALD_MEMBER_ADDR="+c.addrs[name],
 		"HERALD_MEMBER_KEY="+key, "HERALD_MEMBER_PEERS="+strings.Join(peers, ","))
-	h := lantest.StartHelper(t, c.sw.Reg, c.hosts[name], "member", env...)
-	c.procs[name] = h
-	return h
+	c.procs[name] = lantest.StartHelper(t, c.sw.Reg, c.hosts[name], "member", env...)
 }
 
 func (c *cluster) alive(t testing.TB, name string) string {
@@ -158,12 +157,12 @@ func (c *cluster) waitAlive(t testing.TB, timeout time.Duration, want string, na
 	}
 }
 
-// seenGone is when member observer first reported a membership without
-// name after t0 (zero if it has not).
-func seenGone(h *lantest.Helper, name string, t0 time.Time) time.Time {
-	for _, e := range h.Events() {
+// seenGone is when member observer first reported a membership without m3,
+// the member the tests stop, after t0 (zero if it has not).
+func seenGone(observer *lantest.Helper, t0 time.Time) time.Time {
+	for _, e := range observer.Events() {
 		list, ok := strings.CutPrefix(e.Text, "members ")
-		if ok && e.At.After(t0) && !slices.Contains(strings.Split(list, ","), name) {
+		if ok && e.At.After(t0) && !slices.Contains(strings.Split(list, ","), "m3") {
 			return e.At
 		}
 	}
@@ -195,7 +194,7 @@ func received(h *lantest.Helper, text string, t0 time.Time) time.Time {
 }
 
 func TestMembersSeeEachOtherSendAndDetectFailures(t *testing.T) {
-	c := newCluster(t, 3)
+	c := newCluster(t)
 	for _, n := range []string{"m1", "m2", "m3"} {
 		c.start(t, n, goodKey)
 	}
@@ -224,7 +223,7 @@ func TestMembersSeeEachOtherSendAndDetectFailures(t *testing.T) {
 	}
 	c.waitAlive(t, 3*time.Second, "m1,m2", "m1", "m2")
 	for _, n := range []string{"m1", "m2"} {
-		t.Logf("%s saw the killed m3 gone after %v", n, seenGone(c.procs[n], "m3", killed).Sub(killed))
+		t.Logf("%s saw the killed m3 gone after %v", n, seenGone(c.procs[n], killed).Sub(killed))
 	}
 	if got := c.procs["m1"].Call(t, "metrics"); got != "alive=2 dead=1 suspect=0" {
 		t.Fatalf("m1 metrics after the kill: %s", got)
@@ -239,12 +238,12 @@ func TestMembersSeeEachOtherSendAndDetectFailures(t *testing.T) {
 	// stay a member, so any bound proves the message; measured: ~20-100 ms.
 	c.waitAlive(t, 2*time.Second, "m1,m2", "m1", "m2")
 	for _, n := range []string{"m1", "m2"} {
-		t.Logf("%s saw m3 leave after %v", n, seenGone(c.procs[n], "m3", left).Sub(left))
+		t.Logf("%s saw m3 leave after %v", n, seenGone(c.procs[n], left).Sub(left))
 	}
 }
 
 func TestAMemberWithTheWrongKeyCannotJoin(t *testing.T) {
-	c := newCluster(t, 3)
+	c := newCluster(t)
 	fast := "HERALD_MEMBER_REJOIN=300ms"
 	c.start(t, "m1", goodKey, fast)
 	c.start(t, "m2", goodKey, fast)
@@ -302,7 +301,7 @@ func TestPartitionHealsThroughRejoin(t *testing.T) {
 		{"with re-join every second they merge", "1s", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCluster(t, 3)
+			c := newCluster(t)
 			for _, n := range []string{"m1", "m2", "m3"} {
 				c.start(t, n, goodKey, "HERALD_MEMBER_REJOIN="+tc.rejoin, "HERALD_MEMBER_DEADTIME=500ms")
 			}
@@ -342,7 +341,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // m3, and how long they take to declare a SIGKILLed m3 dead. Reported as
 // medians; run with -benchtime=5x or so.
 func BenchmarkMemberlist(b *testing.B) {
-	c := newCluster(b, 3)
+	c := newCluster(b)
 	c.start(b, "m1", goodKey)
 	c.start(b, "m2", goodKey)
 	var send, leave, detect []time.Duration
@@ -367,7 +366,7 @@ func BenchmarkMemberlist(b *testing.B) {
 		t0 := stamp(b, c.procs["m3"].Call(b, "leave"))
 		c.waitAlive(b, 2*time.Second, "m1,m2", "m1", "m2")
 		for _, n := range []string{"m1", "m2"} {
-			leave = append(leave, seenGone(c.procs[n], "m3", t0).Sub(t0))
+			leave = append(leave, seenGone(c.procs[n], t0).Sub(t0))
 		}
 		c.procs["m3"].Stop()
 
@@ -379,7 +378,7 @@ func BenchmarkMemberlist(b *testing.B) {
 		}
 		c.waitAlive(b, 5*time.Second, "m1,m2", "m1", "m2")
 		for _, n := range []string{"m1", "m2"} {
-			detect = append(detect, seenGone(c.procs[n], "m3", killed).Sub(killed))
+			detect = append(detect, seenGone(c.procs[n], killed).Sub(killed))
 		}
 	}
 	b.ReportMetric(ms(median(send)), "send-ms")

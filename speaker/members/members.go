@@ -393,9 +393,9 @@ func (m *Members) Run(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 
-	list, err := m.create(ctx)
+	list := m.create(ctx)
 	if list == nil {
-		return err
+		return nil // ctx ended before the member could start
 	}
 	defer func() {
 		m.mu.Lock()
@@ -446,8 +446,8 @@ func (m *Members) Run(ctx context.Context) error {
 const keyCheckInterval = 250 * time.Millisecond
 
 // create starts the memberlist member, retrying until it works or ctx ends
-// (then it returns nil and ctx's error, or nil if ctx ended cleanly).
-func (m *Members) create(ctx context.Context) (*memberlist.Memberlist, error) {
+// (then it returns nil).
+func (m *Members) create(ctx context.Context) *memberlist.Memberlist {
 	delay := time.Second
 	for {
 		list, err := memberlist.Create(m.config())
@@ -455,7 +455,7 @@ func (m *Members) create(ctx context.Context) (*memberlist.Memberlist, error) {
 			m.mu.Lock()
 			m.list, m.startErr = list, nil
 			m.mu.Unlock()
-			return list, nil
+			return list
 		}
 		err = fmt.Errorf("members: cannot start on %s: %w", m.self, err)
 		m.mu.Lock()
@@ -465,7 +465,7 @@ func (m *Members) create(ctx context.Context) (*memberlist.Memberlist, error) {
 		m.notify()
 		select {
 		case <-ctx.Done():
-			return nil, nil
+			return nil
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 10*time.Second)

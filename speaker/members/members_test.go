@@ -198,8 +198,8 @@ func TestSuspectsAreLiveMembersOnly(t *testing.T) {
 	go func() { done <- a.Run(ctx) }()
 	defer func() {
 		cancel()
-		<-done
-		<-done
+		_ = <-done
+		_ = <-done
 	}()
 	testkit.For(t, 10*time.Second, "a sees a and b", func() error {
 		if got := a.Alive(); !slices.Equal(got, []string{"a", "b"}) {

@@ -43,7 +43,7 @@ func (a *RouterAdvertiser) Run(ctx context.Context) error {
 	var mac net.HardwareAddr
 	defer func() {
 		if conn != nil {
-			conn.Close()
+			_ = conn.Close()
 		}
 	}()
 	tick := time.NewTicker(every)
@@ -57,7 +57,7 @@ func (a *RouterAdvertiser) Run(ctx context.Context) error {
 		if err == nil {
 			err = conn.WriteTo(routerAdvertisement(mac), nil, netip.IPv6LinkLocalAllNodes())
 			if err != nil {
-				conn.Close()
+				_ = conn.Close()
 				conn = nil
 			}
 		}
@@ -91,7 +91,7 @@ func openAdvertiser(name string) (*ndp.Conn, net.HardwareAddr, error) {
 	var none ipv6.ICMPFilter
 	none.SetAll(true)
 	if err := conn.SetICMPFilter(&none); err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, nil, fmt.Errorf("ndp: interface %s: %w", name, err)
 	}
 	return conn, ifi.HardwareAddr, nil

@@ -16,6 +16,7 @@
 package ndp
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -95,12 +96,12 @@ func (g *groups) open(ifi *net.Interface, filter []bpf.RawInstruction, log *slog
 	var none ipv6.ICMPFilter
 	none.SetAll(true)
 	if err := group.SetICMPFilter(&none); err != nil {
-		group.Close()
+		_ = group.Close() // the filter error is the one worth reporting
 		return nil, fmt.Errorf("ICMPv6 filter on %s: %w", ifi.Name, err)
 	}
 	conn, err := packet.Listen(ifi, packet.Raw, etherTypeIPv6, &packet.Config{Filter: filter})
 	if err != nil {
-		group.Close()
+		_ = group.Close() // the listen error is the one worth reporting
 		return nil, fmt.Errorf("listen on %s: %w", ifi.Name, err)
 	}
 	g.mu.Lock()
@@ -156,7 +157,7 @@ func (l link) Close() error {
 	l.groups.conn, l.groups.joined = nil, nil
 	l.groups.mu.Unlock()
 	if group != nil {
-		group.Close()
+		err = errors.Join(err, group.Close())
 	}
 	return err
 }

@@ -31,12 +31,12 @@ const DefaultDuration = 30 * time.Second
 
 // LeaseName is the name of node's Lease in herald-system.
 func LeaseName(node string) string {
-	const prefix, max = "speaker-", 253
-	if len(prefix)+len(node) <= max {
+	const prefix, maxName = "speaker-", 253
+	if len(prefix)+len(node) <= maxName {
 		return prefix + node
 	}
 	sum := sha256.Sum256([]byte(node))
-	return prefix + node[:max-len(prefix)-17] + "-" + hex.EncodeToString(sum[:8])
+	return prefix + node[:maxName-len(prefix)-17] + "-" + hex.EncodeToString(sum[:8])
 }
 
 // HeartbeatOptions configure a Heartbeat. Client and Node are required.

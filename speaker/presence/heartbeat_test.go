@@ -49,7 +49,7 @@ func TestHeartbeatAgainstAPIServer(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- hb.Run(runCtx) }()
-	defer func() { stop(); <-done }()
+	defer func() { stop(); _ = <-done }()
 
 	get := func() (*coordinationv1.Lease, error) {
 		var l coordinationv1.Lease

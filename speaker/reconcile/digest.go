@@ -80,8 +80,6 @@ func ServiceDigest(obj any) (any, error) {
 		return obj, nil
 	}
 	svc.ManagedFields = nil
-	if _, ok := svc.Annotations[corev1.LastAppliedConfigAnnotation]; ok {
-		delete(svc.Annotations, corev1.LastAppliedConfigAnnotation)
-	}
+	delete(svc.Annotations, corev1.LastAppliedConfigAnnotation)
 	return svc, nil
 }

@@ -87,14 +87,14 @@ func newCluster(t *testing.T, services ...Service) cluster {
 	return c
 }
 
-// elect sets the live members everywhere, elects, and returns which nodes
-// announce each IP (as "ip=n1,n2").
-func (c cluster) elect(live []string, trusted bool) string {
+// elect sets the live members everywhere, elects (trusted: every node sees
+// a majority), and returns which nodes announce each IP (as "ip=n1,n2").
+func (c cluster) elect(live []string) string {
 	owners := map[netip.Addr][]string{}
 	for _, n := range allNode {
 		e := c[n]
 		e.SetLive(live)
-		e.Elect(t0, trusted, nil)
+		e.Elect(t0, true, nil)
 		for _, ip := range e.Announced() {
 			owners[ip] = append(owners[ip], n)
 		}
@@ -112,39 +112,39 @@ func TestEngineElectsOneOwnerPerIP(t *testing.T) {
 	c := newCluster(t, web)
 	want := fmt.Sprintf("198.51.100.5=%s 2001:db8:100::5=%s",
 		election.Owner(addr("198.51.100.5"), allNode), election.Owner(addr("2001:db8:100::5"), allNode))
-	if got := c.elect(allNode, true); got != want {
+	if got := c.elect(allNode); got != want {
 		t.Fatalf("owners %s, want %s", got, want)
 	}
 	// The owner of the IPv4 address dies: the next in rank takes it.
 	first := election.Owner(addr("198.51.100.5"), allNode)
 	rest := slices.DeleteFunc(slices.Clone(allNode), func(n string) bool { return n == first })
-	if got, want := c.elect(rest, true), "198.51.100.5="+election.Owner(addr("198.51.100.5"), rest); !strings.HasPrefix(got, want+" ") {
+	if got, want := c.elect(rest), "198.51.100.5="+election.Owner(addr("198.51.100.5"), rest); !strings.HasPrefix(got, want+" ") {
 		t.Fatalf("after %s died: %s, want %s ...", first, got, want)
 	}
 }
 
 func TestEngineLocalTrafficFollowsEndpoints(t *testing.T) {
 	c := newCluster(t, svc("d/local", true, []string{"n2"}, "198.51.100.6"))
-	if got := c.elect(allNode, true); got != "198.51.100.6=n2" {
+	if got := c.elect(allNode); got != "198.51.100.6=n2" {
 		t.Fatalf("owners %s, want only n2 (the only ready endpoint)", got)
 	}
 	for _, e := range c {
 		e.UpsertService(svc("d/local", true, []string{"n3"}, "198.51.100.6"))
 	}
-	if got := c.elect(allNode, true); got != "198.51.100.6=n3" {
+	if got := c.elect(allNode); got != "198.51.100.6=n3" {
 		t.Fatalf("after the endpoint moved: %s, want n3", got)
 	}
 	for _, e := range c {
 		e.UpsertService(svc("d/local", true, nil, "198.51.100.6"))
 	}
-	if got := c.elect(allNode, true); got != "" {
+	if got := c.elect(allNode); got != "" {
 		t.Fatalf("without endpoints: %s, want nobody", got)
 	}
 }
 
 func TestEngineNodeSelectorsAndInterfaces(t *testing.T) {
 	c := newCluster(t, svc("d/rack", false, nil, "198.51.101.7"))
-	got := c.elect(allNode, true)
+	got := c.elect(allNode)
 	owner := election.Owner(addr("198.51.101.7"), []string{"n1", "n2"})
 	if got != "198.51.101.7="+owner {
 		t.Fatalf("owners %s, want %s (rack a only)", got, owner)
@@ -163,7 +163,7 @@ func TestEngineUntrustedKeepsButDoesNotTakeOver(t *testing.T) {
 	ip := addr("198.51.100.5")
 	c := newCluster(t, svc("d/web", false, nil, ip.String()))
 	first := election.Owner(ip, allNode)
-	c.elect(allNode, true)
+	c.elect(allNode)
 	e := c[first]
 	// Cut off: it sees only itself and is not trusted; it keeps its address.
 	e.SetLive([]string{first})
@@ -199,7 +199,7 @@ func TestEngineSharedIPAndServiceDeletion(t *testing.T) {
 	ip := "198.51.100.9"
 	c := newCluster(t, svc("d/a", false, nil, ip), svc("d/b", false, nil, ip))
 	owner := election.Owner(addr(ip), allNode)
-	if got := c.elect(allNode, true); got != ip+"="+owner {
+	if got := c.elect(allNode); got != ip+"="+owner {
 		t.Fatalf("owners %s, want one owner %s", got, owner)
 	}
 	e := c[owner]
@@ -222,7 +222,7 @@ func TestEngineSharedIPAndServiceDeletion(t *testing.T) {
 func TestEngineSuccessorsAndStopReasons(t *testing.T) {
 	ip := addr("198.51.100.5")
 	c := newCluster(t, svc("d/web", false, nil, ip.String()))
-	c.elect(allNode, true)
+	c.elect(allNode)
 	rank := election.Rank(ip, allNode)
 	e := c[rank[0]]
 	if got := e.Successors(); fmt.Sprint(got) != fmt.Sprintf("map[%s:[%s]]", rank[1], ip) {

@@ -24,7 +24,7 @@ const (
 	ReasonNetworkUnavailable = "NetworkUnavailable"
 )
 
-// ConditionExcluded: the node announces nothing (see exclusion).
+// ConditionExcluded is true while the node announces nothing (see exclusion).
 const ConditionExcluded = "Excluded"
 
 // Event reasons on the Node when it leaves and returns to load balancing.

@@ -165,15 +165,20 @@ func TestSpeakerDrain(t *testing.T) {
 		if got := h.members.releasesTo(succ); !slices.Contains(got, fmt.Sprint([]netip.Addr{mine})) {
 			return fmt.Errorf("releases to %s: %v", succ, got)
 		}
-		if p, err := h.members.published(); err != nil || !p.Excluded {
-			return fmt.Errorf("published %+v, %v; want Excluded", p, err)
+		if p, err := h.members.published(); err != nil {
+			return err
+		} else if !p.Excluded {
+			return fmt.Errorf("published %+v; want Excluded", p)
 		}
 		if got := h.routedPaths(); got != "[203.0.113.7/32[64500:1 65535:0]]" {
 			return fmt.Errorf("paths %s, want GRACEFUL_SHUTDOWN added", got)
 		}
 		c, err := h.condition(ConditionExcluded)
-		if err != nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonDrain || !strings.Contains(c.Message, "GRACEFUL_SHUTDOWN until") {
-			return fmt.Errorf("condition %+v, %v", c, err)
+		if err != nil {
+			return err
+		}
+		if c.Status != metav1.ConditionTrue || c.Reason != ReasonDrain || !strings.Contains(c.Message, "GRACEFUL_SHUTDOWN until") {
+			return fmt.Errorf("condition %+v", c)
 		}
 		if err := h.event("demo", "web", ReasonStoppedAnnouncingL2, "n1 is excluded from load balancing (herald.dev/drain is \"true\"); "+succ+" announces it now"); err != nil {
 			return err
@@ -185,8 +190,11 @@ func TestSpeakerDrain(t *testing.T) {
 			return fmt.Errorf("paths %s", got)
 		}
 		c, err := h.condition(ConditionExcluded)
-		if err != nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "announces nothing") {
-			return fmt.Errorf("condition %+v, %v", c, err)
+		if err != nil {
+			return err
+		}
+		if c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "announces nothing") {
+			return fmt.Errorf("condition %+v", c)
 		}
 		st, err := h.speakerStatus()
 		if err != nil {
@@ -205,8 +213,10 @@ func TestSpeakerDrain(t *testing.T) {
 
 	h.setDrain(false)
 	h.eventually("n1 is back in service", func() error {
-		if p, err := h.members.published(); err != nil || p.Excluded {
-			return fmt.Errorf("published %+v, %v", p, err)
+		if p, err := h.members.published(); err != nil {
+			return err
+		} else if p.Excluded {
+			return fmt.Errorf("published %+v", p)
 		}
 		if got := h.routedPaths(); got != "[203.0.113.7/32[64500:1]]" {
 			return fmt.Errorf("paths %s", got)

@@ -11,11 +11,11 @@ import (
 	"github.com/heraldlb/herald/speaker/advertise"
 )
 
-// bigEngine is the engine of node self in a cluster of n nodes (zones a
+// bigEngine is the engine of node-003 in a cluster of n nodes (zones a
 // and b alternate) with ips Layer 2 addresses of pool lan, one Service
 // each; preferred: the addresses are announced by an advertisement that
 // prefers zone b (selectionEngineModel), else by one without preferences.
-func bigEngine(tb testing.TB, self string, n, ips int, preferred bool) (*Engine, []string) {
+func bigEngine(tb testing.TB, n, ips int, preferred bool) (*Engine, []string) {
 	tb.Helper()
 	var names []string
 	var ns []advertise.Node
@@ -24,7 +24,7 @@ func bigEngine(tb testing.TB, self string, n, ips int, preferred bool) (*Engine,
 		names = append(names, name)
 		ns = append(ns, advertise.Node{Name: name, Labels: map[string]string{"zone": string(rune('a' + i%2))}})
 	}
-	e := NewEngine(self)
+	e := NewEngine("node-003")
 	e.SetNodes(ns)
 	base := netip.MustParseAddr("2001:db8:100::")
 	if preferred {
@@ -55,8 +55,8 @@ func TestIncrementalElectionMatchesFullElection(t *testing.T) {
 			if preferred {
 				ips = 250 // the /24 of selectionEngineModel
 			}
-			inc, names := bigEngine(t, "node-003", 12, ips, preferred)
-			full, _ := bigEngine(t, "node-003", 12, ips, preferred)
+			inc, names := bigEngine(t, 12, ips, preferred)
+			full, _ := bigEngine(t, 12, ips, preferred)
 			rng := rand.New(rand.NewPCG(1, uint64(len(names))))
 			live := slices.Clone(names)
 			now := time.Unix(0, 0)
@@ -109,7 +109,7 @@ func TestIncrementalElectionMatchesFullElection(t *testing.T) {
 //	go test ./speaker/reconcile -run '^$' -bench MembershipChange -benchtime 20x -count 5
 func BenchmarkMembershipChange(b *testing.B) {
 	const nodes, ips = 500, 10000
-	e, names := bigEngine(b, "node-003", nodes, ips, false)
+	e, names := bigEngine(b, nodes, ips, false)
 	e.SetLive(names)
 	e.Elect(time.Unix(0, 0), true, nil)
 	without := func(gone ...string) []string {
@@ -162,7 +162,7 @@ func BenchmarkMembershipChange(b *testing.B) {
 // BenchmarkMembershipChange with a loose bound (one death re-elected at
 // least 5 times faster than everything; about 100 times here).
 func TestMembershipChangeCostsWhatMoves(t *testing.T) {
-	e, names := bigEngine(t, "node-003", 100, 2000, false)
+	e, names := bigEngine(t, 100, 2000, false)
 	e.SetLive(names)
 	e.Elect(time.Unix(0, 0), true, nil)
 	without := slices.Delete(slices.Clone(names), 42, 43)

@@ -16,7 +16,7 @@ import (
 // MaxListed caps the lists of a SpeakerStatus; the counts stay complete.
 const MaxListed = 500
 
-// L2SkipNoQuorum: this node ranks first for the address but may not take it
+// L2SkipNoQuorum means this node ranks first for the address but may not take it
 // over: it sees only a minority of the speakers (probably cut off itself)
 // or it is still joining them.
 const L2SkipNoQuorum = v1beta1.L2SkipNoQuorum

@@ -68,7 +68,7 @@ func TestEnginePreferredNodes(t *testing.T) {
 		c[n] = e
 	}
 	owners := map[string]int{}
-	for _, o := range splitPairs(c.elect(allNode, true)) {
+	for _, o := range splitPairs(c.elect(allNode)) {
 		owners[o]++
 	}
 	if owners["n1"] != 0 || owners["n2"] == 0 || owners["n3"] == 0 || owners["n2"]+owners["n3"] != len(ips) {
@@ -81,7 +81,7 @@ func TestEnginePreferredNodes(t *testing.T) {
 		}
 	}
 	// Both zone b nodes gone: the hash among the rest (n1 alone).
-	if got := c.elect([]string{"n1"}, true); len(splitPairs(got)) != len(ips) {
+	if got := c.elect([]string{"n1"}); len(splitPairs(got)) != len(ips) {
 		t.Fatalf("with n1 alone: %s", got)
 	}
 }
@@ -133,15 +133,15 @@ func TestEngineWithdrawsWithoutEndpoints(t *testing.T) {
 		e.UpsertService(goldSvc("d/g", true, "198.51.100.9"))
 		c[n] = e
 	}
-	if got := c.elect(allNode, true); len(splitPairs(got)) != 1 {
+	if got := c.elect(allNode); len(splitPairs(got)) != 1 {
 		t.Fatalf("with endpoints: %s", got)
 	}
-	owner := splitPairs(c.elect(allNode, true))[0]
+	owner := splitPairs(c.elect(allNode))[0]
 	for _, e := range c {
 		e.TakeWithdrawals()
 		e.UpsertService(goldSvc("d/g", false, "198.51.100.9"))
 	}
-	if got := c.elect(allNode, true); got != "" {
+	if got := c.elect(allNode); got != "" {
 		t.Fatalf("without endpoints: %s, want nobody", got)
 	}
 	w := c[owner].TakeWithdrawals()

@@ -80,7 +80,7 @@ func startHarness(t *testing.T, tweaks ...func(*Options)) *harness {
 	mgrCtx, stopMgr := context.WithCancel(ctx)
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Start(mgrCtx) }()
-	t.Cleanup(func() { stopMgr(); <-mgrDone })
+	t.Cleanup(func() { stopMgr(); _ = <-mgrDone })
 
 	h.spk, err = New(Options{
 		Node: "n1", NodeIP: netip.MustParseAddr("10.0.0.11"), Cache: mgr.GetCache(),
@@ -138,7 +138,7 @@ func (o Options) with(tweaks []func(*Options)) Options {
 }
 
 // service creates a LoadBalancer Service and writes its ingress IPs.
-func (h *harness) service(name string, local bool, ips ...netip.Addr) *corev1.Service {
+func (h *harness) service(name string, local bool, ips ...netip.Addr) {
 	h.t.Helper()
 	s := objects.Service("demo", name)
 	if local {
@@ -151,7 +151,6 @@ func (h *harness) service(name string, local bool, ips ...netip.Addr) *corev1.Se
 	if err := h.c.Status().Update(context.Background(), s); err != nil {
 		h.t.Fatal(err)
 	}
-	return s
 }
 
 // endpoints writes the Service's one EndpointSlice: an endpoint per node, ready or not.
@@ -230,7 +229,7 @@ func TestSpeakerAgainstAPIServer(t *testing.T) {
 	h.create(&v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "lan"}, Spec: v1beta1.IPPoolSpec{Addresses: []v1beta1.AddressRange{"198.51.100.0/24"}}})
 	adv := &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "lan"}, Spec: v1beta1.L2AdvertisementSpec{PoolSelection: v1beta1.PoolSelection{IPPools: []string{"lan"}}}}
 	h.create(adv)
-	web := h.service("web", false, mine)
+	h.service("web", false, mine)
 	h.service("other", false, theirs)
 	h.service("local", true, local)
 	h.endpoints("local", map[string]bool{"n2": true, "n1": false})
@@ -329,7 +328,6 @@ func TestSpeakerAgainstAPIServer(t *testing.T) {
 	if got, want := h.l2.announced(), fmt.Sprint([]netip.Addr{mine}); got != want {
 		t.Fatalf("after a bad edit: announced %s, want %s still", got, want)
 	}
-	_ = web
 
 	// BGP: a peer and an advertisement reach the router with the node's
 	// addresses; a session event becomes an Event on the BGPPeer.

@@ -149,8 +149,11 @@ func TestSpeakerFollowsTheDataPath(t *testing.T) {
 			return fmt.Errorf("still announcing %s", got)
 		}
 		p, err := takeover.ParsePublished(h.members.Metas()["n1"])
-		if err != nil || !p.Blocked.Has(mine) || !p.Quorum {
-			return fmt.Errorf("published %+v (%v), want %s blocked and quorum", p, err, mine)
+		if err != nil {
+			return err
+		}
+		if !p.Blocked.Has(mine) || !p.Quorum {
+			return fmt.Errorf("published %+v, want %s blocked and quorum", p, mine)
 		}
 		if got := h.members.releasesTo("n2"); !slices.Contains(got, fmt.Sprint([]netip.Addr{mine})) {
 			return fmt.Errorf("releases to n2: %v", got) // sent in the background: in any order
@@ -173,8 +176,10 @@ func TestSpeakerFollowsTheDataPath(t *testing.T) {
 	// eth0 back: n1 is a candidate again but waits for n2's release.
 	h.l2.setEth0(true)
 	h.eventually("published again: nothing blocked", func() error {
-		if p, err := takeover.ParsePublished(h.members.Metas()["n1"]); err != nil || !p.Blocked.Empty() {
-			return fmt.Errorf("published %+v, %v", p, err)
+		if p, err := takeover.ParsePublished(h.members.Metas()["n1"]); err != nil {
+			return err
+		} else if !p.Blocked.Empty() {
+			return fmt.Errorf("published %+v", p)
 		}
 		return nil
 	})
@@ -229,8 +234,11 @@ func TestSpeakerFollowsTheDataPath(t *testing.T) {
 	h.members.setAlive("n1", "n2", "n3")
 	h.eventually("n1 has seen n3 back (expects it) but does not count it as a candidate", func() error {
 		st, err := h.speakerStatus()
-		if err != nil || st.MembersExpected != 3 || st.MembersAlive != 2 {
-			return fmt.Errorf("expected %d alive %d (%v)", st.MembersExpected, st.MembersAlive, err)
+		if err != nil {
+			return err
+		}
+		if st.MembersExpected != 3 || st.MembersAlive != 2 {
+			return fmt.Errorf("expected %d alive %d", st.MembersExpected, st.MembersAlive)
 		}
 		return nil
 	})
@@ -255,8 +263,11 @@ func TestSpeakerReportsAFailedMemberlist(t *testing.T) {
 	}
 	h.eventually("the Ready condition says why", func() error {
 		c, err := h.condition(ConditionReady)
-		if err != nil || c.Reason != "MemberlistFailed" {
-			return fmt.Errorf("%+v, %v", c, err)
+		if err != nil {
+			return err
+		}
+		if c.Reason != "MemberlistFailed" {
+			return fmt.Errorf("%+v", c)
 		}
 		return nil
 	})
@@ -282,8 +293,11 @@ func TestSpeakerTakesNewKeysAndReportsBadOnes(t *testing.T) {
 	update([]byte("seven b"))
 	h.eventually("the bad key is reported", func() error {
 		c, err := h.condition(ConditionMemberlistKey)
-		if err != nil || c.Status != metav1.ConditionFalse || c.Reason != "InvalidKey" || !strings.Contains(c.Message, "holds 7") {
-			return fmt.Errorf("%+v, %v", c, err)
+		if err != nil {
+			return err
+		}
+		if c.Status != metav1.ConditionFalse || c.Reason != "InvalidKey" || !strings.Contains(c.Message, "holds 7") {
+			return fmt.Errorf("%+v", c)
 		}
 		return nil
 	})
@@ -299,8 +313,11 @@ func TestSpeakerTakesNewKeysAndReportsBadOnes(t *testing.T) {
 	})
 	h.eventually("the condition is good again", func() error {
 		c, err := h.condition(ConditionMemberlistKey)
-		if err != nil || c.Status != metav1.ConditionTrue {
-			return fmt.Errorf("%+v, %v", c, err)
+		if err != nil {
+			return err
+		}
+		if c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("%+v", c)
 		}
 		return nil
 	})
@@ -349,8 +366,11 @@ func TestSpeakerTakesWhatIsReleasedDuringItsGrace(t *testing.T) {
 	}
 	h.eventually("settled, in its grace period", func() error {
 		c, err := h.condition(ConditionReady)
-		if err != nil || c.Reason != "Settling" || !strings.Contains(c.Message, "release") {
-			return fmt.Errorf("%+v, %v", c, err)
+		if err != nil {
+			return err
+		}
+		if c.Reason != "Settling" || !strings.Contains(c.Message, "release") {
+			return fmt.Errorf("%+v", c)
 		}
 		return nil
 	})

@@ -208,13 +208,12 @@ func (w *watcher) onSlice(old, cur any) {
 	bySlice := w.slices[key]
 	prev, had := bySlice[s.Name]
 	changed := !prev.equal(ready) || (had && cur == nil)
-	switch {
-	case cur == nil:
+	if cur == nil {
 		delete(bySlice, s.Name)
 		if len(bySlice) == 0 {
 			delete(w.slices, key)
 		}
-	default:
+	} else {
 		if bySlice == nil {
 			bySlice = map[string]sliceReady{}
 			w.slices[key] = bySlice
@@ -230,15 +229,9 @@ func (w *watcher) onSlice(old, cur any) {
 	}
 }
 
-// endpointNodes is the union of a Service's slices' ready nodes.
-func (w *watcher) endpointNodes(key string) map[string]bool {
-	nodes, _ := w.readyEndpoints(key)
-	return nodes
-}
-
 // readyEndpoints is the union of a Service's slices' ready nodes, and
 // whether any of its slices has a ready endpoint.
-func (w *watcher) readyEndpoints(key string) (nodes map[string]bool, any bool) {
+func (w *watcher) readyEndpoints(key string) (nodes map[string]bool, anyReady bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	nodes = map[string]bool{}
@@ -246,9 +239,9 @@ func (w *watcher) readyEndpoints(key string) (nodes map[string]bool, any bool) {
 		for n := range r.nodes {
 			nodes[n] = true
 		}
-		any = any || r.any
+		anyReady = anyReady || r.any
 	}
-	return nodes, any
+	return nodes, anyReady
 }
 
 func (w *watcher) onNode(old, cur any) {
@@ -412,11 +405,4 @@ func (w *watcher) requeue(services []string, config bool) {
 	}
 	w.config = w.config || config
 	w.mu.Unlock()
-}
-
-// nodeSnapshot copies the known nodes.
-func (w *watcher) nodeSnapshot() map[string]nodeInfo {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return maps.Clone(w.nodes)
 }

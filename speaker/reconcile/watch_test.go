@@ -45,15 +45,16 @@ func TestReadyNodesAndSliceEvents(t *testing.T) {
 	}
 	w := newWatcher("", "k")
 	w.onSlice(nil, slice)
-	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" || fmt.Sprint(w.endpointNodes("d/web")) != "map[n1:true n3:true]" {
-		t.Fatalf("after add: pending %v, nodes %v", p.endpoints, w.endpointNodes("d/web"))
+	nodes, _ := w.readyEndpoints("d/web")
+	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" || fmt.Sprint(nodes) != "map[n1:true n3:true]" {
+		t.Fatalf("after add: pending %v, nodes %v", p.endpoints, nodes)
 	}
 	same := slice.DeepCopy()
 	w.onSlice(slice, same) // no change in ready nodes: nothing to do
 	if p := w.take(); len(p.endpoints) != 0 {
 		t.Fatalf("an unchanged slice made work: %v", p.endpoints)
 	}
-	if _, any := w.readyEndpoints("d/web"); !any {
+	if _, anyReady := w.readyEndpoints("d/web"); !anyReady {
 		t.Fatal("a slice with ready endpoints counts as having none")
 	}
 	// Only the endpoint without a node stays ready: no node, but still an
@@ -66,8 +67,8 @@ func TestReadyNodesAndSliceEvents(t *testing.T) {
 	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" {
 		t.Fatalf("a change of ready nodes made no work: %v", p.endpoints)
 	}
-	if nodes, any := w.readyEndpoints("d/web"); len(nodes) != 0 || !any {
-		t.Fatalf("ready endpoints %v, any %v; want no node but some endpoint", nodes, any)
+	if nodes, anyReady := w.readyEndpoints("d/web"); len(nodes) != 0 || !anyReady {
+		t.Fatalf("ready endpoints %v, any %v; want no node but some endpoint", nodes, anyReady)
 	}
 	none := offNode.DeepCopy()
 	none.Endpoints[3].Conditions.Ready = ptr.To(false)
@@ -75,11 +76,12 @@ func TestReadyNodesAndSliceEvents(t *testing.T) {
 	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" {
 		t.Fatalf("losing the last ready endpoint made no work: %v", p.endpoints)
 	}
-	if _, any := w.readyEndpoints("d/web"); any {
+	if _, anyReady := w.readyEndpoints("d/web"); anyReady {
 		t.Fatal("no ready endpoint left, yet some counted")
 	}
 	w.onSlice(none, nil)
-	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" || len(w.endpointNodes("d/web")) != 0 {
-		t.Fatalf("after delete: pending %v, nodes %v", p.endpoints, w.endpointNodes("d/web"))
+	nodes, _ = w.readyEndpoints("d/web")
+	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" || len(nodes) != 0 {
+		t.Fatalf("after delete: pending %v, nodes %v", p.endpoints, nodes)
 	}
 }

@@ -320,7 +320,7 @@ func TestSlicesAndStatusAreLimitedApart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); _ = <-done }()
 
 	statusSays := func(want int32) func() error {
 		return func() error {

@@ -129,8 +129,8 @@ func compareAddress(a, b v1beta1.AnnouncedAddress) int {
 // slice at the lowest free index. Empty slices disappear. When the slices
 // are on average less than half full (after many Services went), the
 // Services are packed again, in key order, into as few slices as they need.
-// services need not be sorted; max is the most Services per slice.
-func Place(prev map[string]int, services []string, max int) map[string]int {
+// services need not be sorted; perSlice is the most Services per slice.
+func Place(prev map[string]int, services []string, perSlice int) map[string]int {
 	want := slices.Sorted(slices.Values(services))
 	want = slices.Compact(want)
 	next := make(map[string]int, len(want))
@@ -146,16 +146,16 @@ func Place(prev map[string]int, services []string, max int) map[string]int {
 	}
 	i := 0
 	for _, s := range fresh {
-		for count[i] >= max {
+		for count[i] >= perSlice {
 			i++
 		}
 		next[s] = i
 		count[i]++
 	}
-	need := (len(want) + max - 1) / max
+	need := (len(want) + perSlice - 1) / perSlice
 	if len(count) > 2*need && len(count) > 1 {
 		for j, s := range want {
-			next[s] = j / max
+			next[s] = j / perSlice
 		}
 	}
 	return next

@@ -152,13 +152,13 @@ func changedSlices(a, b map[string]int) int {
 // Services and takes over half of a failed node's 3,333 rewrites a few
 // slices, not one object per Service; giving them back costs as few.
 func TestPlaceFailoverCost(t *testing.T) {
-	const max = v1beta1.MaxServicesPerSlice
+	const perSlice = v1beta1.MaxServicesPerSlice
 	mine := keysN("a", 0, 3334)
 	gained := keysN("b", 0, 1667)
-	before := Place(nil, mine, max)
-	after := Place(before, append(slices.Clone(mine), gained...), max)
+	before := Place(nil, mine, perSlice)
+	after := Place(before, append(slices.Clone(mine), gained...), perSlice)
 	// 3,334 fill 14 slices (the last with 84); 1,667 more fill it and 6 new ones.
-	if n := changedSlices(before, after); n > 1+(1667+max-1)/max {
+	if n := changedSlices(before, after); n > 1+(1667+perSlice-1)/perSlice {
 		t.Errorf("taking over 1,667 Services changed %d slices", n)
 	}
 	for _, s := range mine {
@@ -166,8 +166,8 @@ func TestPlaceFailoverCost(t *testing.T) {
 			t.Fatalf("%s moved from slice %d to %d", s, before[s], after[s])
 		}
 	}
-	back := Place(after, mine, max)
-	if n := changedSlices(after, back); n > 1+(1667+max-1)/max {
+	back := Place(after, mine, perSlice)
+	if n := changedSlices(after, back); n > 1+(1667+perSlice-1)/perSlice {
 		t.Errorf("giving 1,667 Services back changed %d slices", n)
 	}
 	if len(Group(back)) != len(Group(before)) {

@@ -352,10 +352,10 @@ func (c *converter) peer(p BGPPeer, v4 bool, v6 bool) *v1beta1.BGPPeer {
 
 func (c *converter) l2Advertisement(a L2Advertisement) *v1beta1.L2Advertisement {
 	mark := len(c.out.Notes)
-	s, ok := a.Spec, true
+	s := a.Spec
 	services, sok := c.selectors(a.Object, "spec.serviceSelectors", s.ServiceSelectors)
 	preferred, pok := c.preferences(a)
-	ok = sok && pok
+	ok := sok && pok
 	for i, ifname := range s.Interfaces {
 		if ifname == "" || len(ifname) > 15 || strings.ContainsAny(ifname, " \t/:") {
 			c.refuse(a.Object, fmt.Sprintf("spec.interfaces[%d]", i), "%q is not an interface name", ifname)
@@ -446,8 +446,8 @@ func (c *converter) preferences(a L2Advertisement) ([]v1beta1.LabelSelector, boo
 		return nil, false
 	}
 	for _, other := range c.in.L2Advertisements {
-		if other.Object.Metadata.Name != a.Object.Metadata.Name && len(other.Spec.PreferredNodeSelectors) > 0 && mayShareAPool(a.Spec, other.Spec) {
-			c.refuse(a.Object, field, "L2Advertisement %s also prefers nodes and may announce the same pools: MetalLB adds the weights of both, Herald takes a node's best place; put the preferences in one advertisement", other.Object.Metadata.Name)
+		if other.Metadata.Name != a.Metadata.Name && len(other.Spec.PreferredNodeSelectors) > 0 && mayShareAPool(a.Spec, other.Spec) {
+			c.refuse(a.Object, field, "L2Advertisement %s also prefers nodes and may announce the same pools: MetalLB adds the weights of both, Herald takes a node's best place; put the preferences in one advertisement", other.Metadata.Name)
 			return nil, false
 		}
 	}
@@ -543,13 +543,14 @@ func disjoint(a, b metav1.LabelSelector) bool {
 
 func (c *converter) bgpAdvertisement(a BGPAdvertisement) *v1beta1.BGPAdvertisement {
 	mark := len(c.out.Notes)
-	s, ok := a.Spec, true
+	s := a.Spec
 	o := &v1beta1.BGPAdvertisement{TypeMeta: typeMeta("BGPAdvertisement"), ObjectMeta: meta(a.Object), Spec: v1beta1.BGPAdvertisementSpec{
 		PoolSelection:     v1beta1.PoolSelection{IPPools: slices.Clone(s.IPAddressPools), IPPoolSelectors: slices.Clone(s.IPAddressPoolSelectors)},
 		NodeSelectors:     slices.Clone(s.NodeSelectors),
 		Peers:             slices.Clone(s.Peers),
 		AggregationLength: s.AggregationLength, AggregationLengthV6: s.AggregationLengthV6,
 	}}
+	var ok bool
 	o.Spec.ServiceSelectors, ok = c.selectors(a.Object, "spec.serviceSelectors", s.ServiceSelectors)
 	if s.LocalPref != 0 {
 		lp := int64(s.LocalPref)

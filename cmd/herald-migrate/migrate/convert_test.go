@@ -24,7 +24,7 @@ func readFixture(t *testing.T, name string) *Reader {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read only
 	rd := &Reader{Namespace: "metallb-system"}
 	if err := rd.ReadYAML(f, name); err != nil {
 		t.Fatal(err)
@@ -170,7 +170,7 @@ func TestPreferencesTranslation(t *testing.T) {
 	}
 	adv := func(name string, pools []string, p ...PreferredNodeSelector) L2Advertisement {
 		a := L2Advertisement{Spec: L2AdvertisementSpec{IPAddressPools: pools, PreferredNodeSelectors: p}}
-		a.Object.Kind, a.Object.Metadata.Name, a.Object.Metadata.Namespace = "L2Advertisement", name, "metallb-system"
+		a.Kind, a.Metadata.Name, a.Metadata.Namespace = "L2Advertisement", name, "metallb-system"
 		return a
 	}
 	for _, tc := range []struct {

@@ -38,6 +38,7 @@ type IPAddressPool struct {
 	Spec IPAddressPoolSpec `json:"spec"`
 }
 
+// IPAddressPoolSpec is an IPAddressPool's spec.
 type IPAddressPoolSpec struct {
 	Addresses         []string           `json:"addresses"`
 	AutoAssign        *bool              `json:"autoAssign,omitempty"`
@@ -45,6 +46,7 @@ type IPAddressPoolSpec struct {
 	ServiceAllocation *ServiceAllocation `json:"serviceAllocation,omitempty"`
 }
 
+// ServiceAllocation limits a pool to some Services, with a priority.
 type ServiceAllocation struct {
 	Priority           int                    `json:"priority,omitempty"`
 	Namespaces         []string               `json:"namespaces,omitempty"`
@@ -58,6 +60,7 @@ type L2Advertisement struct {
 	Spec L2AdvertisementSpec `json:"spec"`
 }
 
+// L2AdvertisementSpec is an L2Advertisement's spec.
 type L2AdvertisementSpec struct {
 	IPAddressPools         []string                `json:"ipAddressPools,omitempty"`
 	IPAddressPoolSelectors []metav1.LabelSelector  `json:"ipAddressPoolSelectors,omitempty"`
@@ -80,6 +83,7 @@ type BGPAdvertisement struct {
 	Spec BGPAdvertisementSpec `json:"spec"`
 }
 
+// BGPAdvertisementSpec is a BGPAdvertisement's spec.
 type BGPAdvertisementSpec struct {
 	AggregationLength      *int32                 `json:"aggregationLength,omitempty"`
 	AggregationLengthV6    *int32                 `json:"aggregationLengthV6,omitempty"`
@@ -99,6 +103,7 @@ type BGPPeer struct {
 	Spec BGPPeerSpec `json:"spec"`
 }
 
+// BGPPeerSpec is a BGPPeer's spec, v1beta2.
 type BGPPeerSpec struct {
 	MyASN                  uint32                 `json:"myASN"`
 	PeerASN                uint32                 `json:"peerASN,omitempty"`
@@ -188,6 +193,7 @@ type BFDProfile struct {
 	Spec BFDProfileSpec `json:"spec"`
 }
 
+// BFDProfileSpec is a BFDProfile's spec.
 type BFDProfileSpec struct {
 	ReceiveInterval  *uint32 `json:"receiveInterval,omitempty"`
 	TransmitInterval *uint32 `json:"transmitInterval,omitempty"`

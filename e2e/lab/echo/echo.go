@@ -113,7 +113,7 @@ var httpMethods = []string{"GET ", "HEAD ", "POST ", "PUT ", "DELETE ", "OPTIONS
 
 // acceptTCP hands HTTP connections to the HTTP server and echoes the rest.
 func acceptTCP(l net.Listener, httpConns *connListener, cfg Config) {
-	defer httpConns.Close()
+	defer httpConns.Close() //nolint:errcheck // closing it only wakes the HTTP server
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -138,7 +138,7 @@ func acceptTCP(l net.Listener, httpConns *connListener, cfg Config) {
 }
 
 func echoLines(c net.Conn, br *bufio.Reader, cfg Config) {
-	defer c.Close()
+	defer c.Close() //nolint:errcheck // the echo ends here either way
 	enc := json.NewEncoder(c)
 	for {
 		line, err := br.ReadString('\n')

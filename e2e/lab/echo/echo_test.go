@@ -24,7 +24,7 @@ func TestBackendNamesPodAndNodeOverHTTPTCPAndUDP(t *testing.T) {
 	go func() {
 		done <- Serve(ctx, Config{Pod: "web-1", Namespace: "demo", Node: "node2", TCP: []int{port}, UDP: []int{port}, ReadyFile: ready}, slog.New(slog.DiscardHandler))
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); _ = <-done })
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if _, err := os.Stat(ready); err == nil {
@@ -43,7 +43,7 @@ func TestBackendNamesPodAndNodeOverHTTPTCPAndUDP(t *testing.T) {
 	}
 	var r Reply
 	err = json.NewDecoder(resp.Body).Decode(&r)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if err != nil || r.Pod != "web-1" || r.Node != "node2" || r.Proto != "http" || r.Path != "/hello" {
 		t.Fatalf("HTTP reply = %+v (%v), want pod web-1 node node2 path /hello", r, err)
 	}
@@ -52,8 +52,10 @@ func TestBackendNamesPodAndNodeOverHTTPTCPAndUDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	fmt.Fprintln(c, "ping")
+	defer c.Close() //nolint:errcheck // the test has its answer
+	if _, err := fmt.Fprintln(c, "ping"); err != nil {
+		t.Fatal(err)
+	}
 	if err := json.NewDecoder(bufio.NewReader(c)).Decode(&r); err != nil || r.Proto != "tcp" || r.Echo != "ping" || r.Pod != "web-1" {
 		t.Fatalf("raw TCP reply = %+v (%v), want echo of ping from web-1", r, err)
 	}
@@ -62,9 +64,11 @@ func TestBackendNamesPodAndNodeOverHTTPTCPAndUDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer u.Close()
+	defer u.Close() //nolint:errcheck // the test has its answer
 	_ = u.SetDeadline(time.Now().Add(2 * time.Second))
-	fmt.Fprint(u, "dgram")
+	if _, err := fmt.Fprint(u, "dgram"); err != nil {
+		t.Fatal(err)
+	}
 	buf := make([]byte, 2048)
 	n, err := u.Read(buf)
 	if err != nil {

@@ -160,7 +160,7 @@ func ServeHelper(handle func(cmd string) string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read only
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		id, cmd, _ := strings.Cut(sc.Text(), " ")
