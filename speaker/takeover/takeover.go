@@ -22,9 +22,11 @@
 //  2. Settle. When a node's view turns trustworthy (it joins, or sees a
 //     majority again) its view may be ahead of the others': it sees them,
 //     they may not see it. It then publishes that it is settling and waits
-//     until every confirmed live member has answered it with a release
-//     message (each sends one, at least once a second, to every member that
-//     publishes it is settling). There is no timeout: a node that hears
+//     until every member it sees has answered it with a release message
+//     (each sends one, at least once a second, to every member that
+//     publishes it is settling, settled or not; a member that has not
+//     published that it settled counts too: it may be announcing, and
+//     only its answer shows that it sees this node). There is no timeout: a node that hears
 //     from nobody (a firewall drops what is sent to it) stays settling and
 //     takes nothing over, however well it sees the others. After that it
 //     waits a grace period in which it takes only what is released to it,
@@ -368,7 +370,7 @@ func (g *Guard) Observe(in Input) Decision {
 		g.graceUntil = now.Add(g.cfg.Grace)
 	}
 	var ended string
-	ended, d.Waiting = g.checkSettle(now, d.Live)
+	ended, d.Waiting = g.checkSettle(now, seen)
 	if ended != "" {
 		note(false, "settled (%s)", ended)
 	}
@@ -555,16 +557,23 @@ func names(ns []string) string {
 	return fmt.Sprintf("%s and %d more", strings.Join(ns[:show], ", "), len(ns)-show)
 }
 
-// checkSettle ends settling once every confirmed live member but this one
+// checkSettle ends settling once every member this node sees but itself
 // has sent a release since it began; the grace period follows when there
-// are others. It returns why settling just ended, and the members not
+// are others. Every seen member, not only the confirmed ones: a node whose
+// memberlist port is blocked inbound sees the others through its own
+// connections while their published state may not say yet that they have
+// settled (they restarted, or all started at once); counting only
+// confirmed members, it found "no other speaker", settled at once and took
+// every address while the others announced them. A member that is itself
+// settling greets settling members too, so nodes that start together
+// still settle. It returns why settling just ended, and the members not
 // heard from yet.
-func (g *Guard) checkSettle(now time.Time, live []string) (ended string, waiting []string) {
+func (g *Guard) checkSettle(now time.Time, seen []string) (ended string, waiting []string) {
 	if !g.settling {
 		return "", nil
 	}
 	others := 0
-	for _, n := range live {
+	for _, n := range seen {
 		if n == g.cfg.Self {
 			continue
 		}
@@ -584,6 +593,6 @@ func (g *Guard) checkSettle(now time.Time, live []string) (ended string, waiting
 	}
 	g.settling = false
 	g.lastLoss, g.failed = time.Time{}, nil // the answers show whom it reaches
-	g.prevSeen = live
+	g.prevSeen = seen
 	return ended, nil
 }

@@ -98,6 +98,16 @@ func TestGuard(t *testing.T) {
 			{at: 10 * time.Second, alive: abc, present: abc, settling: true, waiting: []string{"b", "c"}},
 			{at: 10 * time.Minute, alive: abc, present: abc, settling: true, waiting: []string{"b", "c"}},
 		}},
+		{"a node whose port is blocked inbound sees the others, which have not published that they settled (restarted, say): it waits for them all the same, never 'no other speaker'", []step{
+			{at: 0, alive: abc, present: abc, notReady: []string{"b", "c"}, settling: true, waiting: []string{"b", "c"}, live: []string{"a"}},
+			{at: 10 * time.Second, alive: abc, present: abc, notReady: []string{"b", "c"}, settling: true, waiting: []string{"b", "c"}},
+			{at: 10 * time.Minute, alive: abc, present: abc, notReady: []string{"b", "c"}, settling: true, waiting: []string{"b", "c"}},
+		}},
+		{"three nodes start together, each settling: they greet each other and settle on the answers", []step{
+			{at: 0, alive: abc, present: abc, settlingPeers: []string{"b", "c"}, settling: true, greet: []string{"b", "c"}, waiting: []string{"b", "c"}},
+			{at: 100 * time.Millisecond, alive: abc, present: abc, settlingPeers: []string{"b", "c"}, releases: rels("b", "c"), greet: nil},
+			{at: 2200 * time.Millisecond, alive: abc, present: abc, takeOver: true, greet: []string{"b", "c"}, live: abc},
+		}},
 		{"single node cluster: trusted at once", []step{
 			{at: 0, alive: []string{"a"}, present: []string{"a"}, takeOver: true},
 		}},
