@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -144,6 +145,21 @@ func TestRangePrefixes(t *testing.T) {
 		}
 		if !equal(got, want) {
 			t.Errorf("Prefixes(%s) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+// The IPv4-mapped block ::ffff:0:0/96 holds no Service IP: a range that
+// overlaps it is refused, whether its ends lie in it or not.
+func TestRangeRefusesTheIPv4MappedBlock(t *testing.T) {
+	for _, in := range []string{"::/80", "::/64", "::fffe:ffff:ffff-::1:0:0:0", "::ffff:0:0/96"} {
+		if r, err := ParseRange(in); err == nil || !strings.Contains(err.Error(), "IPv4-mapped") {
+			t.Errorf("ParseRange(%q) = %v, %v; want the IPv4-mapped block refused", in, r, err)
+		}
+	}
+	for _, in := range []string{"::/97", "::1:0:0:0/96", "::fffe:ffff:ffff-::fffe:ffff:ffff"} {
+		if _, err := ParseRange(in); err != nil {
+			t.Errorf("ParseRange(%q): %v", in, err)
 		}
 	}
 }

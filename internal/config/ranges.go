@@ -24,7 +24,7 @@ func ParseRange(s string) (Range, error) {
 		if p.Masked() != p {
 			return Range{}, fmt.Errorf("CIDR %q has host bits set: write %s", s, p.Masked())
 		}
-		return Range{First: p.Addr(), Last: lastOf(p)}, nil
+		return notMapped(s, Range{First: p.Addr(), Last: lastOf(p)})
 	}
 	a, b, ok := strings.Cut(s, "-")
 	if !ok {
@@ -47,7 +47,23 @@ func ParseRange(s string) (Range, error) {
 	if last.Less(first) {
 		return Range{}, fmt.Errorf("range %q starts above its end", s)
 	}
-	return Range{First: first, Last: last}, nil
+	return notMapped(s, Range{First: first, Last: last})
+}
+
+// mappedFirst and mappedLast bound the IPv4-mapped block ::ffff:0:0/96.
+var (
+	mappedFirst = netip.AddrFrom16([16]byte{10: 0xff, 11: 0xff})
+	mappedLast  = netip.AddrFrom16([16]byte{10: 0xff, 11: 0xff, 12: 0xff, 13: 0xff, 14: 0xff, 15: 0xff})
+)
+
+// notMapped refuses an IPv6 range that overlaps ::ffff:0:0/96: its
+// addresses stand for IPv4 ones on the wire and in the kernel, so none can
+// be a Service IP (a pool "::/80" ends in it).
+func notMapped(s string, r Range) (Range, error) {
+	if r.First.Is6() && !mappedLast.Less(r.First) && !r.Last.Less(mappedFirst) {
+		return Range{}, fmt.Errorf("%q overlaps ::ffff:0:0/96, the IPv4-mapped IPv6 addresses, which cannot be Service IPs", s)
+	}
+	return r, nil
 }
 
 // lastOf returns the last address of a prefix.
