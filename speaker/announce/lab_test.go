@@ -14,14 +14,15 @@ import (
 
 	"github.com/heraldlb/herald/internal/netns"
 	"github.com/heraldlb/herald/internal/testkit"
+	"github.com/heraldlb/herald/internal/testkit/child"
 	"github.com/heraldlb/herald/speaker/announce"
 	"github.com/heraldlb/herald/speaker/announce/lantest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestMain(m *testing.M) {
-	if lantest.HelperName() == "announcer" {
-		os.Exit(lantest.HelperMain(announcerHelper))
+	if child.Name() == "announcer" {
+		os.Exit(child.Main(announcerHelper))
 	}
 	os.Exit(m.Run())
 }
@@ -38,7 +39,7 @@ func announcerHelper(ctx context.Context) (func(string) string, func() error, er
 	l, err := announce.New(announce.Options{
 		Logger:     log,
 		Registerer: reg,
-		OnChange:   func(s announce.Status) { lantest.Emit("change %s %v", s.IP, s.Interfaces) },
+		OnChange:   func(s announce.Status) { child.Emit("change %s %v", s.IP, s.Interfaces) },
 	})
 	if err != nil {
 		return nil, nil, err
@@ -92,7 +93,7 @@ func onlyFrom(macs []string, mac string) bool {
 }
 
 type node struct {
-	h *lantest.Helper
+	h *child.Process
 }
 
 func (n node) set(t *testing.T, announcements ...string) {
@@ -122,8 +123,8 @@ func (n node) metric(t *testing.T, series string) float64 {
 
 func TestLayer2AnnouncementOnALAN(t *testing.T) {
 	lan := lantest.New(t)
-	a := node{lantest.StartHelper(t, lan.Reg, lan.NodeA, "announcer")}
-	b := node{lantest.StartHelper(t, lan.Reg, lan.NodeB, "announcer")}
+	a := node{child.Start(t, lan.Reg, lan.NodeA, "announcer")}
+	b := node{child.Start(t, lan.Reg, lan.NodeB, "announcer")}
 	macA, macA1, macB := lantest.MAC(t, lan.NodeA, "eth0"), lantest.MAC(t, lan.NodeA, "eth1"), lantest.MAC(t, lan.NodeB, "eth0")
 	t.Logf("MACs: node A eth0 %s, eth1 %s; node B eth0 %s", macA, macA1, macB)
 

@@ -1,23 +1,17 @@
 package bgp
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/pprof"
+	"net/http/httptest"
 	"os"
-	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,26 +20,26 @@ import (
 
 	"github.com/heraldlb/herald/internal/netns"
 	"github.com/heraldlb/herald/internal/testkit"
+	"github.com/heraldlb/herald/internal/testkit/child"
 )
 
-// The integration tests run the Router in a child process started with
-// "ip netns exec" in the node's namespace: every socket gobgp opens, from
-// whichever goroutine, belongs to that namespace, and signals (SIGSTOP,
-// SIGTERM) hit the speaker alone, as they would in production. The child
-// is this test binary, re-executed; it serves a small HTTP API on a unix
-// socket (unix sockets work across network namespaces).
-const helperEnv = "HERALD_BGP_TEST_SPEAKER"
+// The integration tests run the Router in a child process (internal/testkit/child)
+// in the node's namespace: every socket gobgp opens, from whichever
+// goroutine, belongs to that namespace, and signals (SIGSTOP, SIGTERM) hit
+// the speaker alone, as they would in production. The test drives it with
+// one-line commands: "set <Desired as JSON>", "update <JSON>", and
+// "status", "events", "metrics", "heap", answered in JSON.
+const speakerChild = "bgp-speaker"
 
 func TestMain(m *testing.M) {
-	if sock := os.Getenv(helperEnv); sock != "" {
-		os.Exit(runSpeakerHelper(sock))
+	if child.Name() == speakerChild {
+		os.Exit(child.Main(runSpeakerChild))
 	}
 	os.Exit(m.Run())
 }
 
-func runSpeakerHelper(sock string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+// runSpeakerChild is the child's side: a Router and its commands.
+func runSpeakerChild(ctx context.Context) (handle func(cmd string) string, wait func() error, err error) {
 	level := slog.LevelInfo
 	if os.Getenv("HERALD_BGP_DEBUG") != "" {
 		level = slog.LevelDebug
@@ -66,93 +60,80 @@ func runSpeakerHelper(sock string) int {
 			mu.Unlock()
 		},
 	})
-	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /desired", func(w http.ResponseWriter, req *http.Request) {
-		var d Desired
-		if err := json.NewDecoder(req.Body).Decode(&d); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
+	done := make(chan error, 1)
+	go func() {
+		err := r.Run(ctx)
+		log.Info("speaker helper: Run returned", "err", err)
+		done <- err
+	}()
+	asJSON := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return "error " + err.Error()
 		}
-		r.Set(d)
-	})
-	mux.HandleFunc("PUT /update", func(w http.ResponseWriter, req *http.Request) {
-		var u map[string]PathUpdate
-		if err := json.NewDecoder(req.Body).Decode(&u); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
+		return string(b)
+	}
+	handle = func(cmd string) string {
+		verb, arg, _ := strings.Cut(cmd, " ")
+		switch verb {
+		case "set":
+			var d Desired
+			if err := json.Unmarshal([]byte(arg), &d); err != nil {
+				return "error " + err.Error()
+			}
+			r.Set(d)
+			return "ok"
+		case "update":
+			var u map[string]PathUpdate
+			if err := json.Unmarshal([]byte(arg), &u); err != nil {
+				return "error " + err.Error()
+			}
+			r.Update(u)
+			return "ok"
+		case "status":
+			return asJSON(r.Status())
+		case "events":
+			mu.Lock()
+			defer mu.Unlock()
+			return asJSON(events)
+		case "metrics":
+			rec := httptest.NewRecorder()
+			promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+			return asJSON(rec.Body.String()) // one line
+		case "heap":
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			return asJSON(ms.HeapAlloc)
 		}
-		r.Update(u)
-	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(r.Status())
-	})
-	mux.HandleFunc("GET /events", func(w http.ResponseWriter, _ *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		_ = json.NewEncoder(w).Encode(events)
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /debug/pprof/heap", pprof.Index)
-	mux.HandleFunc("GET /heap", func(w http.ResponseWriter, _ *http.Request) {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		_ = json.NewEncoder(w).Encode(ms.HeapAlloc)
-	})
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		log.Error("listen", "err", err)
-		return 1
+		return "error unknown command " + verb
 	}
-	go func() { _ = http.Serve(ln, mux) }()
-	err = r.Run(ctx)
-	log.Info("speaker helper: Run returned", "err", err)
-	if err != nil {
-		return 1
-	}
-	return 0
+	return handle, func() error { return <-done }, nil
 }
 
-// speaker is the test's handle on a helper process.
+// speaker is the test's handle on a child running a Router.
 type speaker struct {
-	proc   *netns.Proc
-	sock   string
-	log    string
-	client *http.Client
+	proc  *netns.Proc
+	child *child.Process
 }
 
-// startSpeaker runs the helper in ns and waits until it answers.
+// startSpeaker runs a speaker child in ns and waits until it answers.
 func startSpeaker(t testing.TB, reg *netns.Registry, ns *netns.NS, name string) *speaker {
 	t.Helper()
 	return startSpeakerWith(t, reg, ns, name)
 }
 
-// startSpeakerWith is startSpeaker with extra environment for the helper.
+// startSpeakerWith is startSpeaker with extra environment for the child;
+// name tells several speakers of one test apart in its log.
 func startSpeakerWith(t testing.TB, reg *netns.Registry, ns *netns.NS, name string, extraEnv ...string) *speaker {
 	t.Helper()
-	dir := t.TempDir()
-	sp := &speaker{sock: filepath.Join(dir, "speaker.sock"), log: filepath.Join(dir, "speaker.log")}
-	sp.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sp.sock)
-		},
-	}}
-	env := append([]string{helperEnv + "=" + sp.sock}, extraEnv...)
 	if os.Getenv("HERALD_BGP_DEBUG") != "" {
-		env = append(env, "HERALD_BGP_DEBUG=1")
+		extraEnv = append(extraEnv, "HERALD_BGP_DEBUG=1")
 	}
-	p, err := reg.Start(ns, name, sp.log, env, os.Args[0], "-test.run=^$")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp.proc = p
-	t.Cleanup(func() {
-		_ = p.Stop(5 * time.Second)
-		if t.Failed() {
-			t.Logf("--- speaker log\n%s", tailFile(sp.log, 6000))
-		}
-	})
-	testkit.For(t, 10*time.Second, "speaker helper answers", func() error {
+	c := child.Start(t, reg, ns, speakerChild, extraEnv...)
+	c.Proc.Name = name
+	sp := &speaker{proc: c.Proc, child: c}
+	testkit.For(t, 10*time.Second, name+" answers", func() error {
 		_, err := sp.status()
 		return err
 	})
@@ -161,34 +142,41 @@ func startSpeakerWith(t testing.TB, reg *netns.Registry, ns *netns.NS, name stri
 
 func (sp *speaker) set(t testing.TB, d Desired) {
 	t.Helper()
-	sp.put(t, "/desired", d)
+	sp.put(t, "set", d)
 }
 
 func (sp *speaker) update(t testing.TB, u map[string]PathUpdate) {
 	t.Helper()
-	sp.put(t, "/update", u)
+	sp.put(t, "update", u)
 }
 
-func (sp *speaker) put(t testing.TB, path string, v any) {
+func (sp *speaker) put(t testing.TB, verb string, v any) {
 	t.Helper()
 	body, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPut, "http://speaker"+path, bytes.NewReader(body))
-	resp, err := sp.client.Do(req)
+	if got := sp.child.Call(t, verb+" "+string(body)); got != "ok" {
+		t.Fatalf("%s: %s", verb, got)
+	}
+}
+
+// get asks the child for what verb names and decodes its JSON answer; a
+// stopped child answers nothing within 10 s.
+func (sp *speaker) get(verb string, v any) error {
+	answer, err := sp.child.Ask(verb, 10*time.Second)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("PUT %s: %s", path, resp.Status)
+	if msg, ok := strings.CutPrefix(answer, "error "); ok {
+		return fmt.Errorf("%s: %s", verb, msg)
 	}
+	return json.Unmarshal([]byte(answer), v)
 }
 
 func (sp *speaker) status() (map[string]PeerStatus, error) {
 	var list []PeerStatus
-	if err := sp.get("/status", &list); err != nil {
+	if err := sp.get("status", &list); err != nil {
 		return nil, err
 	}
 	m := map[string]PeerStatus{}
@@ -200,34 +188,21 @@ func (sp *speaker) status() (map[string]PeerStatus, error) {
 
 func (sp *speaker) events() ([]Event, error) {
 	var evs []Event
-	err := sp.get("/events", &evs)
+	err := sp.get("events", &evs)
 	return evs, err
 }
 
-func (sp *speaker) get(path string, v any) error {
-	resp, err := sp.client.Get("http://speaker" + path)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close() //nolint:errcheck // read only
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// metrics returns the helper's metrics in the text format.
+// metrics returns the child's metrics in the text format.
 func (sp *speaker) metrics() (string, error) {
-	resp, err := sp.client.Get("http://speaker/metrics")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close() //nolint:errcheck // read only
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
+	var text string
+	err := sp.get("metrics", &text)
+	return text, err
 }
 
-// liveHeapKiB is the helper's live heap right after a GC.
+// liveHeapKiB is the child's live heap right after a GC.
 func (sp *speaker) liveHeapKiB() int {
 	var b uint64
-	if err := sp.get("/heap", &b); err != nil {
+	if err := sp.get("heap", &b); err != nil {
 		return 0
 	}
 	return int(b / 1024)
@@ -246,15 +221,4 @@ func (sp *speaker) rssKiB() int {
 		}
 	}
 	return 0
-}
-
-func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
 
+	"github.com/heraldlb/herald/internal/testkit/child"
 	"github.com/heraldlb/herald/speaker/announce/lantest"
 	speakerarp "github.com/heraldlb/herald/speaker/arp"
 	"github.com/heraldlb/herald/speaker/l2guard"
@@ -28,8 +29,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if lantest.HelperName() == "flooder" {
-		os.Exit(lantest.HelperMain(startFlooder))
+	if child.Name() == "flooder" {
+		os.Exit(child.Main(startFlooder))
 	}
 	os.Exit(m.Run())
 }
@@ -182,7 +183,7 @@ func TestFloodIsRateLimited(t *testing.T) {
 			r.Set([]netip.Addr{netip.MustParseAddr(vip)})
 			lantest.Serve(t, lan.NodeA, r)
 			macA := lantest.MAC(t, lan.NodeA, "eth0")
-			fl := lantest.StartHelper(t, lan.Reg, lan.Client, "flooder")
+			fl := child.Start(t, lan.Reg, lan.Client, "flooder")
 			if legit := ask(); len(legit) != 3 {
 				t.Fatalf("before the flood: answers %v", legit)
 			}

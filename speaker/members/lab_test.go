@@ -15,14 +15,15 @@ import (
 
 	"github.com/heraldlb/herald/internal/netns"
 	"github.com/heraldlb/herald/internal/testkit"
+	"github.com/heraldlb/herald/internal/testkit/child"
 	"github.com/heraldlb/herald/speaker/announce/lantest"
 	"github.com/heraldlb/herald/speaker/members"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestMain(m *testing.M) {
-	if lantest.HelperName() == "member" {
-		os.Exit(lantest.HelperMain(memberHelper))
+	if child.Name() == "member" {
+		os.Exit(child.Main(memberHelper))
 	}
 	os.Exit(m.Run())
 }
@@ -51,10 +52,10 @@ func memberHelper(ctx context.Context) (func(string) string, func() error, error
 		OnMessage: func(b []byte) {
 			h, err := members.ParseMessage(b)
 			if err != nil {
-				lantest.Emit("bad message %q: %v", b, err)
+				child.Emit("bad message %q: %v", b, err)
 				return
 			}
-			lantest.Emit("received %s %v", h.From, h.IPs)
+			child.Emit("received %s %v", h.From, h.IPs)
 		},
 	})
 	if err != nil {
@@ -65,7 +66,7 @@ func memberHelper(ctx context.Context) (func(string) string, func() error, error
 	go func() { done <- m.Run(ctx) }()
 	go func() {
 		for range m.Changes() {
-			lantest.Emit("members %s", strings.Join(m.Alive(), ","))
+			child.Emit("members %s", strings.Join(m.Alive(), ","))
 		}
 	}()
 	handle := func(cmd string) string {
@@ -110,13 +111,13 @@ type cluster struct {
 	sw    *lantest.Switch
 	hosts map[string]*netns.NS
 	addrs map[string]string
-	procs map[string]*lantest.Helper
+	procs map[string]*child.Process
 }
 
 // newCluster plugs three hosts, m1 to m3, into a switch.
 func newCluster(t testing.TB) *cluster {
 	t.Helper()
-	c := &cluster{sw: lantest.NewSwitch(t), hosts: map[string]*netns.NS{}, addrs: map[string]string{}, procs: map[string]*lantest.Helper{}}
+	c := &cluster{sw: lantest.NewSwitch(t), hosts: map[string]*netns.NS{}, addrs: map[string]string{}, procs: map[string]*child.Process{}}
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("m%d", i)
 		ns := c.sw.AddHost(t, name)
@@ -136,7 +137,7 @@ func (c *cluster) start(t testing.TB, name, key string, env ...string) {
 	}
 	env = append(env, "HERALD_MEMBER_NAME="+name, "HERALD_MEMBER_ADDR="+c.addrs[name],
 		"HERALD_MEMBER_KEY="+key, "HERALD_MEMBER_PEERS="+strings.Join(peers, ","))
-	c.procs[name] = lantest.StartHelper(t, c.sw.Reg, c.hosts[name], "member", env...)
+	c.procs[name] = child.Start(t, c.sw.Reg, c.hosts[name], "member", env...)
 }
 
 func (c *cluster) alive(t testing.TB, name string) string {
@@ -159,7 +160,7 @@ func (c *cluster) waitAlive(t testing.TB, timeout time.Duration, want string, na
 
 // seenGone is when member observer first reported a membership without m3,
 // the member the tests stop, after t0 (zero if it has not).
-func seenGone(observer *lantest.Helper, t0 time.Time) time.Time {
+func seenGone(observer *child.Process, t0 time.Time) time.Time {
 	for _, e := range observer.Events() {
 		list, ok := strings.CutPrefix(e.Text, "members ")
 		if ok && e.At.After(t0) && !slices.Contains(strings.Split(list, ","), "m3") {
@@ -184,7 +185,7 @@ func stamp(t testing.TB, answer string) time.Time {
 }
 
 // received is when member h received a hand-over matching text after t0.
-func received(h *lantest.Helper, text string, t0 time.Time) time.Time {
+func received(h *child.Process, text string, t0 time.Time) time.Time {
 	for _, e := range h.Events() {
 		if e.Text == "received "+text && !e.At.Before(t0) {
 			return e.At

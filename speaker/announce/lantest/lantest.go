@@ -1,8 +1,8 @@
 // Package lantest holds the lab pieces the tests of arp, ndp, announce and
 // members share: a bridge namespace ("switch") that host namespaces plug into
-// with veth pairs, the small Layer 2 LAN below built on it, and helper
-// processes (the test binary run again inside a namespace). Everything is
-// made through internal/netns and removed when the test ends.
+// with veth pairs, and the small Layer 2 LAN below built on it (tests run
+// code inside it with internal/testkit/child). Everything is made through
+// internal/netns and removed when the test ends.
 //
 //	nodeA eth0 10.70.0.1/24   2001:db8:70::1/64  --+
 //	nodeA eth1 10.71.0.1/24   2001:db8:71::1/64  --+-- br0 (switch)
