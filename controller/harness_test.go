@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/controller/options"
@@ -96,7 +97,7 @@ func (h *harness) runController(t *testing.T, o options.Options) (stop func()) {
 	log := k8s.NewLogger(f, slog.LevelDebug)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, o, log) }()
+	go func() { done <- run(ctx, o, log, ctrlmetrics.Registry) }()
 	stopped := false
 	stop = func() {
 		if stopped {

@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
 	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/heraldlb/herald/controller/options"
@@ -34,19 +36,20 @@ func main() {
 	}
 	level, _ := k8s.ParseLevel(opts.LogLevel)
 	log := k8s.NewLogger(os.Stderr, level)
-	if err := run(ctrl.SetupSignalHandler(), opts, log); err != nil {
+	if err := run(ctrl.SetupSignalHandler(), opts, log, ctrlmetrics.Registry); err != nil {
 		log.Error("herald-controller failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-// run wires the controller and runs it until ctx ends. Tests call it
-// in-process, once per controller incarnation.
-func run(ctx context.Context, opts options.Options, log *slog.Logger) error {
+// run wires the controller and runs it until ctx ends, with its metrics on
+// reg (the registry the manager serves). Tests call it in-process, once per
+// controller incarnation.
+func run(ctx context.Context, opts options.Options, log *slog.Logger, reg prometheus.Registerer) error {
 	crLog := k8s.UseLogger(log)
 	cfg, err := k8s.RESTConfig(opts.Kubeconfig, float32(opts.KubeAPIQPS), opts.KubeAPIBurst, "herald-controller")
 	if err != nil {
-		return err
+		return fmt.Errorf("client configuration: %w", err)
 	}
 	lease := ""
 	if opts.LeaderElect {
@@ -65,10 +68,15 @@ func run(ctx context.Context, opts options.Options, log *slog.Logger) error {
 		MaxConcurrentReconciles: 1,
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("manager: %w", err)
 	}
+	metrics := reconcilers.NewMetrics()
+	if err := metrics.Register(reg); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	defer metrics.Unregister(reg)
 
-	allocs := reconcilers.NewAllocations()
+	allocs := reconcilers.NewAllocations(metrics)
 	serviceQueue := &reconcilers.Queue[reconcile.Request]{}
 	statusQueue := &reconcilers.Queue[config.Ref]{}
 	events := &k8s.EventSink{Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Controller: "herald-controller", Log: log.With("component", "events")}
@@ -92,22 +100,22 @@ func run(ctx context.Context, opts options.Options, log *slog.Logger) error {
 	}
 
 	if err := configs.SetupWithManager(mgr); err != nil {
-		return err
+		return fmt.Errorf("set up the config controller: %w", err)
 	}
 	if err := services.SetupWithManager(mgr, opts.Workers); err != nil {
-		return err
+		return fmt.Errorf("set up the service controller: %w", err)
 	}
 	if err := statuses.SetupWithManager(mgr); err != nil {
-		return err
+		return fmt.Errorf("set up the config-status controller: %w", err)
 	}
 	if err := memberlist.SetupWithManager(mgr); err != nil {
-		return err
+		return fmt.Errorf("set up the memberlist-key controller: %w", err)
 	}
 	if err := mgr.Add(events); err != nil {
-		return err
+		return fmt.Errorf("add the event sink: %w", err)
 	}
 	if err := mgr.Add(importer); err != nil {
-		return err
+		return fmt.Errorf("add the importer: %w", err)
 	}
 	log.Info("starting", "lbClass", opts.LBClass, "leaderElect", opts.LeaderElect, "workers", opts.Workers,
 		"metrics", opts.Metrics.BindAddress, "metricsSecure", opts.Metrics.Secure)

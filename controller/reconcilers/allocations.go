@@ -22,11 +22,19 @@ type Allocations struct {
 
 	imported     chan struct{}
 	importedOnce sync.Once
+
+	// Metrics count what the allocator and the reconcilers that share it do.
+	Metrics *Metrics
 }
 
-// NewAllocations returns an empty allocator whose start-up import is not done.
-func NewAllocations() *Allocations {
+// NewAllocations returns an empty allocator whose start-up import is not
+// done, counting in m (nil: metrics nobody reads).
+func NewAllocations(m *Metrics) *Allocations {
+	if m == nil {
+		m = NewMetrics()
+	}
 	return &Allocations{
+		Metrics:  m,
 		alloc:    allocator.New(),
 		pending:  map[string]error{},
 		evicted:  map[string]bool{},
@@ -68,7 +76,7 @@ func (a *Allocations) Allocate(req allocator.Request, reqErr error) Change {
 		a.alloc.Release(key)
 		ch.Assignment = allocator.Assignment{}
 		a.pending[key] = ch.Err
-		allocationFailuresTotal.WithLabelValues(failureOf(ch.Err).word).Inc()
+		a.Metrics.allocationFailures.WithLabelValues(failureOf(ch.Err).word).Inc()
 	} else {
 		delete(a.pending, key)
 	}
@@ -99,10 +107,10 @@ func (a *Allocations) account(ch *Change, key string, before allocator.Assignmen
 	}
 	gained := slices.ContainsFunc(after.IPs, func(ip netip.Addr) bool { return !slices.Contains(before.IPs, ip) })
 	if gained {
-		allocationsTotal.Inc()
+		a.Metrics.allocations.Inc()
 	}
 	if len(ch.Released) > 0 {
-		releasesTotal.Inc()
+		a.Metrics.releases.Inc()
 		for k, err := range a.pending {
 			if k != key && freedAddressHelps(err) {
 				ch.Retry = append(ch.Retry, k)
@@ -131,7 +139,7 @@ func (a *Allocations) SetPools(defs []allocator.Pool) (changed bool, retry []str
 	a.pools = defs
 	for _, key := range evicted {
 		a.evicted[key] = true
-		releasesTotal.Inc()
+		a.Metrics.releases.Inc()
 	}
 	retry = evicted
 	for key := range a.pending {

@@ -24,7 +24,7 @@ func twoAddressPool() []allocator.Pool {
 }
 
 func TestAllocationsRetryAndRelease(t *testing.T) {
-	a := NewAllocations()
+	a := NewAllocations(nil)
 	if changed, _ := a.SetPools(twoAddressPool()); !changed {
 		t.Fatal("first pools not a change")
 	}
@@ -65,7 +65,7 @@ func TestAllocationsRetryAndRelease(t *testing.T) {
 }
 
 func TestAllocationsEviction(t *testing.T) {
-	a := NewAllocations()
+	a := NewAllocations(nil)
 	a.SetPools(twoAddressPool())
 	a.Allocate(v4Request("a"), nil)
 	a.Allocate(v4Request("b"), nil)
@@ -87,7 +87,7 @@ func TestAllocationsEviction(t *testing.T) {
 }
 
 func TestImportKeepsAddresses(t *testing.T) {
-	a := NewAllocations()
+	a := NewAllocations(nil)
 	a.SetPools(twoAddressPool())
 	if err := a.Import(v4Request("b"), addrs("198.51.100.2")); err != nil {
 		t.Fatal(err)

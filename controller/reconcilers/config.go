@@ -93,7 +93,7 @@ func (r *ConfigReconciler) Rebuild(ctx context.Context) error {
 func (r *ConfigReconciler) input(ctx context.Context) (config.Input, []config.Ref, error) {
 	in, err := k8s.ReadConfig(ctx, r.Client)
 	if err != nil {
-		return in, nil, err
+		return in, nil, fmt.Errorf("read the configuration: %w", err)
 	}
 	nodes := &metav1.PartialObjectMetadataList{}
 	nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))

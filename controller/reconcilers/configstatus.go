@@ -2,6 +2,7 @@ package reconcilers
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 
@@ -58,11 +59,11 @@ func (r *ConfigStatusReconciler) Reconcile(ctx context.Context, ref config.Ref) 
 	if err := r.Client.Get(ctx, client.ObjectKey{Name: ref.Name}, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			if ref.Kind == config.KindIPPool {
-				setPoolGauges(ref.Name, nil)
+				r.Allocs.Metrics.setPoolGauges(ref.Name, nil)
 			}
 			return reconcile.Result{}, nil
 		}
-		return reconcile.Result{}, err
+		return reconcile.Result{}, fmt.Errorf("get %s %s: %w", ref.Kind, ref.Name, err)
 	}
 	c := model.ConditionFor(ref)
 	ready := metav1.Condition{
@@ -80,7 +81,7 @@ func (r *ConfigStatusReconciler) Reconcile(ctx context.Context, ref config.Ref) 
 		if model.Pools[ref.Name] != nil {
 			stats = r.Allocs.PoolStats(ref.Name)
 		}
-		setPoolGauges(ref.Name, stats)
+		r.Allocs.Metrics.setPoolGauges(ref.Name, stats)
 		next := poolStatus(pool.Status, pool.Generation, ready, stats)
 		// What the model uses, so that a restarted controller or speaker
 		// builds the same model (internal/config, lastPoolInput).
@@ -98,7 +99,7 @@ func (r *ConfigStatusReconciler) Reconcile(ctx context.Context, ref config.Ref) 
 	if !changed {
 		return reconcile.Result{}, nil
 	}
-	statusWritesTotal.WithLabelValues(ref.Kind).Inc()
+	r.Allocs.Metrics.statusWrites.WithLabelValues(ref.Kind).Inc()
 	if err := r.Client.Status().Update(ctx, obj, client.FieldOwner(v1beta1.FieldManagerController)); err != nil {
 		return statusWriteFailed(err)
 	}

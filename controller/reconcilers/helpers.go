@@ -45,5 +45,5 @@ func statusWriteFailed(err error) (reconcile.Result, error) {
 	case apierrors.IsConflict(err):
 		return reconcile.Result{RequeueAfter: time.Second}, nil
 	}
-	return reconcile.Result{}, err
+	return reconcile.Result{}, fmt.Errorf("write status: %w", err)
 }

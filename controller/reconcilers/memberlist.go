@@ -80,7 +80,7 @@ func (r *MemberlistKeyReconciler) Reconcile(ctx context.Context, req reconcile.R
 		return reconcile.Result{}, nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return reconcile.Result{}, err
+		return reconcile.Result{}, fmt.Errorf("read the memberlist Secret: %w", err)
 	}
 	key := make([]byte, k8s.MemberlistKeySize)
 	if _, err := rand.Read(key); err != nil {

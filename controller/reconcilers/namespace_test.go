@@ -69,7 +69,7 @@ func TestNamespaceUnknownToTheCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	newReconciler := func(apiReader client.Reader) *ServiceReconciler {
-		allocs := NewAllocations()
+		allocs := NewAllocations(nil)
 		allocs.SetPools([]allocator.Pool{{
 			Name: "teams", AutoAssign: true,
 			Ranges:     []allocator.Range{{First: netip.MustParseAddr("203.0.113.0"), Last: netip.MustParseAddr("203.0.113.63")}},

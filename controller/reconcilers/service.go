@@ -2,6 +2,7 @@ package reconcilers
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -94,7 +95,7 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	svc := &corev1.Service{}
 	if err := r.Client.Get(ctx, req.NamespacedName, svc); err != nil {
 		if !apierrors.IsNotFound(err) {
-			return reconcile.Result{}, err
+			return reconcile.Result{}, fmt.Errorf("get Service %s: %w", key, err)
 		}
 		ch := r.Allocs.Release(key)
 		r.after(ch)
@@ -171,7 +172,7 @@ func (r *ServiceReconciler) write(ctx context.Context, svc *corev1.Service, next
 		return reconcile.Result{}, nil
 	}
 	svc.Status = next
-	statusWritesTotal.WithLabelValues("Service").Inc()
+	r.Allocs.Metrics.statusWrites.WithLabelValues("Service").Inc()
 	if err := r.Client.Status().Update(ctx, svc, client.FieldOwner(v1beta1.FieldManagerController)); err != nil {
 		return statusWriteFailed(err)
 	}

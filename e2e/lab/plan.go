@@ -29,9 +29,6 @@ var (
 	// ARP/NDP for them, so a Layer 2 speaker must answer.
 	L2PoolV4 = netip.MustParsePrefix("198.51.100.0/24")
 	L2PoolV6 = netip.MustParsePrefix("2001:db8:100::/64")
-	// BGPPoolV4/V6 are reachable only through routes the routers learn.
-	BGPPoolV4 = netip.MustParsePrefix("203.0.113.0/24")
-	BGPPoolV6 = netip.MustParsePrefix("2001:db8:200::/64")
 )
 
 // AS numbers of the lab's BGP speakers.

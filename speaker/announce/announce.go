@@ -31,13 +31,6 @@ type Announcement struct {
 	Interfaces []string
 }
 
-// Announcer converges the node's Layer 2 announcements to desired: the
-// complete list of IPs this node owns now. IPs absent from desired stop being
-// answered before Set returns.
-type Announcer interface {
-	Set(desired []Announcement)
-}
-
 // Status says where an IP this node owns is being announced. Interfaces is
 // empty when no interface qualifies (a warning for the user) and, in an
 // OnChange notification, when the IP is no longer announced.
@@ -75,7 +68,8 @@ type Options struct {
 	OnLinkChange func()
 }
 
-// Layer2 implements Announcer with arp and ndp responders.
+// Layer2 converges the node's Layer 2 announcements with arp and ndp
+// responders.
 type Layer2 struct {
 	log          *slog.Logger
 	burst        []time.Duration
@@ -140,7 +134,9 @@ func New(o Options) (*Layer2, error) {
 	return l, nil
 }
 
-// Set implements Announcer. Each IP should appear once; later duplicates are
+// Set makes desired, the complete list of IPs this node owns now, the
+// announced ones; IPs absent from it stop being answered before Set
+// returns. Each IP should appear once; later duplicates are
 // ignored. It never waits for the network: responders start and announcement
 // bursts run in the background. Before Run, Set only records desired.
 func (l *Layer2) Set(desired []Announcement) {
@@ -318,7 +314,7 @@ func equalInterface(a, b Interface) bool {
 func (l *Layer2) listInterfaces() []Interface {
 	ifaces, err := l.interfaces()
 	if err != nil {
-		l.log.Error("listing interfaces failed", "error", err)
+		l.log.Error("listing interfaces failed", "err", err)
 		return l.ifaces
 	}
 	return ifaces

@@ -165,7 +165,7 @@ func (l *Layer2) runWorker(ctx context.Context, k workerKey, r responder) {
 		if time.Since(started) > maxBackoff {
 			backoff = time.Second
 		}
-		l.log.Error("responder failed, restarting", "protocol", k.proto, "interface", k.iface, "error", err, "in", backoff)
+		l.log.Error("responder failed, restarting", "protocol", k.proto, "interface", k.iface, "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return
@@ -204,7 +204,7 @@ func (l *Layer2) sendBurst(ctx context.Context, fresh []announced) {
 				continue
 			}
 			if err := a.r.Gratuitous(a.ip); err != nil && !notRunning(err) {
-				l.log.Warn("announcement failed", "ip", a.ip, "error", err)
+				l.log.Warn("announcement failed", "ip", a.ip, "err", err)
 			}
 		}
 	}

@@ -546,16 +546,24 @@ func (e *instance) sendPaths(ps *peerState, d pathDiff) {
 	}
 	if len(d.withdraw) > 0 {
 		del := make([]*apiutil.Path, 0, len(d.withdraw))
+		withdrawn := make([]netip.Prefix, 0, len(d.withdraw))
 		for _, prefix := range d.withdraw {
-			if wp, err := apiWithdrawal(prefix); err == nil {
-				del = append(del, wp)
+			wp, err := apiWithdrawal(prefix)
+			if err != nil {
+				// Still in gobgp: kept, so the next sync tries again.
+				errs = append(errs, fmt.Errorf("withdrawal not sent: %w", err))
+				continue
 			}
+			del = append(del, wp)
+			withdrawn = append(withdrawn, prefix)
 		}
-		if err := e.s.DeletePath(apiutil.DeletePathRequest{VRFID: ps.vrf, Paths: del}); err != nil {
-			errs = append(errs, err)
-		} else {
-			for _, prefix := range d.withdraw {
-				delete(ps.inGobgp, prefix)
+		if len(del) > 0 {
+			if err := e.s.DeletePath(apiutil.DeletePathRequest{VRFID: ps.vrf, Paths: del}); err != nil {
+				errs = append(errs, err)
+			} else {
+				for _, prefix := range withdrawn {
+					delete(ps.inGobgp, prefix)
+				}
 			}
 		}
 	}

@@ -203,7 +203,7 @@ func (g *Guard) Serve(conn Conn, buf []byte, accept []bpf.Instruction,
 			}
 			if err != nil {
 				if n, ok := g.failures.Add(now); ok {
-					g.log.Warn("reply failed", "ip", about, "error", err, "failures", n, "since", ReportEvery)
+					g.log.Warn("reply failed", "ip", about, "err", err, "failures", n, "since", ReportEvery)
 				}
 				break
 			}
@@ -215,7 +215,7 @@ func (g *Guard) Serve(conn Conn, buf []byte, accept []bpf.Instruction,
 				err = conn.SetBPF(filter)
 			}
 			if err != nil {
-				g.log.Error("socket filter not updated", "mutedSenders", len(muted), "error", err)
+				g.log.Error("socket filter not updated", "mutedSenders", len(muted), "err", err)
 			}
 		}
 	}

@@ -250,7 +250,7 @@ func (r *Responder) Run(ctx context.Context) error {
 
 	for ip := range *r.owned.Load() {
 		if err := r.announce(link, mac, ip); err != nil {
-			r.log.Warn(r.p.Announcement+" failed", "ip", ip, "error", err)
+			r.log.Warn(r.p.Announcement+" failed", "ip", ip, "err", err)
 		}
 	}
 

@@ -690,7 +690,7 @@ func (m *Members) rejoin(list *memberlist.Memberlist) {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			if _, err := list.Join([]string{addr}); err != nil {
-				m.log.Debug("peer not joined", "peer", addr, "error", err)
+				m.log.Debug("peer not joined", "peer", addr, "err", err)
 				return
 			}
 			m.log.Info("joined peer", "peer", addr)

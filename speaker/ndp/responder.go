@@ -126,7 +126,7 @@ func (g *groups) sync(owned map[netip.Addr]bool) {
 	for s := range g.joined {
 		if !want[s] {
 			if err := g.conn.LeaveGroup(s); err != nil {
-				g.log.Warn("leaving solicited-node group failed", "group", s, "error", err)
+				g.log.Warn("leaving solicited-node group failed", "group", s, "err", err)
 			}
 			delete(g.joined, s)
 		}
@@ -134,7 +134,7 @@ func (g *groups) sync(owned map[netip.Addr]bool) {
 	for s := range want {
 		if !g.joined[s] {
 			if err := g.conn.JoinGroup(s); err != nil {
-				g.log.Warn("joining solicited-node group failed", "group", s, "error", err)
+				g.log.Warn("joining solicited-node group failed", "group", s, "err", err)
 				continue
 			}
 			g.joined[s] = true
