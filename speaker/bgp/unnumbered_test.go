@@ -157,7 +157,16 @@ func TestUnnumberedAtFRR(t *testing.T) {
 				}
 				return nil
 			})
-			testkit.For(t, 10*time.Second, "both routes via the node's link-local address in FRR's kernel", func() error {
+			t.Cleanup(func() {
+				if t.Failed() { // what FRR's BGP table and the node said, for a route that never reached the kernel
+					out, _ := frr.Vtysh(l.ctx, "show bgp ipv4 unicast "+vip4.String(), "show bgp ipv6 unicast "+vip6.String(), "show bgp neighbors un0")
+					st, err := sp.status()
+					t.Logf("FRR:\n%s\nnode status: %+v (%v)", out, st, err)
+				}
+			})
+			// 30 s, as for the session: under the race detector on a loaded
+			// machine the IPv4 route once took longer than 10 s to appear.
+			testkit.For(t, 30*time.Second, "both routes via the node's link-local address in FRR's kernel", func() error {
 				return routesViaLinkLocal(l, l.frr, nodeLL)
 			})
 			st, err := sp.status()
