@@ -90,6 +90,9 @@ func memberHelper(ctx context.Context) (func(string) string, func() error, error
 			mfs, _ := reg.Gather()
 			var out []string
 			for _, mf := range mfs {
+				if mf.GetName() != "herald_memberlist_members" {
+					continue
+				}
 				for _, s := range mf.GetMetric() {
 					out = append(out, fmt.Sprintf("%s=%v", s.GetLabel()[0].GetValue(), s.GetGauge().GetValue()))
 				}

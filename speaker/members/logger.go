@@ -10,8 +10,8 @@ import (
 
 // logWriter turns memberlist's log lines ("[WARN] memberlist: ...") into
 // slog records at the matching level. It also notes the members our own
-// probes suspect, and gossip our key cannot decrypt, which memberlist
-// reports nowhere else.
+// probes suspect, the suspicions of this member it refuted, and gossip our
+// key cannot decrypt, which memberlist reports nowhere else.
 type logWriter struct{ m *Members }
 
 func (w *logWriter) Write(p []byte) (int, error) {
@@ -32,7 +32,11 @@ func (w *logWriter) Write(p []byte) (int, error) {
 			w.m.mu.Lock()
 			w.m.suspects[name] = true
 			w.m.mu.Unlock()
+			w.m.suspicions.Add(1)
 		}
+	}
+	if strings.HasPrefix(line, "Refuting a suspect message") || strings.HasPrefix(line, "Refuting a dead message") {
+		w.m.refutations.Add(1)
 	}
 	if strings.Contains(line, "no installed keys could decrypt") {
 		w.m.mu.Lock()

@@ -135,9 +135,13 @@ type Members struct {
 	onMessage func([]byte)
 	changes   chan struct{}
 	left      atomic.Bool
-	keyring   *memberlist.Keyring
-	wakeKeys  chan struct{} // a new target key or new metadata of others
-	wakeMeta  chan struct{} // our metadata changed: publish it
+	// suspicions counts the members our probes suspected; refutations,
+	// the times others suspected or declared this member dead and it
+	// answered that it lives (see logWriter).
+	suspicions, refutations atomic.Uint64
+	keyring                 *memberlist.Keyring
+	wakeKeys                chan struct{} // a new target key or new metadata of others
+	wakeMeta                chan struct{} // our metadata changed: publish it
 
 	mu       sync.Mutex
 	list     *memberlist.Memberlist // nil unless running

@@ -168,7 +168,8 @@ func TestLogWriterLevelsAndSuspects(t *testing.T) {
 	}
 
 	// Metrics: a suspect with the member list not running counts as
-	// nothing alive; a gone member counts as dead.
+	// nothing alive; a gone member counts as dead; the suspicion raised
+	// and the one refuted above are counted.
 	m.gone["node-c"] = time.Now()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{m})
@@ -178,6 +179,12 @@ func TestLogWriterLevelsAndSuspects(t *testing.T) {
 herald_memberlist_members{state="alive"} 0
 herald_memberlist_members{state="dead"} 1
 herald_memberlist_members{state="suspect"} 0
+# HELP herald_memberlist_refutations_total Times other members suspected or declared this node dead while it ran, and it refuted. Steady growth means failure detection is too tight for this cluster's size or load.
+# TYPE herald_memberlist_refutations_total counter
+herald_memberlist_refutations_total 1
+# HELP herald_memberlist_suspicions_total Members this node's probes suspected (no answer directly, through other members or over TCP). A suspect that lives refutes in time; one that does not is declared dead.
+# TYPE herald_memberlist_suspicions_total counter
+herald_memberlist_suspicions_total 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
