@@ -44,16 +44,8 @@ func TestARPFloodFromTheLabClient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, line := range strings.Split(m, "\n") {
-			if v, ok := strings.CutPrefix(line, `herald_l2_requests_answered_total{interface="eth0",protocol="arp"} `); ok {
-				var n float64
-				if _, err := fmt.Sscan(v, &n); err != nil {
-					t.Fatalf("%s: %v", line, err)
-				}
-				return n
-			}
-		}
-		return 0
+		n, _ := metricValue(m, `herald_l2_requests_answered_total{interface="eth0",protocol="arp"}`)
+		return n
 	}
 	answered0 := answered()
 	before, err := sp.Usage()

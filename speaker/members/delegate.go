@@ -27,6 +27,7 @@ func (d *delegate) NotifyJoin(n *memberlist.Node) {
 func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	d.m.mu.Lock()
 	d.m.gone[n.Name] = time.Now()
+	d.m.departures.Add(1)
 	delete(d.m.suspects, n.Name)
 	delete(d.m.metas, n.Name)
 	d.m.mu.Unlock()

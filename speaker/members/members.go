@@ -137,11 +137,12 @@ type Members struct {
 	left      atomic.Bool
 	// suspicions counts the members our probes suspected; refutations,
 	// the times others suspected or declared this member dead and it
-	// answered that it lives (see logWriter).
-	suspicions, refutations atomic.Uint64
-	keyring                 *memberlist.Keyring
-	wakeKeys                chan struct{} // a new target key or new metadata of others
-	wakeMeta                chan struct{} // our metadata changed: publish it
+	// answered that it lives (see logWriter); departures, the members
+	// memberlist declared dead or saw leave.
+	suspicions, refutations, departures atomic.Uint64
+	keyring                             *memberlist.Keyring
+	wakeKeys                            chan struct{} // a new target key or new metadata of others
+	wakeMeta                            chan struct{} // our metadata changed: publish it
 
 	mu       sync.Mutex
 	list     *memberlist.Memberlist // nil unless running

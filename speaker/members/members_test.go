@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -168,9 +170,9 @@ func TestLogWriterLevelsAndSuspects(t *testing.T) {
 	}
 
 	// Metrics: a suspect with the member list not running counts as
-	// nothing alive; a gone member counts as dead; the suspicion raised
-	// and the one refuted above are counted.
-	m.gone["node-c"] = time.Now()
+	// nothing alive; a gone member counts as dead and as a departure; the
+	// suspicion raised and the one refuted above are counted.
+	(&delegate{m: m}).NotifyLeave(&memberlist.Node{Name: "node-c"})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{m})
 	want := `
@@ -179,6 +181,9 @@ func TestLogWriterLevelsAndSuspects(t *testing.T) {
 herald_memberlist_members{state="alive"} 0
 herald_memberlist_members{state="dead"} 1
 herald_memberlist_members{state="suspect"} 0
+# HELP herald_memberlist_departures_total Members this node saw declared dead or leave. Growth without node failures or restarts means false deaths.
+# TYPE herald_memberlist_departures_total counter
+herald_memberlist_departures_total 1
 # HELP herald_memberlist_refutations_total Times other members suspected or declared this node dead while it ran, and it refuted. Steady growth means failure detection is too tight for this cluster's size or load.
 # TYPE herald_memberlist_refutations_total counter
 herald_memberlist_refutations_total 1

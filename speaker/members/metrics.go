@@ -16,6 +16,9 @@ var (
 		"Times other members suspected or declared this node dead while it ran, and it refuted. "+
 			"Steady growth means failure detection is too tight for this cluster's size or load.",
 		nil, nil)
+	departuresDesc = prometheus.NewDesc("herald_memberlist_departures_total",
+		"Members this node saw declared dead or leave. Growth without node failures or restarts means false deaths.",
+		nil, nil)
 )
 
 type collector struct{ m *Members }
@@ -24,6 +27,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- membersDesc
 	ch <- suspicionsDesc
 	ch <- refutationsDesc
+	ch <- departuresDesc
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -51,4 +55,5 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(suspicionsDesc, prometheus.CounterValue, float64(m.suspicions.Load()))
 	ch <- prometheus.MustNewConstMetric(refutationsDesc, prometheus.CounterValue, float64(m.refutations.Load()))
+	ch <- prometheus.MustNewConstMetric(departuresDesc, prometheus.CounterValue, float64(m.departures.Load()))
 }
