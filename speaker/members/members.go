@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -567,6 +568,14 @@ func (m *Members) rotateKeys() {
 	keys := slices.Clone(m.keyring.GetKeys())
 	m.mu.Lock()
 	target, since := m.target, m.keyStep
+	if len(keys) == 1 && bytes.Equal(keys[0], target) {
+		// No rotation in flight (nextKeyStep would say so): skip reading
+		// every member's keys, four times a second and on every metadata
+		// change in a cluster of hundreds.
+		m.keyWait = nil
+		m.mu.Unlock()
+		return
+	}
 	m.mu.Unlock()
 	peers := map[string][]KeyID{}
 	m.mu.Lock()
@@ -671,40 +680,50 @@ func wake(ch chan struct{}) {
 	}
 }
 
-// rejoin joins the known peers that are not members, a few at a time (a
-// peer that is down costs up to TCPTimeout).
+// rejoinWave is how many peers rejoin contacts at once.
+const rejoinWave = 8
+
+// rejoin joins the known peers that are not members, in waves of
+// rejoinWave at a time in random order. A join exchanges the whole
+// membership with the peer (memberlist's push-pull), so after each wave
+// the peers that became members through it are skipped: a starting member
+// or a healed partition costs a few full-state exchanges, not one per node
+// (with 500 members starting at once, joining every peer is 250,000
+// exchanges of a 500-entry state). A peer that is down costs up to
+// TCPTimeout.
 func (m *Members) rejoin(list *memberlist.Memberlist) {
 	m.mu.Lock()
-	peers := m.peers
+	peers := slices.Clone(m.peers)
 	m.mu.Unlock()
-	if len(peers) == 0 {
-		return
-	}
-	present := map[string]bool{}
-	for _, n := range list.Members() {
-		if ip, ok := netip.AddrFromSlice(n.Addr); ok {
-			present[netip.AddrPortFrom(ip.Unmap(), n.Port).String()] = true
-		}
-	}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for _, p := range peers {
-		addr := p.String()
-		if present[addr] {
-			continue
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if _, err := list.Join([]string{addr}); err != nil {
-				m.log.Debug("peer not joined", "peer", addr, "err", err)
-				return
+	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+	for len(peers) > 0 {
+		// The members' addresses as the delegate recorded them (the Nodes
+		// list.Members returns are memberlist's own, updated under its lock).
+		present := map[netip.AddrPort]bool{}
+		m.mu.Lock()
+		for _, a := range m.addrs {
+			if u, ok := a.(*net.UDPAddr); ok {
+				ap := u.AddrPort()
+				present[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = true
 			}
-			m.log.Info("joined peer", "peer", addr)
-		}()
+		}
+		m.mu.Unlock()
+		peers = slices.DeleteFunc(peers, func(p netip.AddrPort) bool { return present[p] })
+		wave := peers[:min(rejoinWave, len(peers))]
+		var wg sync.WaitGroup
+		for _, p := range wave {
+			addr := p.String()
+			wg.Go(func() {
+				if _, err := list.Join([]string{addr}); err != nil {
+					m.log.Debug("peer not joined", "peer", addr, "err", err)
+					return
+				}
+				m.log.Info("joined peer", "peer", addr)
+			})
+		}
+		wg.Wait()
+		peers = peers[len(wave):]
 	}
-	wg.Wait()
 }
 
 // deadRetention is how long a failed or departed member counts as dead in

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,4 +237,79 @@ func TestSuspectsAreLiveMembersOnly(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// countingHandler counts the log records whose message is msg.
+type countingHandler struct {
+	msg string
+	n   *atomic.Int64
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// A member starting beside a formed cluster joins a wave or two of peers,
+// not every one: the first join brings the whole membership.
+func TestJoiningAClusterContactsOneWave(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	const size = 3 * rejoinWave
+	ctx, cancel := context.WithCancel(context.Background())
+	var running sync.WaitGroup
+	defer func() {
+		cancel()
+		running.Wait()
+	}()
+	run := func(m *Members) {
+		running.Go(func() {
+			if err := m.Run(ctx); err != nil {
+				t.Errorf("%s: %v", m.name, err)
+			}
+		})
+	}
+	// A chain: each joins the first; frequent full-state exchanges make
+	// every view complete soon, and relaxed failure detection keeps a slow
+	// run (-race, a busy machine) from declaring anyone dead.
+	fast := Timings{PushPullInterval: 300 * time.Millisecond, ProbeInterval: time.Second, ProbeTimeout: 500 * time.Millisecond, SuspicionMult: 4}
+	var peers []string
+	var all []*Members
+	for i := range size {
+		port := testkit.FreePort(t)
+		m := mustNew(t, Options{Name: fmt.Sprintf("m%d", i), BindAddr: lo, Port: port, Key: key32, Timings: fast})
+		if i > 0 {
+			m.SetPeers([]string{peers[0]})
+		}
+		run(m)
+		all = append(all, m)
+		peers = append(peers, fmt.Sprintf("127.0.0.1:%d", port))
+	}
+	testkit.For(t, 30*time.Second, "the cluster formed", func() error {
+		for _, m := range all {
+			if len(m.Alive()) != size {
+				return fmt.Errorf("%s sees %v", m.name, m.Alive())
+			}
+		}
+		return nil
+	})
+
+	var joins atomic.Int64
+	late := mustNew(t, Options{Name: "late", BindAddr: lo, Port: testkit.FreePort(t), Key: key32, Timings: fast,
+		Logger: slog.New(countingHandler{msg: "joined peer", n: &joins})})
+	late.SetPeers(peers)
+	run(late)
+	testkit.For(t, 30*time.Second, "the late member sees every member", func() error {
+		if n := len(late.Alive()); n != size+1 {
+			return fmt.Errorf("it sees %d: %v", n, late.Alive())
+		}
+		return nil
+	})
+	if n := joins.Load(); n < 1 || n > 2*rejoinWave {
+		t.Fatalf("the late member joined %d peers of %d, want a wave or two (1 to %d)", n, size, 2*rejoinWave)
+	}
 }
