@@ -22,8 +22,13 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if child.Name() == "member" {
+	switch child.Name() {
+	case "member":
 		os.Exit(child.Main(memberHelper))
+	case "group":
+		os.Exit(child.Main(groupHelper))
+	case "burn":
+		os.Exit(child.Main(burnHelper))
 	}
 	os.Exit(m.Run())
 }
