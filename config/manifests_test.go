@@ -201,6 +201,9 @@ func TestChartValues(t *testing.T) {
 		"controller.replicas=3",
 		"loadBalancerClass=herald.dev/lb",
 		"metrics.serviceMonitor.enabled=true",
+		"speaker.memberlist.probeInterval=200ms",
+		"speaker.memberlist.probeTimeout=100ms",
+		"speaker.memberlist.gossipInterval=100ms",
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -219,6 +222,7 @@ func TestChartValues(t *testing.T) {
 	for _, want := range []string{
 		"image: ghcr.io/heraldlb/herald-speaker:v2", "--memberlist-port=7950", "containerPort: 7950", "--log-level=debug",
 		"--lb-class=herald.dev/lb", "rack: r1", "herald.dev/memberlist-key-sha256",
+		"--memberlist-probe-interval=200ms", "--memberlist-probe-timeout=100ms", "--memberlist-gossip-interval=100ms",
 	} {
 		if !strings.Contains(dsText, want) {
 			t.Errorf("the DaemonSet lacks %q:\n%s", want, dsText)
@@ -261,6 +265,7 @@ func TestChartRefusesBadValues(t *testing.T) {
 		"metrics.secure=false,metrics.certSecret=tls": "certSecret",
 		"metrics.readers[0].name=prometheus":          "namespace",
 		"metrics.certSecret=Not_A_Name":               "certSecret",
+		"speaker.memberlist.probeInterval=fast":       "probeInterval",
 	} {
 		vals, err := deploy.Values(strings.Split(set, ",")...)
 		if err != nil {
