@@ -84,6 +84,9 @@ type peerState struct {
 	// asChecked: the AS of a dynamic external peer's session was checked
 	// (dynamicasn.go).
 	asChecked bool
+	// deferred: a change of the VRF waits for the session to finish
+	// opening (opening.go).
+	deferred bool
 }
 
 type peerEvent struct {
@@ -490,9 +493,10 @@ func (e *instance) syncPaths(ps *peerState, want pathSet) {
 				d.announce = append(d.announce, p)
 			}
 		}
+	}
+	if e.sendPaths(ps, d) {
 		ps.crossDirty = false
 	}
-	e.sendPaths(ps, d)
 }
 
 // patchPaths brings the listed prefixes of ps's VRF in line with want.
@@ -515,10 +519,16 @@ func (e *instance) patchPaths(ps *peerState, prefixes []netip.Prefix) {
 }
 
 // sendPaths announces and withdraws d on ps's VRF and records in inGobgp
-// what gobgp took.
-func (e *instance) sendPaths(ps *peerState, d pathDiff) {
+// what gobgp took. While the session is opening it changes nothing and
+// returns false: the change is deferred (opening.go).
+func (e *instance) sendPaths(ps *peerState, d pathDiff) bool {
 	if d.empty() {
-		return
+		return true
+	}
+	if e.sessionOpening(ps) {
+		ps.deferred = true
+		e.log.Debug("BGP paths deferred: session opening", "peer", ps.cfg.Name, "announce", len(d.announce), "withdraw", len(d.withdraw))
+		return false
 	}
 	var errs []error
 	if len(d.announce) > 0 {
@@ -572,7 +582,8 @@ func (e *instance) sendPaths(ps *peerState, d pathDiff) {
 		st.LastError = err.Error()
 		e.status[ps.cfg.Name] = st
 		e.log.Error("BGP paths not applied", "peer", ps.cfg.Name, "err", err)
-		return
+		return true
 	}
 	e.log.Debug("BGP paths applied", "peer", ps.cfg.Name, "announced", len(d.announce), "withdrawn", len(d.withdraw))
+	return true
 }

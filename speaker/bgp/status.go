@@ -69,6 +69,7 @@ func (e *instance) onPeerEvent(ev peerEvent) {
 		return // a peer removed since; its last event is of no interest
 	}
 	ps, st := e.peers[name], e.status[name]
+	defer e.sendDeferred(ps)
 	was := st.State
 	if ev.state == was {
 		return
@@ -76,6 +77,9 @@ func (e *instance) onPeerEvent(ev peerEvent) {
 	st.State, st.Since = ev.state, ev.time
 	if !slices.Contains(benignReasons, ev.reason) {
 		st.LastError = ev.reason
+	}
+	if ev.state == StateEstablished {
+		e.awaitFSMEstablished(ps)
 	}
 	if ev.state == StateEstablished && !e.acceptSession(ps, &st, ev.peerAS) {
 		e.status[name] = st
