@@ -128,17 +128,16 @@ type window struct {
 }
 
 type scaleResult struct {
-	n, groups         int
-	start             time.Duration
-	steady, load      window
-	rssKB             float64   // resident memory per member
-	killAll           []float64 // ms, per victim: until the last survivor dropped it
-	killEach          []float64 // ms, per (survivor, victim)
-	killFalse         int
-	killOne, killTen  []float64 // killAll split by round kind
-	detectStragglers  int       // survivors that never dropped a victim within the bound
-	burnThreads       int
-	loadAliveAfterMin int
+	n, groups        int
+	start            time.Duration
+	steady, load     window
+	rssKB            float64   // resident memory per member
+	killAll          []float64 // ms, per victim: until the last survivor dropped it
+	killEach         []float64 // ms, per (survivor, victim)
+	killFalse        int
+	killOne, killTen []float64 // killAll split by round kind
+	detectStragglers int       // survivors that never dropped a victim within the bound
+	burnThreads      int
 }
 
 func quantile(xs []float64, q float64) float64 {
@@ -618,7 +617,7 @@ func groupHelper(ctx context.Context) (func(string) string, func() error, error)
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return nil, nil, err
 		}
-		stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+		stopProfile = func() { pprof.StopCPUProfile(); _ = f.Close() }
 	}
 	timings, err := parseTimings(os.Getenv("HERALD_BENCH_TIMINGS"))
 	if err != nil {
