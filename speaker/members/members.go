@@ -697,11 +697,15 @@ func (m *Members) rejoin(list *memberlist.Memberlist) {
 	m.mu.Unlock()
 	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
 	for len(peers) > 0 {
-		// The members' addresses as the delegate recorded them (the Nodes
-		// list.Members returns are memberlist's own, updated under its lock).
+		// The live members' addresses as the delegate recorded them (the
+		// Nodes list.Members returns are memberlist's own, updated under its
+		// lock); addrs keeps failed members too, for Ping.
 		present := map[netip.AddrPort]bool{}
 		m.mu.Lock()
-		for _, a := range m.addrs {
+		for name, a := range m.addrs {
+			if _, failed := m.gone[name]; failed {
+				continue
+			}
 			if u, ok := a.(*net.UDPAddr); ok {
 				ap := u.AddrPort()
 				present[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())] = true
