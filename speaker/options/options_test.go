@@ -13,7 +13,7 @@ func TestParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.NodeName != "node-env" || o.MemberlistPort != 7946 || o.MemberlistSecret != "herald-memberlist" || o.Metrics.BindAddress != ":7473" || !o.Metrics.Secure ||
-		o.ProbeInterval != 100*time.Millisecond || o.LBClass != "" || o.HealthProbeBindAddress != ":7474" || o.LeaseDuration != 30*time.Second {
+		o.ProbeInterval != 200*time.Millisecond || o.LBClass != "" || o.HealthProbeBindAddress != ":7474" || o.LeaseDuration != 30*time.Second {
 		t.Fatalf("defaults %+v", o)
 	}
 	// The DaemonSet's arguments.
