@@ -130,7 +130,7 @@ bench: root deps kube build
 	$(GO) test -run '^$$' -bench 'LabUp|PodToReady' -benchtime 3x ./e2e/lab
 	HERALD_BENCH_SCALE=10000 HERALD_BENCH_RUNS=3 $(GO) test -count=1 -timeout 90m -run '^TestScale$$' -v ./controller 2>&1 | grep -E 'MEASURE|ok|FAIL'
 	-HERALD_BENCH_MEMBERS=30,100,300,500 HERALD_BENCH_RUNS=3 HERALD_BENCH_STEADY=30s HERALD_BENCH_LOAD=30s $(GO) test -count=1 -timeout 120m -run '^TestScale$$' -v ./speaker/members 2>&1 | grep -E 'MEASURE|members see|ok|FAIL'
-	-HERALD_BENCH_TIMINGS=probe=200ms,timeout=100ms,gossip=100ms HERALD_BENCH_MEMBERS=100,300 HERALD_BENCH_STEADY=30s HERALD_BENCH_LOAD=30s $(GO) test -count=1 -timeout 60m -run '^TestScale$$' -v ./speaker/members 2>&1 | grep -E 'MEASURE|members see|ok|FAIL'
+	-HERALD_BENCH_TIMINGS=probe=100ms,timeout=50ms,gossip=50ms HERALD_BENCH_MEMBERS=100,300 HERALD_BENCH_STEADY=30s HERALD_BENCH_LOAD=30s $(GO) test -count=1 -timeout 60m -run '^TestScale$$' -v ./speaker/members 2>&1 | grep -E 'MEASURE|members see|ok|FAIL'
 
 deps:
 	@./hack/install-deps.sh

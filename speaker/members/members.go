@@ -76,7 +76,7 @@ type Timings struct {
 // timeout halves failover (docs/benchmarks.md) but is not the default yet:
 // with it a node whose link flapped was left owning nothing and owned by
 // no one in its own view (e2e/l2 TestALinkDownMovesTheAddressesAndALost-
-// RouteKeepsThemAway failed 4 runs of 5), a bug still to be found.
+// RouteKeepsThemAway failed 5 runs of 6), a bug still to be found.
 var DefaultTimings = Timings{
 	ProbeInterval:       200 * time.Millisecond,
 	ProbeTimeout:        100 * time.Millisecond,
