@@ -38,19 +38,6 @@ import (
 //   - peak RSS (VmHWM) and CPU time of both controller processes.
 const scaleWorkers = 8
 
-func envInt(t *testing.T, name string, def int) int {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		t.Fatalf("%s=%q: want a positive integer", name, v)
-	}
-	return n
-}
-
 type scaleResult struct {
 	create, firstIP, assign, assignIdle, eventsDone, bare, restartIdle time.Duration
 	firstWrites, restartWrites, restartModified                        float64
@@ -61,8 +48,8 @@ type scaleResult struct {
 }
 
 func TestScale(t *testing.T) {
-	n := envInt(t, "HERALD_BENCH_SCALE", 500)
-	runs := envInt(t, "HERALD_BENCH_RUNS", 1)
+	n := testkit.EnvInt(t, "HERALD_BENCH_SCALE", 500)
+	runs := testkit.EnvInt(t, "HERALD_BENCH_RUNS", 1)
 	var results []scaleResult
 	for i := range runs {
 		t.Run(fmt.Sprintf("run%d", i+1), func(t *testing.T) {

@@ -62,12 +62,12 @@ func TestScale(t *testing.T) {
 		t.Skip(err)
 	}
 	cfg := scaleConfig{
-		rounds: envInt(t, "HERALD_BENCH_ROUNDS", 2),
+		rounds: testkit.EnvInt(t, "HERALD_BENCH_ROUNDS", 2),
 		steady: envDuration(t, "HERALD_BENCH_STEADY", 10*time.Second),
 		load:   envDuration(t, "HERALD_BENCH_LOAD", 5*time.Second),
-		group:  envInt(t, "HERALD_BENCH_GROUP", 50),
+		group:  testkit.EnvInt(t, "HERALD_BENCH_GROUP", 50),
 	}
-	runs := envInt(t, "HERALD_BENCH_RUNS", 1)
+	runs := testkit.EnvInt(t, "HERALD_BENCH_RUNS", 1)
 	for _, n := range envInts(t, "HERALD_BENCH_MEMBERS", []int{smallScale}) {
 		var results []scaleResult
 		if _, err := parseTimings(os.Getenv("HERALD_BENCH_TIMINGS")); err != nil {
@@ -934,19 +934,6 @@ func parseTimings(s string) (members.Timings, error) {
 		}
 	}
 	return tm, nil
-}
-
-func envInt(t *testing.T, name string, def int) int {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		t.Fatalf("%s=%q: want a positive integer", name, v)
-	}
-	return n
 }
 
 func envInts(t *testing.T, name string, def []int) []int {
