@@ -376,6 +376,7 @@ func (e *Engine) SetBlocked(blocked map[string]takeover.Blocked) bool {
 	}
 	e.blocked = blocked
 	e.MarkAllDirty()
+	e.Version++ // the report says which addresses this node cannot announce
 	return true
 }
 
@@ -487,7 +488,7 @@ func (e *Engine) Elect(now time.Time, trusted bool, handedOver map[netip.Addr]bo
 			}
 		}
 		owner := election.PreferredOwner(ip, cands, st.prefs)
-		wasWaiting := st.waiting
+		wasOwner, wasWaiting := st.owner, st.waiting
 		st.owner, st.waiting = owner, false
 		switch {
 		case owner == e.self && cur != nil:
@@ -505,7 +506,10 @@ func (e *Engine) Elect(now time.Time, trusted bool, handedOver map[netip.Addr]bo
 			delete(e.announced, ip)
 			changes = append(changes, Change{IP: ip, Services: cur.services, Why: e.stopReason(ip, st), To: owner})
 		}
-		if st.waiting != wasWaiting {
+		// The report shows the owner of every address, also of one this
+		// node neither announces nor stops announcing (it cannot: it is
+		// blocked, or another node owns it): a new owner is a new report.
+		if st.waiting != wasWaiting || st.owner != wasOwner {
 			e.Version++
 		}
 	}

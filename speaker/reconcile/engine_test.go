@@ -15,6 +15,7 @@ import (
 	"github.com/heraldlb/herald/internal/config"
 	"github.com/heraldlb/herald/speaker/advertise"
 	"github.com/heraldlb/herald/speaker/election"
+	"github.com/heraldlb/herald/speaker/takeover"
 )
 
 var (
@@ -257,5 +258,65 @@ func TestEngineRoutes(t *testing.T) {
 	e.DeleteService("d/web")
 	if r := e.ServiceRoutes("d/web"); r != nil {
 		t.Fatalf("after deletion: %v, want none", r)
+	}
+}
+
+// The status report is rebuilt only when Engine.Version moves (status.go),
+// so everything the report shows must move it. A node that could not
+// announce an address and saw only itself reported no owner for it; when
+// the others came back the owner changed while nothing this node
+// announced did, and its SpeakerStatus went on saying "no owner" (seen in
+// e2e/l2 with 100 ms memberlist probes).
+func TestEngineVersionMovesWithWhatTheReportShows(t *testing.T) {
+	ip := addr("198.51.100.5")
+	c := newCluster(t, svc("d/web", false, nil, ip.String()))
+	first := election.Owner(ip, allNode)
+	others := slices.DeleteFunc(slices.Clone(allNode), func(n string) bool { return n == first })
+	successor := election.Owner(ip, others)
+	report := func(e *Engine) v1beta1.L2Skip {
+		t.Helper()
+		var st v1beta1.SpeakerStatusStatus
+		e.L2Report(&st, nil)
+		if len(st.L2Skipped) != 1 {
+			t.Fatalf("%s skips %+v, want one address", e.self, st.L2Skipped)
+		}
+		return st.L2Skipped[0]
+	}
+
+	// The first in rank cannot announce and sees only itself: no owner.
+	e := c[first]
+	e.SetBlocked(map[string]takeover.Blocked{first: {All: true}})
+	e.SetLive([]string{first})
+	e.Elect(t0, false, nil)
+	if got := report(e); got.Reason != v1beta1.L2SkipNoInterface || got.Owner != "" {
+		t.Fatalf("alone and blocked: %+v, want NoInterface and no owner", got)
+	}
+	// The others come back: the successor owns it, and the report says so.
+	v := e.Version
+	e.SetLive(allNode)
+	e.Elect(t0, true, nil)
+	if e.Version == v {
+		t.Fatal("the owner changed but Version did not")
+	}
+	if got := report(e); got.Reason != v1beta1.L2SkipNoInterface || got.Owner != successor {
+		t.Fatalf("with the others back: %+v, want NoInterface and owner %s", got, successor)
+	}
+
+	// The successor's own view: owned elsewhere, then it loses its
+	// interface; the owner stays, only the reason changes.
+	o := c[successor]
+	o.SetLive(allNode)
+	o.Elect(t0, true, nil)
+	if got := report(o); got.Reason != v1beta1.L2SkipOwnedElsewhere || got.Owner != first {
+		t.Fatalf("%s: %+v, want OwnedElsewhere by %s", successor, got, first)
+	}
+	v = o.Version
+	o.SetBlocked(map[string]takeover.Blocked{successor: {All: true}})
+	o.Elect(t0, true, nil)
+	if o.Version == v {
+		t.Fatal("this node's blocked addresses changed but Version did not")
+	}
+	if got := report(o); got.Reason != v1beta1.L2SkipNoInterface || got.Owner != first {
+		t.Fatalf("%s blocked: %+v, want NoInterface, owner %s", successor, got, first)
 	}
 }
