@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -111,7 +112,10 @@ func (h *harness) runController(t *testing.T, o options.Options) (stop func()) {
 				t.Errorf("controller returned: %v", err)
 			}
 		case <-time.After(30 * time.Second):
-			t.Errorf("controller did not stop within 30s")
+			// Which goroutine holds the shutdown is the one fact needed.
+			buf := make([]byte, 1<<22)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Errorf("controller did not stop within 30s; goroutines:\n%s", buf)
 		}
 		if t.Failed() {
 			t.Logf("last lines of %s.log:\n%s", name, h.env.LogTail(name, 40))
