@@ -74,9 +74,9 @@ type Timings struct {
 // for its ack, then 400 ms of suspicion (with fewer than 10 members; it
 // grows with log10 of the member count). Probing every 100 ms with a 50 ms
 // timeout halves failover (docs/benchmarks.md) but is not the default yet:
-// with it a node whose link flapped was left owning nothing and owned by
-// no one in its own view (e2e/l2 TestALinkDownMovesTheAddressesAndALost-
-// RouteKeepsThemAway failed 5 runs of 6), a bug still to be found.
+// the failure it exposed (a stale SpeakerStatus) is fixed, and one run of
+// e2e/l2 with it saw an address its owner could not be reached on for
+// two minutes, not explained yet (docs/benchmarks.md).
 var DefaultTimings = Timings{
 	ProbeInterval:       200 * time.Millisecond,
 	ProbeTimeout:        100 * time.Millisecond,
