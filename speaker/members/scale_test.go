@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/internal/netns"
+	"github.com/heraldlb/herald/internal/poll"
 	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/heraldlb/herald/internal/testkit/child"
 	"github.com/heraldlb/herald/speaker/announce/lantest"
@@ -532,10 +533,12 @@ func (c *scaleCluster) killRound(t *testing.T, k int, r *scaleResult) (all, each
 
 	// seen[v] holds every survivor's time of dropping v (zero: not yet).
 	var seen map[string][]time.Time
-	deadline := time.Now().Add(scaleDetectBound)
-	for {
+	missing := 0
+	ctx, cancel := context.WithTimeout(context.Background(), scaleDetectBound)
+	defer cancel()
+	err := poll.Until(ctx, 100*time.Millisecond, func() error {
 		seen = map[string][]time.Time{}
-		missing := 0
+		missing = 0
 		for _, a := range c.all(t, fmt.Sprintf("gone %d %s", since.UnixNano(), strings.Join(victims, ","))) {
 			for _, part := range strings.Split(a, ";") {
 				v, list, _ := strings.Cut(part, "=")
@@ -554,15 +557,14 @@ func (c *scaleCluster) killRound(t *testing.T, k int, r *scaleResult) (all, each
 				}
 			}
 		}
-		if missing == 0 {
-			break
+		if missing > 0 {
+			return fmt.Errorf("%d survivors still list a killed member", missing)
 		}
-		if time.Now().After(deadline) {
-			r.detectStragglers += missing
-			t.Errorf("after %v, %d survivors still list a killed member (victims %v)", scaleDetectBound, missing, victims)
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		r.detectStragglers += missing
+		t.Errorf("after %v: %v (victims %v)", scaleDetectBound, err, victims)
 	}
 	for _, v := range victims {
 		if len(seen[v]) != c.n-k {
