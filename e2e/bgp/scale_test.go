@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
@@ -40,7 +39,7 @@ func TestMeasureManyServices(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	e.scaleSetup(ctx, t)
-	idle := e.speakerMemory(t)
+	idle := labtest.SpeakerMemory(t, e.Lab)
 
 	const ns = "t-scale"
 	labtest.Namespace(t, e.Lab, ns)
@@ -86,7 +85,7 @@ func TestMeasureManyServices(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("FRR's BGP table never counted every prefix from every node")
 	}
-	peak := e.speakerMemory(t)
+	peak := labtest.SpeakerMemory(t, e.Lab)
 	t.Logf("%d Services: created in %v; last IP written at +%v (watch)", n, created.Round(time.Millisecond), lastIP.Sub(start).Round(time.Millisecond))
 	t.Logf("all %d prefixes in FRR's BGP table from every node at +%v: %v after the last IP", n, inBGP.Sub(start).Round(time.Millisecond), inBGP.Sub(lastIP).Round(time.Millisecond))
 	t.Logf("all %d routes in FRR's kernel via every node at +%v: %v after the last IP", n, lastRoute.Sub(start).Round(time.Millisecond), lastRoute.Sub(lastIP).Round(time.Millisecond))
@@ -157,18 +156,4 @@ func (e *env) watchBGPCount(ctx context.Context, n int) <-chan time.Time {
 		}
 	}()
 	return done
-}
-
-// speakerMemory reports each speaker's resident and peak resident memory.
-func (e *env) speakerMemory(t *testing.T) string {
-	t.Helper()
-	var parts []string
-	for _, n := range e.Nodes {
-		u, err := e.Speaker(n.Name).Usage()
-		if err != nil {
-			t.Fatal(err)
-		}
-		parts = append(parts, fmt.Sprintf("%s RSS %.1f MiB (peak %.1f MiB)", n.Name, float64(u.RSS)/(1<<20), float64(u.PeakRSS)/(1<<20)))
-	}
-	return strings.Join(parts, ", ")
 }

@@ -30,10 +30,10 @@ const (
 	sliceRange = "2001:db8:100::1:0/114"
 )
 
-// sliceServices creates the pool, its L2Advertisement and n bare IPv6
+// sliceServices creates the pool, its L2Advertisement and n IPv6 (opts: how)
 // Services in namespace ns (removed after the test), waits until the
 // slices list all n, and returns each Service's address by "ns/name".
-func (e *env) sliceServices(ctx context.Context, t *testing.T, sw *lab.SliceWatch, ns string, n int) map[string]netip.Addr {
+func (e *env) sliceServices(ctx context.Context, t *testing.T, sw *lab.SliceWatch, ns string, n int, opts ...objects.ServiceOption) map[string]netip.Addr {
 	t.Helper()
 	pool := objects.Pool(slicePool, false, sliceRange)
 	adv := &v1beta1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: slicePool}, Spec: v1beta1.L2AdvertisementSpec{PoolSelection: v1beta1.PoolSelection{IPPools: []string{slicePool}}}}
@@ -46,7 +46,7 @@ func (e *env) sliceServices(ctx context.Context, t *testing.T, sw *lab.SliceWatc
 		_ = e.API.Delete(ctx, pool)
 	})
 	labtest.Namespace(t, e.Lab, ns)
-	if err := e.CreateServices(ctx, ns, slicePool, corev1.IPv6Protocol, n); err != nil {
+	if err := e.CreateServices(ctx, ns, slicePool, corev1.IPv6Protocol, n, opts...); err != nil {
 		t.Fatal(err)
 	}
 	// The slices name every Service once (a watch, not a List per check);

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,18 +19,66 @@ import (
 	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
-// CreateServices creates n Services from pool, single-stack in family, with no pods, called s00000,
-// s00001, ... in namespace with 16 clients in parallel.
-func (l *Lab) CreateServices(ctx context.Context, namespace, pool string, family corev1.IPFamily, n int) error {
+// CreateServices creates n Services from pool, single-stack in family,
+// with no pods, called s00000, s00001, ... in namespace with 16 clients in
+// parallel; opts shape them further (objects.LocalTraffic, ...).
+func (l *Lab) CreateServices(ctx context.Context, namespace, pool string, family corev1.IPFamily, n int, opts ...objects.ServiceOption) error {
+	shape := append([]objects.ServiceOption{objects.FromPool(pool), objects.Families(corev1.IPFamilyPolicySingleStack, family)}, opts...)
+	return inParallel(n, func(i int) error {
+		svc := objects.Service(namespace, ScaleServiceName(i), shape...)
+		if _, err := l.Kube.CoreV1().Services(namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("lab: create Service %s/%s: %w", namespace, svc.Name, err)
+		}
+		return nil
+	})
+}
+
+// ScaleServiceName is the name of CreateServices' i-th Service.
+func ScaleServiceName(i int) string { return fmt.Sprintf("s%05d", i) }
+
+// CreateEndpointSlices creates, for each of the n Services that
+// CreateServices names, one IPv6 EndpointSlice of perSlice ready endpoints
+// spread over the lab's nodes, as the EndpointSlice controller would for
+// pods. The pod addresses are made up (fd00:e2e::/32; nothing is sent to
+// them) and the slices are managed by "herald-e2e", so no controller
+// removes them. The Services may be created before or after.
+func (l *Lab) CreateEndpointSlices(ctx context.Context, namespace string, n, perSlice int) error {
+	ready, no, port, proto := true, false, int32(80), corev1.ProtocolTCP
+	return inParallel(n, func(i int) error {
+		name := ScaleServiceName(i)
+		sl := &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Name: name + "-e2e", Labels: map[string]string{
+				discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "herald-e2e"}},
+			AddressType: discoveryv1.AddressTypeIPv6,
+			Ports:       []discoveryv1.EndpointPort{{Port: &port, Protocol: &proto}},
+		}
+		for j := range perSlice {
+			node := l.Nodes[(i*perSlice+j)%len(l.Nodes)].Name
+			sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{
+				Addresses:  []string{fmt.Sprintf("fd00:e2e:%x::%x", i, j+1)},
+				NodeName:   &node,
+				Conditions: discoveryv1.EndpointConditions{Ready: &ready, Serving: &ready, Terminating: &no},
+				TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: namespace, Name: fmt.Sprintf("%s-%d", name, j)},
+			})
+		}
+		if _, err := l.Kube.DiscoveryV1().EndpointSlices(namespace).Create(ctx, sl, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("lab: create EndpointSlice %s/%s: %w", namespace, sl.Name, err)
+		}
+		return nil
+	})
+}
+
+// inParallel calls f for 0..n-1 from 16 goroutines and returns the first
+// error (each goroutine stops at its own first one).
+func inParallel(n int, f func(i int) error) error {
 	const workers = 16
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < n; i += workers {
-				svc := objects.Service(namespace, fmt.Sprintf("s%05d", i), objects.FromPool(pool), objects.Families(corev1.IPFamilyPolicySingleStack, family))
-				if _, err := l.Kube.CoreV1().Services(namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-					errs <- fmt.Errorf("lab: create Service %s/%s: %w", namespace, svc.Name, err)
+				if err := f(i); err != nil {
+					errs <- err
 					return
 				}
 			}

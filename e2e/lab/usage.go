@@ -65,3 +65,22 @@ func procUsage(pid int) (Usage, error) {
 	}
 	return u, nil
 }
+
+// Memory says the resident memory now and at its peak, in MiB.
+func (u Usage) Memory() string {
+	return fmt.Sprintf("RSS %.1f MiB (peak %.1f MiB)", float64(u.RSS)/(1<<20), float64(u.PeakRSS)/(1<<20))
+}
+
+// SpeakerMemory says each node's speaker's resident memory now and at its
+// peak.
+func (l *Lab) SpeakerMemory() (string, error) {
+	parts := make([]string, 0, len(l.Nodes))
+	for _, n := range l.Nodes {
+		u, err := l.Speaker(n.Name).Usage()
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, n.Name+" "+u.Memory())
+	}
+	return strings.Join(parts, ", "), nil
+}

@@ -168,3 +168,13 @@ func Namespace(t testing.TB, l *lab.Lab, name string) {
 		}
 	})
 }
+
+// SpeakerMemory says each speaker's resident memory now and at its peak.
+func SpeakerMemory(t testing.TB, l *lab.Lab) string {
+	t.Helper()
+	m, err := l.SpeakerMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
