@@ -129,12 +129,7 @@ func (e *env) scaleSetup(ctx context.Context, t *testing.T) {
 		_ = e.API.Delete(ctx, &v1beta1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "scale"}})
 		_ = e.API.Delete(ctx, &v1beta1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "scale"}})
 	})
-	for _, node := range e.Nodes {
-		if err := node.KubeProxy.Terminate(5 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = node.KubeProxy.Start() })
-	}
+	labtest.WithoutKubeProxy(t, e.Lab)
 }
 
 // watchBGPCount polls FRR's iBGP neighbors every 250 ms and sends the time

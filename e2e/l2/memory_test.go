@@ -34,12 +34,7 @@ func TestSpeakerMemory(t *testing.T) {
 	const perSlice, ns = 10, "t-memory"
 	e := herald(t)
 	ctx := labtest.Context(t, 50*time.Minute)
-	for _, node := range e.Nodes {
-		if err := node.KubeProxy.Terminate(5 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = node.KubeProxy.Start() })
-	}
+	labtest.WithoutKubeProxy(t, e.Lab)
 	idle := labtest.SpeakerMemory(t, e.Lab)
 	sw, err := e.WatchSlices(ctx)
 	if err != nil {

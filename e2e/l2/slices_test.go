@@ -362,13 +362,7 @@ func TestMeasureSliceWrites(t *testing.T) {
 	n, trials := labtest.MeasureInt("HERALD_MEASURE_SERVICES", 10000), labtest.MeasureInt("HERALD_MEASURE_TRIALS", 5)
 	e := herald(t)
 	ctx := labtest.Context(t, 50*time.Minute)
-	// kube-proxy would program every Service in every node on 2 cores.
-	for _, node := range e.Nodes {
-		if err := node.KubeProxy.Terminate(5 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = node.KubeProxy.Start() })
-	}
+	labtest.WithoutKubeProxy(t, e.Lab)
 	sw, err := e.WatchSlices(ctx)
 	if err != nil {
 		t.Fatal(err)

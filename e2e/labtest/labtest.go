@@ -178,3 +178,16 @@ func SpeakerMemory(t testing.TB, l *lab.Lab) string {
 	}
 	return m
 }
+
+// WithoutKubeProxy stops every node's kube-proxy until the test ends: with
+// thousands of Services it would program each of them on every node, on
+// the same 2 cores, and the test would measure it.
+func WithoutKubeProxy(t testing.TB, l *lab.Lab) {
+	t.Helper()
+	for _, node := range l.Nodes {
+		if err := node.KubeProxy.Terminate(5 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = node.KubeProxy.Start() })
+	}
+}
