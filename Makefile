@@ -94,7 +94,7 @@ test-unit:
 FUZZ_TARGETS = ./speaker/arp:FuzzReply ./speaker/ndp:FuzzReply \
 	./internal/config:FuzzParseRange ./internal/config:FuzzCommunity \
 	./internal/k8s:FuzzServiceAnnotations
-FUZZ_SHORT ?= 10s
+FUZZ_SHORT ?= 100000x
 FUZZ_TIME ?= 10m
 
 ## fuzz: every fuzz target for FUZZ_TIME (10m each); a failing input lands in the package's testdata/fuzz
