@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -55,7 +56,7 @@ func (l *Lab) CreateEndpointSlices(ctx context.Context, namespace string, n, per
 		for j := range perSlice {
 			node := l.Nodes[(i*perSlice+j)%len(l.Nodes)].Name
 			sl.Endpoints = append(sl.Endpoints, discoveryv1.Endpoint{
-				Addresses:  []string{fmt.Sprintf("fd00:e2e:%x::%x", i, j+1)},
+				Addresses:  []string{netip.MustParseAddr(fmt.Sprintf("fd00:e2e:%x::%x", i, j+1)).String()}, // canonical, or refused
 				NodeName:   &node,
 				Conditions: discoveryv1.EndpointConditions{Ready: &ready, Serving: &ready, Terminating: &no},
 				TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: namespace, Name: fmt.Sprintf("%s-%d", name, j)},
