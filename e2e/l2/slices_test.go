@@ -31,7 +31,7 @@ const (
 )
 
 // sliceServices creates the pool, its L2Advertisement and n IPv6 (opts: how)
-// Services in namespace ns (removed after the test), waits until the
+// Services in namespace ns (which the caller creates), waits until the
 // slices list all n, and returns each Service's address by "ns/name".
 func (e *env) sliceServices(ctx context.Context, t *testing.T, sw *lab.SliceWatch, ns string, n int, opts ...objects.ServiceOption) map[string]netip.Addr {
 	t.Helper()
@@ -45,7 +45,6 @@ func (e *env) sliceServices(ctx context.Context, t *testing.T, sw *lab.SliceWatc
 		_ = e.API.Delete(ctx, adv)
 		_ = e.API.Delete(ctx, pool)
 	})
-	labtest.Namespace(t, e.Lab, ns)
 	if err := e.CreateServices(ctx, ns, slicePool, corev1.IPv6Protocol, n, opts...); err != nil {
 		t.Fatal(err)
 	}
@@ -274,6 +273,7 @@ func TestAnnouncementSlicesFollowAFailover(t *testing.T) {
 	}
 	defer sw.Stop()
 	const ns, n = "t-slices", 60
+	labtest.Namespace(t, e.Lab, ns)
 	ips := e.sliceServices(ctx, t, sw, ns, n)
 	all := e.NodeNames()
 	if _, err := sw.Wait(ctx, ns, rightL2(ips, all)); err != nil {
@@ -369,6 +369,7 @@ func TestMeasureSliceWrites(t *testing.T) {
 	}
 	defer sw.Stop()
 	c0, start := sw.Counts(), time.Now()
+	labtest.Namespace(t, e.Lab, "t-slicescale")
 	ips := e.sliceServices(ctx, t, sw, "t-slicescale", n)
 	all := e.NodeNames()
 	at, err := sw.Wait(ctx, "t-slicescale", rightL2(ips, all))
