@@ -126,6 +126,7 @@ lab-down: root
 bench: root deps kube build
 	$(GO) test -run '^$$' -bench . -count 6 ./controller/allocator
 	$(GO) test -run '^$$' -bench MembershipChange -benchtime 20x -count 5 ./speaker/reconcile
+	HERALD_MEASURE=1 $(GO) test -count=1 -timeout 60m -run '^TestSpeakerMemory$$' -v ./e2e/l2 2>&1 | grep -E 'MEASURE|ok|FAIL'
 	$(GO) test -run '^$$' -bench 'StartToReady|CreateServices' -benchtime 1x ./internal/testenv
 	$(GO) test -run '^$$' -bench 'LabUp|PodToReady' -benchtime 3x ./e2e/lab
 	HERALD_BENCH_SCALE=10000 HERALD_BENCH_RUNS=3 $(GO) test -count=1 -timeout 90m -run '^TestScale$$' -v ./controller 2>&1 | grep -E 'MEASURE|ok|FAIL'
