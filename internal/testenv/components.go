@@ -67,10 +67,6 @@ func apiserverArgs(k *pki, p ports, serviceAccounts bool) []string {
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--authorization-mode=RBAC",
 		"--service-cluster-ip-range=" + ServiceCIDRs,
-		// Every Service with externalTrafficPolicy Local holds a health-check
-		// node port: 10,000 of them (e2e/l2 TestSpeakerMemory) need more than
-		// the default 30000-32767.
-		"--service-node-port-range=30000-50000",
 		// No apiserver Endpoints for the kubernetes Service: nothing here reaches it
 		// through a ClusterIP, and its advertise address is loopback.
 		"--endpoint-reconciler-type=none",
