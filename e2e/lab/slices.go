@@ -26,7 +26,7 @@ import (
 func (l *Lab) CreateServices(ctx context.Context, namespace, pool string, family corev1.IPFamily, n int, opts ...objects.ServiceOption) error {
 	shape := append([]objects.ServiceOption{objects.FromPool(pool), objects.Families(corev1.IPFamilyPolicySingleStack, family)}, opts...)
 	return inParallel(n, func(i int) error {
-		svc := objects.Service(namespace, ScaleServiceName(i), shape...)
+		svc := objects.Service(namespace, serviceName(i), shape...)
 		if _, err := l.Kube.CoreV1().Services(namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("lab: create Service %s/%s: %w", namespace, svc.Name, err)
 		}
@@ -34,8 +34,8 @@ func (l *Lab) CreateServices(ctx context.Context, namespace, pool string, family
 	})
 }
 
-// ScaleServiceName is the name of CreateServices' i-th Service.
-func ScaleServiceName(i int) string { return fmt.Sprintf("s%05d", i) }
+// serviceName is the name of CreateServices' i-th Service.
+func serviceName(i int) string { return fmt.Sprintf("s%05d", i) }
 
 // CreateEndpointSlices creates, for each of the n Services that
 // CreateServices names, one IPv6 EndpointSlice of perSlice ready endpoints
@@ -46,7 +46,7 @@ func ScaleServiceName(i int) string { return fmt.Sprintf("s%05d", i) }
 func (l *Lab) CreateEndpointSlices(ctx context.Context, namespace string, n, perSlice int) error {
 	ready, no, port, proto := true, false, int32(80), corev1.ProtocolTCP
 	return inParallel(n, func(i int) error {
-		name := ScaleServiceName(i)
+		name := serviceName(i)
 		sl := &discoveryv1.EndpointSlice{
 			ObjectMeta: metav1.ObjectMeta{Name: name + "-e2e", Labels: map[string]string{
 				discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "herald-e2e"}},
