@@ -279,6 +279,15 @@ func (e *instance) ensureServer(ctx context.Context, d *snapshot) error {
 	if e.s != nil {
 		e.log.Info("BGP router ID or listen port changed, restarting every session",
 			"from", e.routerID, "to", d.routerID, "listenPortFrom", e.listenPort, "listenPortTo", d.listenPort)
+		// Peers that d no longer has are deleted first, with a Cease:
+		// the restart closes graceful-restart sessions without one, and
+		// a deleted peer's router would keep its routes (stale) for the
+		// whole restart time.
+		for _, name := range sortedNames(e.peers) {
+			if !slices.ContainsFunc(d.peers, func(p Peer) bool { return p.Name == name }) {
+				e.removePeer(ctx, name)
+			}
+		}
 		e.stopServer(true)
 	}
 	asn := uint32(64512) // gobgp needs one; every neighbor sets its own local AS

@@ -113,6 +113,44 @@ func TestPassivePeerAtFRR(t *testing.T) {
 	})
 }
 
+// TestDeletingAGracefulPeerWithTheListenerWithdraws: when one update
+// deletes a graceful-restart peer and the last passive peer (so the
+// listener closes and every session restarts), the deleted peer's router
+// drops the node's route at once instead of keeping it stale for the
+// restart time.
+func TestDeletingAGracefulPeerWithTheListenerWithdraws(t *testing.T) {
+	l := newLab(t)
+	ctx := l.ctx
+	frr := l.startFRRWith(t, routers.FRRConfig{
+		Neighbors: []routers.Neighbor{
+			frrNeighbor(nodeV4, nodeASN),
+			frrNeighbor(nodeV6, nodeASN, func(o *routers.SessionOptions) { o.Passive = true }),
+		},
+		ExtraBGP: []string{"neighbor " + nodeV4.String() + " port 1790"},
+	})
+	sp := startSpeaker(t, l.reg, l.node, "speaker")
+	graceful := nodePeer("graceful6", frrV6)
+	graceful.GracefulRestart, graceful.RestartTime = true, 60*time.Second
+	passive := nodePeer("passive4", frrV4)
+	passive.Passive = true
+	d := Desired{RouterID: routerID, ListenPort: 1790, Peers: []Peer{graceful, passive},
+		Paths: map[string][]Path{"graceful6": {{Prefix: vip6}}, "passive4": {{Prefix: vip4}}}}
+	sp.set(t, d)
+	waitEstablished(ctx, t, frr, nodeV4, nodeV6)
+	testkit.For(t, 10*time.Second, "route over the graceful-restart session at FRR", func() error {
+		_, err := frrPathFrom(ctx, frr, vip6, nodeV6)
+		return err
+	})
+
+	sp.set(t, Desired{RouterID: routerID})
+	testkit.For(t, 10*time.Second, "both peers' routes gone at FRR, none kept stale", func() error {
+		if err := frrLacksPathFrom(ctx, frr, vip6, nodeV6); err != nil {
+			return err
+		}
+		return frrLacksPathFrom(ctx, frr, vip4, nodeV4)
+	})
+}
+
 // TestPassiveWithoutListenPortIsRejected: a passive peer in a Desired
 // without a listen port is refused with the reason; the others run.
 func TestPassiveWithoutListenPortIsRejected(t *testing.T) {
