@@ -2,6 +2,7 @@ package l2
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	v1beta1 "github.com/heraldlb/herald/api/v1beta1"
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
+	"github.com/heraldlb/herald/internal/poll"
 )
 
 // env is the shared lab with Herald running in it.
@@ -65,4 +67,28 @@ func startHerald(l *lab.Lab) (*env, error) {
 func (e *env) get(ctx context.Context, ip string) (node string, err error) {
 	rep, err := e.Client.GetEventually(ctx, lab.URL(ip, 80))
 	return rep.Node, err
+}
+
+// answeredByOwner waits until exactly one node announces ip (want, unless
+// want is empty) and the client's requests reach it through that node,
+// and returns the node. Until the client's neighbor entry for ip expires,
+// it may still send to a node that owned the same address for an earlier
+// Service.
+func (e *env) answeredByOwner(ctx context.Context, ip, want string) (owner string, err error) {
+	err = poll.Until(ctx, 50*time.Millisecond, func() error {
+		o, err := e.Owners(ctx, ip)
+		if err != nil {
+			return err
+		}
+		if len(o) != 1 || (want != "" && o[0] != want) {
+			return fmt.Errorf("%s announced by %v, want one node %s", ip, o, want)
+		}
+		owner = o[0]
+		rep, err := e.Client.Get(ctx, lab.URL(ip, 80))
+		if err == nil && rep.Node != owner {
+			err = fmt.Errorf("answered through %s, owner is %s", rep.Node, owner)
+		}
+		return err
+	})
+	return owner, err
 }
