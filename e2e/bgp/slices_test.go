@@ -174,7 +174,7 @@ func TestMeasureBGPSliceWrites(t *testing.T) {
 	if !labtest.Measuring() {
 		t.Skip("measurement: set HERALD_MEASURE=1")
 	}
-	n, trials := labtest.MeasureInt("HERALD_MEASURE_SERVICES", 10000), labtest.MeasureInt("HERALD_MEASURE_TRIALS", 5)
+	n, trials := testkit.EnvInt(t, "HERALD_MEASURE_SERVICES", 10000), testkit.EnvInt(t, "HERALD_MEASURE_TRIALS", 5)
 	e := herald(t)
 	ctx := labtest.Context(t, 50*time.Minute)
 	e.scaleSetup(ctx, t)

@@ -13,6 +13,7 @@ import (
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/internal/poll"
+	"github.com/heraldlb/herald/internal/testkit"
 )
 
 // faults take an address's owner out, and bring it back.
@@ -225,7 +226,7 @@ func TestMeasureFailover(t *testing.T) {
 	if !labtest.Measuring() {
 		t.Skip("measurement: set HERALD_MEASURE=1")
 	}
-	n := labtest.MeasureInt("HERALD_MEASURE_TRIALS", 10)
+	n := testkit.EnvInt(t, "HERALD_MEASURE_TRIALS", 10)
 	e := herald(t)
 	w := e.failoverWorkload(t)
 	ip := w.IPs[0]

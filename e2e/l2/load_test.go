@@ -14,6 +14,7 @@ import (
 
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
+	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/heraldlb/herald/speaker/election"
 )
 
@@ -175,7 +176,7 @@ func TestMeasureFalseSuspicions(t *testing.T) {
 	if !labtest.Measuring() {
 		t.Skip("measurement: set HERALD_MEASURE=1")
 	}
-	minutes := labtest.MeasureInt("HERALD_MEASURE_MINUTES", 10)
+	minutes := testkit.EnvInt(t, "HERALD_MEASURE_MINUTES", 10)
 	e := herald(t)
 	w := e.failoverWorkload(t)
 	tr := e.underLoad(t, w.IPs[0], time.Duration(minutes)*time.Minute)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/heraldlb/herald/e2e/labtest"
+	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
@@ -29,7 +30,7 @@ const speakerRSSBound = 150_000_000
 func TestSpeakerMemory(t *testing.T) {
 	n := 1000
 	if labtest.Measuring() {
-		n = labtest.MeasureInt("HERALD_MEASURE_SERVICES", 10000)
+		n = testkit.EnvInt(t, "HERALD_MEASURE_SERVICES", 10000)
 	}
 	const perSlice, ns = 10, "t-memory"
 	e := herald(t)

@@ -17,6 +17,7 @@ import (
 	"github.com/heraldlb/herald/e2e/lab"
 	"github.com/heraldlb/herald/e2e/labtest"
 	"github.com/heraldlb/herald/internal/k8s"
+	"github.com/heraldlb/herald/internal/testkit"
 	"github.com/heraldlb/herald/internal/testkit/objects"
 	"github.com/heraldlb/herald/speaker/election"
 )
@@ -359,7 +360,7 @@ func TestMeasureSliceWrites(t *testing.T) {
 	if !labtest.Measuring() {
 		t.Skip("measurement: set HERALD_MEASURE=1")
 	}
-	n, trials := labtest.MeasureInt("HERALD_MEASURE_SERVICES", 10000), labtest.MeasureInt("HERALD_MEASURE_TRIALS", 5)
+	n, trials := testkit.EnvInt(t, "HERALD_MEASURE_SERVICES", 10000), testkit.EnvInt(t, "HERALD_MEASURE_TRIALS", 5)
 	e := herald(t)
 	ctx := labtest.Context(t, 50*time.Minute)
 	labtest.WithoutKubeProxy(t, e.Lab)

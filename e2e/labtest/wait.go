@@ -3,7 +3,6 @@ package labtest
 import (
 	"context"
 	"os"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -20,12 +19,3 @@ func Context(t testing.TB, d time.Duration) context.Context {
 // run (HERALD_MEASURE=1); without it they are skipped or run once against
 // loose bounds.
 func Measuring() bool { return os.Getenv("HERALD_MEASURE") == "1" }
-
-// MeasureInt is the positive number in the environment variable name
-// (HERALD_MEASURE_TRIALS, ...), else def.
-func MeasureInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
