@@ -32,7 +32,7 @@ type EventRecorder interface {
 // senders. A burst of Events (one per Service when thousands are assigned
 // at once) thus waits its turn instead of competing with status writes for
 // the API server, and costs a queue entry each, not a goroutine. Events are
-// best effort: beyond MaxQueued waiting Events, new ones are dropped.
+// best effort: beyond MaxQueuedEvents waiting Events, new ones are dropped.
 //
 // Events that repeat are not all recorded (eventlimit.go): an Event
 // identical to one recorded about the same object in the last 10 minutes
@@ -55,11 +55,13 @@ type EventSink struct {
 	clock       func() time.Time // nil: time.Now; tests set it
 }
 
-// Senders write Events in parallel; MaxQueued bounds the waiting ones.
+// Senders write Events in parallel; MaxQueuedEvents bounds the waiting
+// ones: when many more Services than that are assigned at once, the
+// Events of the last ones are dropped (their conditions say the same).
 const (
-	eventSenders   = 4
-	eventMaxQueued = 20000
-	eventNoteMax   = 1024 // the API's limit on a note
+	eventSenders    = 4
+	MaxQueuedEvents = 20000
+	eventNoteMax    = 1024 // the API's limit on a note
 )
 
 var _ EventRecorder = (*EventSink)(nil)
@@ -118,7 +120,7 @@ func (s *EventSink) enqueue(obj runtime.Object, typ, reason, action, note string
 	s.Log.Debug("event", "object", ref.Namespace+"/"+ref.Name, "kind", ref.Kind, "type", typ, "reason", reason, "note", ev.Note)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.queue) >= eventMaxQueued {
+	if len(s.queue) >= MaxQueuedEvents {
 		s.dropped++
 		return
 	}
