@@ -1,6 +1,8 @@
 package l2
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -56,6 +58,9 @@ func TestSpeakerMemory(t *testing.T) {
 	}
 	t.Logf("%d Services created and announced by their owners %v after the first slice", n, at.Sub(start).Round(time.Millisecond))
 	full := labtest.SpeakerMemory(t, e.Lab)
+	for _, name := range e.NodeNames() {
+		t.Logf("%s's Go runtime: %s", name, e.goMemory(ctx, t, name))
+	}
 
 	// A speaker restarts: stopped, its addresses move to the others; started,
 	// it takes its share back.
@@ -89,4 +94,24 @@ func TestSpeakerMemory(t *testing.T) {
 			t.Errorf("%s's speaker holds %s, want under 150 MB", name, u.Memory())
 		}
 	}
+}
+
+// goMemory says what a speaker's Go runtime reports of its memory: the
+// heap live after the last GC, the heap size at which the next GC starts,
+// and all the runtime holds from the OS.
+func (e *env) goMemory(ctx context.Context, t *testing.T, node string) string {
+	t.Helper()
+	m, err := e.SpeakerMetrics(ctx, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mib := func(series string) string {
+		v, ok := metricValue(m, series)
+		if !ok {
+			return "?"
+		}
+		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+	}
+	return fmt.Sprintf("heap live %s, next GC at %s, held from the OS %s (released %s)",
+		mib("go_gc_heap_live_bytes"), mib("go_memstats_next_gc_bytes"), mib("go_memstats_sys_bytes"), mib("go_memstats_heap_released_bytes"))
 }

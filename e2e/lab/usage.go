@@ -12,8 +12,10 @@ import (
 type Usage struct {
 	// CPU is user plus system time.
 	CPU time.Duration
-	// RSS is resident memory now, PeakRSS its high-water mark, in bytes.
-	RSS, PeakRSS int64
+	// RSS is resident memory now, PeakRSS its high-water mark, in bytes;
+	// FileRSS is the part of RSS that maps files (the binary's pages,
+	// shared with every process that runs it), the rest is the process's own.
+	RSS, PeakRSS, FileRSS int64
 }
 
 // Usage reads the cost of the component's running process.
@@ -61,6 +63,8 @@ func procUsage(pid int) (Usage, error) {
 			u.RSS = kib << 10
 		case "VmHWM:":
 			u.PeakRSS = kib << 10
+		case "RssFile:":
+			u.FileRSS = kib << 10
 		}
 	}
 	return u, nil
@@ -68,7 +72,7 @@ func procUsage(pid int) (Usage, error) {
 
 // Memory says the resident memory now and at its peak, in MiB.
 func (u Usage) Memory() string {
-	return fmt.Sprintf("RSS %.1f MiB (peak %.1f MiB)", float64(u.RSS)/(1<<20), float64(u.PeakRSS)/(1<<20))
+	return fmt.Sprintf("RSS %.1f MiB (peak %.1f MiB, %.1f MiB of it file pages)", float64(u.RSS)/(1<<20), float64(u.PeakRSS)/(1<<20), float64(u.FileRSS)/(1<<20))
 }
 
 // SpeakerMemory says each node's speaker's resident memory now and at its
