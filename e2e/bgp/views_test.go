@@ -250,7 +250,7 @@ func (e *env) noResetSince(ctx context.Context, before resets) error {
 	}
 	for a, v := range before.bird {
 		if p := now.bird[a]; p.Name != v.Name || !v.SameSession(p) {
-			reset = append(reset, fmt.Sprintf("BIRD %v %s since %s -> %s %s since %s", a, v.Name, v.Since, p.Name, p.BGPState, p.Since))
+			reset = append(reset, fmt.Sprintf("BIRD %v %s %s since %s -> %s %s since %s", a, v.Name, v.BGPState, v.Since, p.Name, p.BGPState, p.Since))
 		}
 	}
 	if len(reset) > 0 {
