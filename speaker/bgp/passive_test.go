@@ -51,6 +51,20 @@ func listensOn(t testing.TB, l *lab, ns *netns.NS, port uint16) bool {
 	return slices.ContainsFunc(sockets(t, l, ns, "listening"), func(c tcpConn) bool { return c.local.Port() == port })
 }
 
+// startFRRDialing1790 starts FRR with two neighbors: the node's IPv4
+// address, which FRR dials on port 1790 (a passive peer of the node), and
+// its IPv6 address, which FRR only accepts (an active peer of the node).
+func startFRRDialing1790(t *testing.T, l *lab) *routers.FRR {
+	t.Helper()
+	return l.startFRRWith(t, routers.FRRConfig{
+		Neighbors: []routers.Neighbor{
+			frrNeighbor(nodeV4, nodeASN),
+			frrNeighbor(nodeV6, nodeASN, func(o *routers.SessionOptions) { o.Passive = true }),
+		},
+		ExtraBGP: []string{"neighbor " + nodeV4.String() + " port 1790"},
+	})
+}
+
 // TestPassivePeerAtFRR: the node listens only while a passive peer asks
 // for it, on the port asked for. FRR dials the node's port 1790 and the
 // session carries the route; the node's other, active session is
@@ -59,13 +73,7 @@ func listensOn(t testing.TB, l *lab, ns *netns.NS, port uint16) bool {
 func TestPassivePeerAtFRR(t *testing.T) {
 	l := newLab(t)
 	ctx := l.ctx
-	frr := l.startFRRWith(t, routers.FRRConfig{
-		Neighbors: []routers.Neighbor{
-			frrNeighbor(nodeV4, nodeASN),
-			frrNeighbor(nodeV6, nodeASN, func(o *routers.SessionOptions) { o.Passive = true }),
-		},
-		ExtraBGP: []string{"neighbor " + nodeV4.String() + " port 1790"},
-	})
+	frr := startFRRDialing1790(t, l)
 	sp := startSpeaker(t, l.reg, l.node, "speaker")
 	active := nodePeer("active6", frrV6)
 	d := Desired{RouterID: routerID, Peers: []Peer{active}, Paths: map[string][]Path{"passive4": {{Prefix: vip4}}, "active6": {{Prefix: vip6}}}}
@@ -121,13 +129,7 @@ func TestPassivePeerAtFRR(t *testing.T) {
 func TestDeletingAGracefulPeerWithTheListenerWithdraws(t *testing.T) {
 	l := newLab(t)
 	ctx := l.ctx
-	frr := l.startFRRWith(t, routers.FRRConfig{
-		Neighbors: []routers.Neighbor{
-			frrNeighbor(nodeV4, nodeASN),
-			frrNeighbor(nodeV6, nodeASN, func(o *routers.SessionOptions) { o.Passive = true }),
-		},
-		ExtraBGP: []string{"neighbor " + nodeV4.String() + " port 1790"},
-	})
+	frr := startFRRDialing1790(t, l)
 	sp := startSpeaker(t, l.reg, l.node, "speaker")
 	graceful := nodePeer("graceful6", frrV6)
 	graceful.GracefulRestart, graceful.RestartTime = true, 60*time.Second
