@@ -56,6 +56,7 @@ func (s *Speaker) converge(now time.Time, stalled bool, msgs inboxBatch) {
 
 	s.live = d.Live
 	s.engine.SetLive(d.Live)
+	s.engine.SetUnconfirmed(d.Unconfirmed)
 	if d.TakeOver && !s.takeovers {
 		s.engine.MarkWaitingDirty() // losing the right to take over changes nothing announced
 	}

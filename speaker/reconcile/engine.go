@@ -49,6 +49,10 @@ type Engine struct {
 	services map[string]*serviceState
 	ips      map[netip.Addr]*ipState
 	live     map[string]bool
+	// unconfirmed are members seen alive that have not confirmed yet (see
+	// takeover.Decision.Unconfirmed): no candidates, but an address one of
+	// them ranks first for is not taken over.
+	unconfirmed map[string]bool
 	// blocked are the addresses each node published it cannot announce
 	// (this node's own included): it is no candidate for them.
 	blocked map[string]takeover.Blocked
@@ -91,6 +95,9 @@ type ipState struct {
 	noEndpoint         bool   // a target is withdrawn for lack of endpoints
 	owner              string // elected among live eligible nodes
 	waiting            bool   // this node owns it but may not take it over yet
+	// deferTo is the unconfirmed member that ranks before owner: owner
+	// does not take the address over while it does.
+	deferTo string
 }
 
 // announcement is an IP this node announces.
@@ -103,14 +110,15 @@ type announcement struct {
 // NewEngine returns an engine for the node called self.
 func NewEngine(self string) *Engine {
 	return &Engine{
-		self:       self,
-		services:   map[string]*serviceState{},
-		ips:        map[netip.Addr]*ipState{},
-		live:       map[string]bool{},
-		blocked:    map[string]takeover.Blocked{},
-		dirty:      map[netip.Addr]bool{},
-		unselected: map[netip.Addr]bool{},
-		announced:  map[netip.Addr]*announcement{},
+		self:        self,
+		services:    map[string]*serviceState{},
+		ips:         map[netip.Addr]*ipState{},
+		live:        map[string]bool{},
+		unconfirmed: map[string]bool{},
+		blocked:     map[string]takeover.Blocked{},
+		dirty:       map[netip.Addr]bool{},
+		unselected:  map[netip.Addr]bool{},
+		announced:   map[netip.Addr]*announcement{},
 	}
 }
 
@@ -362,6 +370,62 @@ func (e *Engine) SetLive(names []string) bool {
 	return true
 }
 
+// SetUnconfirmed replaces the unconfirmed members (see
+// takeover.Decision.Unconfirmed). Only the IPs that deferred to a member
+// that is no longer unconfirmed, and those a newly unconfirmed member
+// outranks the owner for, are re-elected.
+func (e *Engine) SetUnconfirmed(names []string) bool {
+	next := make(map[string]bool, len(names))
+	for _, n := range names {
+		next[n] = true
+	}
+	if maps.Equal(next, e.unconfirmed) {
+		return false
+	}
+	var added []string
+	for n := range next {
+		if !e.unconfirmed[n] {
+			added = append(added, n)
+		}
+	}
+	e.unconfirmed = next
+	for ip, st := range e.ips {
+		if e.dirty[ip] {
+			continue
+		}
+		if st.deferTo != "" && !next[st.deferTo] {
+			e.dirty[ip] = true
+			continue
+		}
+		for _, n := range added {
+			if e.mayClaim(n, ip, st) && election.Outranks(ip, n, st.owner, st.prefs) {
+				e.dirty[ip] = true
+				break
+			}
+		}
+	}
+	return true
+}
+
+// mayClaim reports whether node n, not necessarily live, is eligible for ip
+// and has not published that it cannot announce it.
+func (e *Engine) mayClaim(n string, ip netip.Addr, st *ipState) bool {
+	_, ok := slices.BinarySearch(st.eligible, n)
+	return ok && !e.blocked[n].Has(ip)
+}
+
+// deferTo returns the unconfirmed member that ranks first for ip if it
+// ranks before owner, else "".
+func (e *Engine) deferTo(ip netip.Addr, st *ipState, owner string) string {
+	best, to := owner, ""
+	for n := range e.unconfirmed {
+		if e.mayClaim(n, ip, st) && election.Outranks(ip, n, best, st.prefs) {
+			best, to = n, n
+		}
+	}
+	return to
+}
+
 // SetBlocked replaces what each node published it cannot announce. A
 // change re-elects every IP.
 func (e *Engine) SetBlocked(blocked map[string]takeover.Blocked) bool {
@@ -459,9 +523,10 @@ type Change struct {
 // Elect re-elects the IPs that changed and decides what this node
 // announces. The owner of an IP is election.Owner among its eligible nodes
 // that are live and not blocked for it (see takeover.Blocked). An IP this
-// node owns is taken over only when trusted (see takeover) or when it was
-// handed over or released to it; one it announces already is kept as long
-// as it owns it. It returns the starts and stops,
+// node owns is taken over only when trusted (see takeover) and no
+// unconfirmed member ranks before it, or when it was handed over or
+// released to it; one it announces already is kept as long as it owns it.
+// It returns the starts and stops,
 // and whether anything in the desired state changed (interfaces included).
 func (e *Engine) Elect(now time.Time, trusted bool, handedOver map[netip.Addr]bool) (changes []Change, changed bool) {
 	cands := make([]string, 0, len(e.live))
@@ -488,8 +553,11 @@ func (e *Engine) Elect(now time.Time, trusted bool, handedOver map[netip.Addr]bo
 			}
 		}
 		owner := election.PreferredOwner(ip, cands, st.prefs)
-		wasOwner, wasWaiting := st.owner, st.waiting
-		st.owner, st.waiting = owner, false
+		wasOwner, wasWaiting, wasDefer := st.owner, st.waiting, st.deferTo
+		st.owner, st.waiting, st.deferTo = owner, false, ""
+		if len(e.unconfirmed) > 0 {
+			st.deferTo = e.deferTo(ip, st, owner)
+		}
 		switch {
 		case owner == e.self && cur != nil:
 			refs := st.refs()
@@ -497,7 +565,11 @@ func (e *Engine) Elect(now time.Time, trusted bool, handedOver map[netip.Addr]bo
 				cur.ifaces, cur.services = st.ifaces, refs
 				changed = true
 			}
-		case owner == e.self && (trusted || handedOver[ip]):
+		case owner == e.self && (trusted && st.deferTo == "" || handedOver[ip]):
+			// Not while an unconfirmed member ranks first (takeover rule
+			// 3): it may announce the address still. Releasing to a live
+			// owner stays as it is: the owner may not see that member, and
+			// would take the address after its grace period anyway.
 			e.announced[ip] = &announcement{ifaces: st.ifaces, services: st.refs(), since: now}
 			changes = append(changes, Change{IP: ip, Start: true, Services: st.refs()})
 		case owner == e.self:
@@ -509,7 +581,7 @@ func (e *Engine) Elect(now time.Time, trusted bool, handedOver map[netip.Addr]bo
 		// The report shows the owner of every address, also of one this
 		// node neither announces nor stops announcing (it cannot: it is
 		// blocked, or another node owns it): a new owner is a new report.
-		if st.waiting != wasWaiting || st.owner != wasOwner {
+		if st.waiting != wasWaiting || st.owner != wasOwner || st.deferTo != wasDefer {
 			e.Version++
 		}
 	}

@@ -320,3 +320,72 @@ func TestEngineVersionMovesWithWhatTheReportShows(t *testing.T) {
 		t.Fatalf("%s blocked: %+v, want NoInterface, owner %s", successor, got, first)
 	}
 }
+
+// After an even split heals, a member of the other half may be seen before
+// its published state says it settled, while it still announces what it
+// kept through the split (takeover rule 3). The next in rank must not take
+// such an address over (two MACs, seen in e2e/split), but takes it once
+// that member leaves, or when it is released.
+func TestEngineDoesNotTakeOverWhatAnUnconfirmedMemberRanksFirstFor(t *testing.T) {
+	ip := addr("198.51.100.5")
+	c := newCluster(t, svc("d/web", false, nil, ip.String()))
+	rank := election.Rank(ip, allNode)
+	first, second := rank[0], rank[1]
+	e := c[second]
+	skip := func() v1beta1.L2Skip {
+		t.Helper()
+		var st v1beta1.SpeakerStatusStatus
+		e.L2Report(&st, nil)
+		if len(st.L2Skipped) != 1 {
+			t.Fatalf("skips %+v, want one address", st.L2Skipped)
+		}
+		return st.L2Skipped[0]
+	}
+
+	// Healed: first is seen, not confirmed; second ranks first among the
+	// confirmed and may take over.
+	e.SetLive(rank[1:])
+	e.SetUnconfirmed([]string{first})
+	if ch, _ := e.Elect(t0, true, nil); len(ch) != 0 {
+		t.Fatalf("took over %+v while %s, unconfirmed, ranks first", ch, first)
+	}
+	if got := skip(); got.Reason != v1beta1.L2SkipOwnedElsewhere || got.Owner != first {
+		t.Fatalf("report %+v, want OwnedByOtherNode by %s", got, first)
+	}
+	// A membership change elsewhere re-elects nothing into a takeover.
+	e.MarkAllDirty()
+	if ch, _ := e.Elect(t0, true, nil); len(ch) != 0 {
+		t.Fatalf("took over %+v on a re-election", ch)
+	}
+	// first confirms: it owns the address; still no takeover here.
+	e.SetLive(allNode)
+	e.SetUnconfirmed(nil)
+	if ch, _ := e.Elect(t0, true, nil); len(ch) != 0 {
+		t.Fatalf("took over %+v once %s confirmed", ch, first)
+	}
+	// first is unconfirmed again (it re-joined), then leaves for good:
+	// second takes over then, and only then.
+	e.SetLive(rank[1:])
+	e.SetUnconfirmed([]string{first})
+	if ch, _ := e.Elect(t0, true, nil); len(ch) != 0 {
+		t.Fatalf("took over %+v while %s re-joins", ch, first)
+	}
+	e.SetUnconfirmed(nil)
+	if ch, _ := e.Elect(t0, true, nil); len(ch) != 1 || !ch[0].Start || ch[0].IP != ip {
+		t.Fatalf("after %s left: %+v, want a takeover of %s", first, ch, ip)
+	}
+
+	// A release is taken even while an unconfirmed member ranks first:
+	// its sender let go.
+	o := c[rank[2]]
+	o.SetLive(rank[2:])
+	o.SetUnconfirmed(rank[:2])
+	o.MarkAllDirty()
+	if ch, _ := o.Elect(t0, true, nil); len(ch) != 0 {
+		t.Fatalf("%s took over %+v", rank[2], ch)
+	}
+	o.MarkDirty(map[netip.Addr]bool{ip: true})
+	if ch, _ := o.Elect(t0, true, map[netip.Addr]bool{ip: true}); len(ch) != 1 || !ch[0].Start {
+		t.Fatalf("released to %s: %+v, want a start", rank[2], ch)
+	}
+}

@@ -69,6 +69,10 @@ func (e *Engine) L2Report(st *v1beta1.SpeakerStatusStatus, placed map[netip.Addr
 			skip(ip, s.refs(), v1beta1.L2SkipNoLocalEndpoint, s.owner)
 		case e.blocked[e.self].Has(ip):
 			skip(ip, s.refs(), v1beta1.L2SkipNoInterface, s.owner)
+		case s.waiting && s.deferTo != "":
+			// A member that rejoined and has not confirmed yet ranks first:
+			// it may announce the address (takeover rule 3).
+			skip(ip, s.refs(), v1beta1.L2SkipOwnedElsewhere, s.deferTo)
 		case s.waiting || s.owner == "" || s.owner == e.self:
 			skip(ip, s.refs(), L2SkipNoQuorum, "")
 		default:

@@ -37,7 +37,16 @@
 //     addresses only once it has published that it sees a majority and
 //     has settled (see Published). A node whose memberlist port is blocked
 //     one way keeps re-joining; without this rule the others would hand it
-//     addresses at every re-join and nobody would answer for them.
+//     addresses at every re-join and nobody would answer for them. Until
+//     it confirms, though, it may still answer for the addresses it ranks
+//     first for (it kept them through a split, and a node never drops what
+//     it announces for lack of quorum), and its published state may reach
+//     the others seconds after the heal. So no node takes over an address
+//     whose first-ranked node among all the members seen is such an
+//     unconfirmed member (Decision.Unconfirmed), until that member confirms
+//     or leaves; what is released or handed over may still be taken (its
+//     sender just let go, and the unconfirmed member did not hold it then,
+//     or two would have answered already).
 //  4. Reach. Memberlist detects failures one probe at a time, so a node
 //     cut off with half the cluster may declare the first of the others
 //     dead while it still counts the rest as seen. Before it takes over
@@ -76,6 +85,7 @@ package takeover
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -191,6 +201,11 @@ type Decision struct {
 	// over and those excluded from load balancing. This node is among them
 	// while it is a member and not excluded.
 	Live []string
+	// Unconfirmed are the members seen alive that may own addresses once
+	// they confirm (rule 3), sorted: not this node, not confirmed, not
+	// published as excluded. No node takes over an address one of them
+	// ranks first for.
+	Unconfirmed []string
 	// TakeOver: the node may start announcing addresses it ranks first for.
 	TakeOver bool
 	Quorum   Quorum
@@ -248,6 +263,8 @@ type Guard struct {
 	// confirmed: members that published they see a majority and have
 	// settled, since they last appeared in memberlist.
 	confirmed map[string]bool
+	// unconfirmedSince: when each seen member not confirmed yet appeared.
+	unconfirmedSince map[string]time.Time
 	// released: addresses released to this node, until when they count.
 	released map[netip.Addr]time.Time
 
@@ -275,7 +292,7 @@ func New(c Config) *Guard {
 	if c.ExcludedHold <= 0 {
 		c.ExcludedHold = DefaultExcludedHold
 	}
-	return &Guard{cfg: c, gone: map[string]bool{}, confirmed: map[string]bool{}, released: map[netip.Addr]time.Time{},
+	return &Guard{cfg: c, gone: map[string]bool{}, confirmed: map[string]bool{}, unconfirmedSince: map[string]time.Time{}, released: map[netip.Addr]time.Time{},
 		heard: map[string]time.Time{}, greeted: map[string]time.Time{}}
 }
 
@@ -335,6 +352,23 @@ func (g *Guard) Observe(in Input) Decision {
 	d.Live = slices.DeleteFunc(g.confirm(seen, in.Published), func(n string) bool {
 		return (n == g.cfg.Self && excluded) || (n != g.cfg.Self && in.Published[n].Excluded)
 	})
+	for _, n := range slices.Sorted(maps.Keys(g.unconfirmedSince)) {
+		switch {
+		case !slices.Contains(seen, n):
+			delete(g.unconfirmedSince, n)
+		case g.confirmed[n]:
+			note(false, "%s confirmed: it sees a majority and has settled, %v after it appeared", n, now.Sub(g.unconfirmedSince[n]).Round(time.Millisecond))
+			delete(g.unconfirmedSince, n)
+		}
+	}
+	for _, n := range seen {
+		if n != g.cfg.Self && !g.confirmed[n] && !in.Published[n].Excluded {
+			d.Unconfirmed = append(d.Unconfirmed, n)
+			if _, ok := g.unconfirmedSince[n]; !ok {
+				g.unconfirmedSince[n] = now
+			}
+		}
+	}
 	switch {
 	case excluded && !g.excluded:
 		note(false, "excluded from load balancing: hands its addresses over and takes none")

@@ -37,6 +37,7 @@ type step struct {
 	releases      []Message
 	notReady      []string
 	settlingPeers []string
+	quorumless    []string // these still publish that they see no majority
 	probed        bool     // the caller probed the live others now
 	unanswered    []string // of them, these did not answer
 	excluded      bool     // this node is excluded from load balancing
@@ -50,11 +51,17 @@ type step struct {
 	why      string   // substring of the quorum's Why
 	live     []string // nil: not checked
 	waiting  []string // nil: not checked
-	probe    bool
-	failed   []string // Decision.ProbeFailed, checked when probe
+	// unconfirmed: Decision.Unconfirmed, checked when not nil ("-": none)
+	unconfirmed []string
+	notes       []string // substrings of this step's notes, in order; nil: not checked
+	probe       bool
+	failed      []string // Decision.ProbeFailed, checked when probe
 }
 
-var abc = []string{"a", "b", "c"}
+var (
+	abc  = []string{"a", "b", "c"}
+	abcd = []string{"a", "b", "c", "d"}
+)
 
 func rel(from string, ips ...string) []Message {
 	return []Message{{From: from, IPs: addrs(ips...)}}
@@ -170,6 +177,23 @@ func TestGuard(t *testing.T) {
 			{at: 3 * time.Second, alive: []string{"a", "b"}, present: []string{"a", "b", "c", "d"}, why: "sees 2 of the 4"},
 			{at: time.Hour, alive: []string{"a", "b"}, present: []string{"a", "b", "c", "d"}, why: "unseen: c, d"},
 		}},
+		{"even split healed: the other half is seen before its published state says it settled; it is unconfirmed (no address it ranks first for is taken over) until it does", []step{
+			{at: 0, alive: abcd, present: abcd, releases: rels("b", "c", "d"), greet: []string{"b", "c", "d"}, unconfirmed: []string{"-"}},
+			{at: 3 * time.Second, alive: abcd, present: abcd, takeOver: true, live: abcd},
+			{at: 4 * time.Second, alive: []string{"a", "b"}, present: abcd, why: "sees 2 of the 4", live: []string{"a", "b"}, unconfirmed: []string{"-"}},
+			// heal: c and d still publish what they did through the split
+			{at: time.Minute, alive: abcd, present: abcd, quorumless: []string{"c", "d"}, settling: true, live: []string{"a", "b"}, unconfirmed: []string{"c", "d"}, waiting: []string{"b", "c", "d"}},
+			{at: time.Minute + 100*time.Millisecond, alive: abcd, present: abcd, quorumless: []string{"c", "d"}, releases: rels("b", "c", "d"), live: []string{"a", "b"}, unconfirmed: []string{"c", "d"}},
+			// its grace is over: it may take over, but not what c or d rank first for
+			{at: time.Minute + 3*time.Second, alive: abcd, present: abcd, quorumless: []string{"c", "d"}, takeOver: true, live: []string{"a", "b"}, unconfirmed: []string{"c", "d"}},
+			// c's state arrives seconds late, then d's
+			{at: time.Minute + 8*time.Second, alive: abcd, present: abcd, quorumless: []string{"d"}, takeOver: true, greet: []string{"c"}, live: []string{"a", "b", "c"}, unconfirmed: []string{"d"},
+				notes: []string{"c confirmed: it sees a majority and has settled, 8s after it appeared"}},
+			{at: time.Minute + 9*time.Second, alive: abcd, present: abcd, takeOver: true, greet: []string{"d"}, live: abcd, unconfirmed: []string{"-"}},
+		}},
+		{"an excluded member is not unconfirmed: it announces nothing", []step{
+			{at: 0, alive: abc, present: abc, excludedPeers: []string{"c"}, notReady: []string{"b"}, greet: nil, settling: true, live: []string{"a"}, unconfirmed: []string{"b"}},
+		}},
 		{"even split, and the API server lets the other half's Leases expire: this half takes over", []step{
 			{at: 0, alive: []string{"a", "b"}, present: []string{"a", "b", "c", "d"}, greet: []string{"b"}, why: "sees 2 of the 4"},
 			{at: time.Minute, alive: []string{"a", "b"}, present: []string{"a", "b"}, settling: true, waiting: []string{"b"}},
@@ -266,6 +290,8 @@ func TestGuard(t *testing.T) {
 					case n == "a" || slices.Contains(s.notReady, n):
 					case slices.Contains(s.settlingPeers, n):
 						pub[n] = Published{Quorum: true, Settling: true}
+					case slices.Contains(s.quorumless, n):
+						pub[n] = Published{}
 					default:
 						pub[n] = Published{Quorum: true, Excluded: slices.Contains(s.excludedPeers, n)}
 					}
@@ -307,6 +333,23 @@ func TestGuard(t *testing.T) {
 				}
 				if s.waiting != nil && !slices.Equal(d.Waiting, s.waiting) {
 					t.Errorf("%s: waiting for %v, want %v", ctx, d.Waiting, s.waiting)
+				}
+				if s.unconfirmed != nil && !slices.Equal(d.Unconfirmed, slices.DeleteFunc(slices.Clone(s.unconfirmed), func(n string) bool { return n == "-" })) {
+					t.Errorf("%s: unconfirmed %v, want %v", ctx, d.Unconfirmed, s.unconfirmed)
+				}
+				if s.notes != nil {
+					var got []string
+					for _, n := range d.Notes {
+						got = append(got, n.Message)
+					}
+					if len(got) != len(s.notes) {
+						t.Errorf("%s: notes %q, want ones saying %q", ctx, got, s.notes)
+					}
+					for i := range min(len(got), len(s.notes)) {
+						if !strings.Contains(got[i], s.notes[i]) {
+							t.Errorf("%s: note %q, want it to say %q", ctx, got[i], s.notes[i])
+						}
+					}
 				}
 				if d.Probe != s.probe {
 					t.Errorf("%s: probe %v, want %v", ctx, d.Probe, s.probe)
