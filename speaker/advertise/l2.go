@@ -71,6 +71,13 @@ func L2ForService(m *config.Model, svc Service, nodes []Node) []L2Target {
 			}
 		}
 		t.Selected, t.Eligible = sortedNames(selected), sortedNames(eligible)
+		// Kept per Service and address: no empty maps.
+		if len(t.Interfaces) == 0 {
+			t.Interfaces = nil
+		}
+		if len(t.Preferred) == 0 {
+			t.Preferred = nil
+		}
 		out = append(out, t)
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -69,6 +70,11 @@ type Engine struct {
 	// reason of the stop.
 	unselected map[netip.Addr]bool
 
+	// names interns the sorted node lists of the targets: most Services
+	// share them, and each costs 16 bytes per node (8 KB per list at 500
+	// nodes, for every Service and address).
+	names nameSets
+
 	dirty     map[netip.Addr]bool // IPs to elect again
 	ipVersion uint64              // see IPVersion
 	announced map[netip.Addr]*announcement
@@ -86,8 +92,9 @@ type serviceState struct {
 }
 
 type ipState struct {
-	targets map[string]advertise.L2Target // by Service key
-	uids    map[string]types.UID
+	// targets are the Services using the IP, sorted by key: usually one, so
+	// a slice (a map costs a kilobyte per IP even with one entry).
+	targets []ipTarget
 	// Derived from targets.
 	eligible, selected []string
 	ifaces             []string // this node's interfaces; nil: default choice
@@ -98,6 +105,13 @@ type ipState struct {
 	// deferTo is the unconfirmed member that ranks before owner: owner
 	// does not take the address over while it does.
 	deferTo string
+}
+
+// ipTarget is one Service's target for an IP.
+type ipTarget struct {
+	key string
+	uid types.UID
+	advertise.L2Target
 }
 
 // announcement is an IP this node announces.
@@ -240,16 +254,23 @@ func (e *Engine) compute(st *serviceState) {
 			e.unselected[t.IP] = true
 		}
 	}
+	for i := range l2 {
+		l2[i].Eligible, l2[i].Selected = e.names.intern(l2[i].Eligible), e.names.intern(l2[i].Selected)
+	}
 	st.l2 = l2
 	for _, t := range l2 {
 		ip := e.ips[t.IP]
 		if ip == nil {
-			ip = &ipState{targets: map[string]advertise.L2Target{}, uids: map[string]types.UID{}}
+			ip = &ipState{}
 			e.ips[t.IP] = ip
 		}
-		ip.targets[key] = t
-		ip.uids[key] = st.svc.UID
-		ip.derive(e.self)
+		it := ipTarget{key: key, uid: st.svc.UID, L2Target: t}
+		if i, found := slices.BinarySearchFunc(ip.targets, key, func(x ipTarget, k string) int { return strings.Compare(x.key, k) }); found {
+			ip.targets[i] = it
+		} else {
+			ip.targets = slices.Insert(ip.targets, i, it)
+		}
+		ip.derive(e.self, &e.names)
 		e.dirty[t.IP] = true
 		e.ipVersion++
 	}
@@ -263,12 +284,11 @@ func (e *Engine) unindex(key string, targets []advertise.L2Target) {
 		if ip == nil {
 			continue
 		}
-		delete(ip.targets, key)
-		delete(ip.uids, key)
+		ip.targets = slices.DeleteFunc(ip.targets, func(x ipTarget) bool { return x.key == key })
 		if len(ip.targets) == 0 {
 			delete(e.ips, t.IP)
 		} else {
-			ip.derive(e.self)
+			ip.derive(e.self, &e.names)
 		}
 		e.dirty[t.IP] = true
 		e.ipVersion++
@@ -277,8 +297,8 @@ func (e *Engine) unindex(key string, targets []advertise.L2Target) {
 
 // derive merges the targets of the Services sharing the IP: the union of
 // their nodes and of this node's interfaces (one default choice wins, as
-// within one Service).
-func (s *ipState) derive(self string) {
+// within one Service). The node lists are interned in names.
+func (s *ipState) derive(self string, names *nameSets) {
 	eligible, selected, ifaces := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	serves, deflt := false, false
 	s.prefs, s.noEndpoint = nil, false
@@ -311,7 +331,7 @@ func (s *ipState) derive(self string) {
 			ifaces[n] = true
 		}
 	}
-	s.eligible, s.selected = sortedKeys(eligible), sortedKeys(selected)
+	s.eligible, s.selected = names.intern(sortedKeys(eligible)), names.intern(sortedKeys(selected))
 	s.ifaces = nil
 	if serves && !deflt {
 		s.ifaces = sortedKeys(ifaces)
@@ -319,11 +339,10 @@ func (s *ipState) derive(self string) {
 }
 
 func (s *ipState) refs() []ServiceRef {
-	out := make([]ServiceRef, 0, len(s.uids))
-	for k, uid := range s.uids {
-		out = append(out, ServiceRef{Key: k, UID: uid})
+	out := make([]ServiceRef, len(s.targets))
+	for i, t := range s.targets {
+		out[i] = ServiceRef{Key: t.key, UID: t.uid}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
 }
 
@@ -677,3 +696,26 @@ func (e *Engine) StopAll(why string) []Change {
 }
 
 func sortedKeys(set map[string]bool) []string { return slices.Sorted(maps.Keys(set)) }
+
+// nameSets hands out one shared copy of each sorted node list. The lists
+// are never changed once interned. It forgets every list when it holds
+// more than maxNameSets (the lists handed out stay valid, only unshared):
+// Local Services' endpoint nodes change, and old lists must not pile up.
+type nameSets map[string][]string
+
+const maxNameSets = 4096
+
+func (n *nameSets) intern(names []string) []string {
+	if len(names) == 0 {
+		return nil
+	}
+	key := strings.Join(names, "\x00")
+	if s, ok := (*n)[key]; ok {
+		return s
+	}
+	if *n == nil || len(*n) >= maxNameSets {
+		*n = nameSets{}
+	}
+	(*n)[key] = names
+	return names
+}
