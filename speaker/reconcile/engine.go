@@ -352,23 +352,9 @@ func (s *ipState) refs() []ServiceRef {
 // outranks the owner for (one pass over the IPs, one hash per IP for each
 // new member, no full ranking).
 func (e *Engine) SetLive(names []string) bool {
-	next := make(map[string]bool, len(names))
-	for _, n := range names {
-		next[n] = true
-	}
-	if maps.Equal(next, e.live) {
+	next, joined, gone, changed := diffSet(e.live, names)
+	if !changed {
 		return false
-	}
-	var gone, joined []string
-	for n := range e.live {
-		if !next[n] {
-			gone = append(gone, n)
-		}
-	}
-	for n := range next {
-		if !e.live[n] {
-			joined = append(joined, n)
-		}
 	}
 	e.live = next
 	for ip, st := range e.ips {
@@ -380,7 +366,7 @@ func (e *Engine) SetLive(names []string) bool {
 			continue
 		}
 		for _, n := range joined {
-			if election.Outranks(ip, n, st.owner, st.prefs) && slices.Contains(st.eligible, n) && e.candidate(n, ip) {
+			if e.mayClaim(n, ip, st) && election.Outranks(ip, n, st.owner, st.prefs) {
 				e.dirty[ip] = true
 				break
 			}
@@ -394,18 +380,9 @@ func (e *Engine) SetLive(names []string) bool {
 // that is no longer unconfirmed, and those a newly unconfirmed member
 // outranks the owner for, are re-elected.
 func (e *Engine) SetUnconfirmed(names []string) bool {
-	next := make(map[string]bool, len(names))
-	for _, n := range names {
-		next[n] = true
-	}
-	if maps.Equal(next, e.unconfirmed) {
+	next, added, _, changed := diffSet(e.unconfirmed, names)
+	if !changed {
 		return false
-	}
-	var added []string
-	for n := range next {
-		if !e.unconfirmed[n] {
-			added = append(added, n)
-		}
 	}
 	e.unconfirmed = next
 	for ip, st := range e.ips {
@@ -424,6 +401,29 @@ func (e *Engine) SetUnconfirmed(names []string) bool {
 		}
 	}
 	return true
+}
+
+// diffSet returns names as a set, the names it adds to prev and those it
+// drops, and whether it differs from prev.
+func diffSet(prev map[string]bool, names []string) (next map[string]bool, added, dropped []string, changed bool) {
+	next = make(map[string]bool, len(names))
+	for _, n := range names {
+		next[n] = true
+	}
+	if maps.Equal(next, prev) {
+		return prev, nil, nil, false
+	}
+	for n := range prev {
+		if !next[n] {
+			dropped = append(dropped, n)
+		}
+	}
+	for n := range next {
+		if !prev[n] {
+			added = append(added, n)
+		}
+	}
+	return next, added, dropped, true
 }
 
 // mayClaim reports whether node n, not necessarily live, is eligible for ip
