@@ -8,6 +8,7 @@ package advertise
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/heraldlb/herald/internal/config"
@@ -22,8 +23,9 @@ type Service struct {
 	// LocalTraffic is externalTrafficPolicy: Local: only nodes with a ready
 	// endpoint may attract its traffic.
 	LocalTraffic bool
-	// EndpointNodes are the nodes with at least one ready endpoint.
-	EndpointNodes map[string]bool
+	// EndpointNodes are the nodes with at least one ready endpoint, sorted,
+	// each once (a slice: the speaker keeps one per Service).
+	EndpointNodes []string
 	// ReadyEndpoint: the Service has a ready endpoint somewhere (on a node
 	// or not). Advertisements with withdrawWithoutEndpoints skip a Service
 	// without one.
@@ -34,7 +36,11 @@ type Service struct {
 
 // servedBy reports whether the node may attract the Service's traffic.
 func (s Service) servedBy(node string) bool {
-	return !s.LocalTraffic || s.EndpointNodes[node]
+	if !s.LocalTraffic {
+		return true
+	}
+	_, found := slices.BinarySearch(s.EndpointNodes, node)
+	return found
 }
 
 // Node is a cluster node as the speaker sees it.

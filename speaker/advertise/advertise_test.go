@@ -72,7 +72,7 @@ func TestL2ForService(t *testing.T) {
 		{"default interfaces on every node",
 			Service{Key: "d/v6", IPs: []netip.Addr{ip("2001:db8:100::5")}}, "[2001:db8:100::5 [n1 n2 n3] [n1 n2 n3] map[]]"},
 		{"Local: only nodes with a ready endpoint",
-			Service{Key: "d/l", IPs: []netip.Addr{ip("198.51.100.6")}, LocalTraffic: true, EndpointNodes: map[string]bool{"n2": true, "n3": true}}, "[198.51.100.6 [n2] [n1 n2] map[n2:[eth1]]]"},
+			Service{Key: "d/l", IPs: []netip.Addr{ip("198.51.100.6")}, LocalTraffic: true, EndpointNodes: []string{"n2", "n3"}}, "[198.51.100.6 [n2] [n1 n2] map[n2:[eth1]]]"},
 		{"Local without endpoints: nobody",
 			Service{Key: "d/l", IPs: []netip.Addr{ip("2001:db8:100::7")}, LocalTraffic: true}, "[2001:db8:100::7 [] [n1 n2 n3] map[]]"},
 	}
@@ -91,7 +91,7 @@ func TestL2ForService(t *testing.T) {
 
 func TestSkipReason(t *testing.T) {
 	m := model(t)
-	tg := L2ForService(m, Service{Key: "d/l", IPs: []netip.Addr{ip("198.51.100.6")}, LocalTraffic: true, EndpointNodes: map[string]bool{"n2": true}}, nodes)[0]
+	tg := L2ForService(m, Service{Key: "d/l", IPs: []netip.Addr{ip("198.51.100.6")}, LocalTraffic: true, EndpointNodes: []string{"n2"}}, nodes)[0]
 	for node, want := range map[string]v1beta1.L2SkipReason{"n3": v1beta1.L2SkipNodeNotSelected, "n1": v1beta1.L2SkipNoLocalEndpoint, "n2": v1beta1.L2SkipOwnedElsewhere} {
 		if got := tg.SkipReason(node); got != want {
 			t.Errorf("SkipReason(%s) = %s, want %s", node, got, want)
@@ -119,8 +119,8 @@ func TestBGPForService(t *testing.T) {
 			"ibgp 203.0.113.0/24 [64500:1] lp=200",
 			"ibgp 203.0.113.7/32 [65535:65281] lp=-",
 		}},
-		{"Local without a local endpoint: nothing", Service{Key: "d/l", IPs: []netip.Addr{ip("203.0.113.8")}, LocalTraffic: true, EndpointNodes: map[string]bool{"n2": true}}, nodes[0], nil},
-		{"Local with a local endpoint", Service{Key: "d/l", IPs: []netip.Addr{ip("203.0.113.8")}, LocalTraffic: true, EndpointNodes: map[string]bool{"n2": true}}, nodes[1], []string{
+		{"Local without a local endpoint: nothing", Service{Key: "d/l", IPs: []netip.Addr{ip("203.0.113.8")}, LocalTraffic: true, EndpointNodes: []string{"n2"}}, nodes[0], nil},
+		{"Local with a local endpoint", Service{Key: "d/l", IPs: []netip.Addr{ip("203.0.113.8")}, LocalTraffic: true, EndpointNodes: []string{"n2"}}, nodes[1], []string{
 			"ebgp 203.0.113.0/24 [64500:1] lp=-",
 			"ibgp 203.0.113.0/24 [64500:1] lp=200",
 			"ibgp 203.0.113.8/32 [65535:65281] lp=-",

@@ -1,6 +1,8 @@
 package reconcile
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -9,10 +11,11 @@ import (
 
 // SliceDigest is the informer transform for EndpointSlices: it keeps only
 // what the speaker reads (the Service name label, and which nodes have a
-// ready endpoint, see readyIn), one endpoint per node and readiness, with
-// no addresses, ports, hints, targets or other metadata. Every speaker
-// caches every slice of the cluster, so this is most of its memory in a
-// large cluster (docs/benchmarks.md, speaker memory).
+// ready endpoint, see readyIn): one ready endpoint per node, plus one
+// without a node if the slice has such, with no addresses, ports, hints,
+// targets or other metadata, and no endpoint that is not ready. Every
+// speaker caches every slice of the cluster, so this is most of its
+// memory in a large cluster (docs/benchmarks.md, speaker memory).
 func SliceDigest(obj any) (any, error) {
 	s, ok := obj.(*discoveryv1.EndpointSlice)
 	if !ok {
@@ -28,26 +31,19 @@ func SliceDigest(obj any) (any, error) {
 	if name, ok := s.Labels[discoveryv1.LabelServiceName]; ok {
 		out.Labels = map[string]string{discoveryv1.LabelServiceName: name}
 	}
-	type kept struct {
-		node  string
-		named bool
-		ready bool
+	ready := readyIn(s)
+	offNode := slices.ContainsFunc(s.Endpoints, func(ep discoveryv1.Endpoint) bool { return ep.NodeName == nil && endpointReady(ep) })
+	if len(ready.nodes) == 0 && !offNode {
+		return out, nil
 	}
-	seen := make(map[kept]bool, 4)
-	for _, ep := range s.Endpoints {
-		k := kept{ready: ep.Conditions.Ready == nil || *ep.Conditions.Ready}
-		if ep.NodeName != nil {
-			k.node, k.named = *ep.NodeName, true
-		}
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		d := discoveryv1.Endpoint{Conditions: discoveryv1.EndpointConditions{Ready: &k.ready}}
-		if k.named {
-			d.NodeName = &k.node
-		}
-		out.Endpoints = append(out.Endpoints, d)
+	// Readiness not set counts as ready: no pointer to keep. The node
+	// names point into ready.nodes, one allocation for all.
+	out.Endpoints = make([]discoveryv1.Endpoint, len(ready.nodes), len(ready.nodes)+1)
+	for i := range ready.nodes {
+		out.Endpoints[i].NodeName = &ready.nodes[i]
+	}
+	if offNode {
+		out.Endpoints = append(out.Endpoints, discoveryv1.Endpoint{})
 	}
 	return out, nil
 }
@@ -70,16 +66,29 @@ func NodeDigest(obj any) (any, error) {
 	return n, nil
 }
 
-// ServiceDigest is the informer transform for Services: it drops managed
-// fields and kubectl's last-applied-configuration annotation (a copy of
-// the whole object as last applied, often half its size), which the
-// speaker never reads.
+// ServiceDigest is the informer transform for Services: it keeps only
+// what the speaker reads (see readService and watcher.relevant): identity,
+// labels (advertisement Service selectors), type, class, traffic policy
+// and the ingress IPs. Annotations (kubectl's last-applied copy of the
+// whole object among them), ports, selector and cluster IPs are dropped:
+// every speaker caches every Service of the cluster.
 func ServiceDigest(obj any) (any, error) {
 	svc, ok := obj.(*corev1.Service)
 	if !ok {
-		return obj, nil
+		return obj, nil // a tombstone: handlers unwrap it
 	}
-	svc.ManagedFields = nil
-	delete(svc.Annotations, corev1.LastAppliedConfigAnnotation)
-	return svc, nil
+	out := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: svc.Name, Namespace: svc.Namespace, UID: svc.UID, ResourceVersion: svc.ResourceVersion,
+			Generation: svc.Generation, DeletionTimestamp: svc.DeletionTimestamp, Labels: svc.Labels,
+		},
+		Spec: corev1.ServiceSpec{
+			Type: svc.Spec.Type, LoadBalancerClass: svc.Spec.LoadBalancerClass,
+			ExternalTrafficPolicy: svc.Spec.ExternalTrafficPolicy,
+		},
+	}
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		out.Status.LoadBalancer.Ingress = append(out.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: in.IP})
+	}
+	return out, nil
 }

@@ -61,12 +61,9 @@ func testModel(t testing.TB) *config.Model {
 }
 
 func svc(key string, local bool, endpoints []string, ips ...string) Service {
-	s := Service{Service: advertise.Service{Key: key, LocalTraffic: local, EndpointNodes: map[string]bool{}}, UID: types.UID("uid-" + key)}
+	s := Service{Service: advertise.Service{Key: key, LocalTraffic: local, EndpointNodes: slices.Sorted(slices.Values(endpoints))}, UID: types.UID("uid-" + key)}
 	for _, ip := range ips {
 		s.IPs = append(s.IPs, addr(ip))
-	}
-	for _, n := range endpoints {
-		s.EndpointNodes[n] = true
 	}
 	return s
 }

@@ -40,9 +40,9 @@ type watcher struct {
 	secretName string
 
 	mu         sync.Mutex
-	services   map[string]bool                  // Service keys to read again
-	endpoints  map[string]bool                  // Service keys whose ready nodes changed
-	slices     map[string]map[string]sliceReady // Service key -> slice name -> its ready endpoints
+	services   map[string]bool         // Service keys to read again
+	endpoints  map[string]bool         // Service keys whose ready nodes changed
+	slices     map[string][]namedReady // Service key -> its slices' ready endpoints
 	nodes      map[string]nodeInfo
 	nodesDirty bool
 	config     bool
@@ -64,7 +64,7 @@ func newWatcher(class, secretName string) *watcher {
 	return &watcher{
 		class: class, secretName: secretName,
 		services: map[string]bool{}, endpoints: map[string]bool{},
-		slices: map[string]map[string]sliceReady{}, nodes: map[string]nodeInfo{},
+		slices: map[string][]namedReady{}, nodes: map[string]nodeInfo{},
 		signal: make(chan struct{}, 1),
 	}
 }
@@ -161,31 +161,47 @@ func (w *watcher) onService(old, cur any) {
 }
 
 // sliceReady is what a slice says about ready endpoints: the nodes with
-// one, and whether it has any (with a node name or not).
+// one (sorted, each once), and whether it has any (with a node name or
+// not). Slices, not maps: the watcher keeps one per EndpointSlice of every
+// Service in the cluster.
 type sliceReady struct {
-	nodes map[string]bool
+	nodes []string
 	any   bool
 }
 
-func (a sliceReady) equal(b sliceReady) bool { return a.any == b.any && maps.Equal(a.nodes, b.nodes) }
+func (a sliceReady) equal(b sliceReady) bool { return a.any == b.any && slices.Equal(a.nodes, b.nodes) }
+
+// namedReady is one slice's sliceReady under the slice's name.
+type namedReady struct {
+	slice string
+	ready sliceReady
+}
 
 // readyNodes lists the nodes with at least one ready endpoint in the slice.
 // An endpoint whose readiness is unknown counts as ready, as the API says.
-func readyNodes(s *discoveryv1.EndpointSlice) map[string]bool {
+func readyNodes(s *discoveryv1.EndpointSlice) []string {
 	return readyIn(s).nodes
 }
 
+// endpointReady: an endpoint whose readiness is unknown counts as ready,
+// as the API says.
+func endpointReady(ep discoveryv1.Endpoint) bool {
+	return ep.Conditions.Ready == nil || *ep.Conditions.Ready
+}
+
 func readyIn(s *discoveryv1.EndpointSlice) sliceReady {
-	out := sliceReady{nodes: map[string]bool{}}
+	var out sliceReady
 	for _, ep := range s.Endpoints {
-		if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+		if !endpointReady(ep) {
 			continue
 		}
 		out.any = true
 		if ep.NodeName != nil {
-			out.nodes[*ep.NodeName] = true
+			out.nodes = append(out.nodes, *ep.NodeName)
 		}
 	}
+	slices.Sort(out.nodes)
+	out.nodes = slices.Clip(slices.Compact(out.nodes))
 	return out
 }
 
@@ -200,25 +216,30 @@ func (w *watcher) onSlice(old, cur any) {
 		return
 	}
 	key := s.Namespace + "/" + svcName
-	ready := sliceReady{nodes: map[string]bool{}}
+	var ready sliceReady
 	if cur != nil {
 		ready = readyIn(s)
 	}
 	w.mu.Lock()
 	bySlice := w.slices[key]
-	prev, had := bySlice[s.Name]
-	changed := !prev.equal(ready) || (had && cur == nil)
-	if cur == nil {
-		delete(bySlice, s.Name)
+	i := slices.IndexFunc(bySlice, func(n namedReady) bool { return n.slice == s.Name })
+	var prev sliceReady
+	if i >= 0 {
+		prev = bySlice[i].ready
+	}
+	changed := !prev.equal(ready) || (i >= 0 && cur == nil)
+	switch {
+	case cur == nil && i >= 0:
+		bySlice = slices.Delete(bySlice, i, i+1)
 		if len(bySlice) == 0 {
 			delete(w.slices, key)
-		}
-	} else {
-		if bySlice == nil {
-			bySlice = map[string]sliceReady{}
+		} else {
 			w.slices[key] = bySlice
 		}
-		bySlice[s.Name] = ready
+	case cur != nil && i >= 0:
+		bySlice[i].ready = ready
+	case cur != nil:
+		w.slices[key] = append(bySlice, namedReady{slice: s.Name, ready: ready})
 	}
 	if changed {
 		w.endpoints[key] = true
@@ -229,19 +250,21 @@ func (w *watcher) onSlice(old, cur any) {
 	}
 }
 
-// readyEndpoints is the union of a Service's slices' ready nodes, and
-// whether any of its slices has a ready endpoint.
-func (w *watcher) readyEndpoints(key string) (nodes map[string]bool, anyReady bool) {
+// readyEndpoints is the union of a Service's slices' ready nodes (sorted,
+// each once), and whether any of its slices has a ready endpoint.
+func (w *watcher) readyEndpoints(key string) (nodes []string, anyReady bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	nodes = map[string]bool{}
-	for _, r := range w.slices[key] {
-		for n := range r.nodes {
-			nodes[n] = true
-		}
-		anyReady = anyReady || r.any
+	bySlice := w.slices[key]
+	if len(bySlice) == 1 { // the common case: shared, it is never changed in place
+		return bySlice[0].ready.nodes, bySlice[0].ready.any
 	}
-	return nodes, anyReady
+	for _, r := range bySlice {
+		nodes = append(nodes, r.ready.nodes...)
+		anyReady = anyReady || r.ready.any
+	}
+	slices.Sort(nodes)
+	return slices.Clip(slices.Compact(nodes)), anyReady
 }
 
 func (w *watcher) onNode(old, cur any) {

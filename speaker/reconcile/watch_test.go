@@ -40,13 +40,13 @@ func TestReadyNodesAndSliceEvents(t *testing.T) {
 	}}
 	slice.Namespace, slice.Name = "d", "web-1"
 	slice.Labels = map[string]string{discoveryv1.LabelServiceName: "web"}
-	if got := fmt.Sprint(readyNodes(slice)); got != "map[n1:true n3:true]" {
+	if got := fmt.Sprint(readyNodes(slice)); got != "[n1 n3]" {
 		t.Fatalf("ready nodes %s", got)
 	}
 	w := newWatcher("", "k")
 	w.onSlice(nil, slice)
 	nodes, _ := w.readyEndpoints("d/web")
-	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" || fmt.Sprint(nodes) != "map[n1:true n3:true]" {
+	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" || fmt.Sprint(nodes) != "[n1 n3]" {
 		t.Fatalf("after add: pending %v, nodes %v", p.endpoints, nodes)
 	}
 	same := slice.DeepCopy()
