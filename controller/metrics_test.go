@@ -62,9 +62,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		want       int
 	}{
 		{"no token", "", http.StatusUnauthorized},
-		// controller-runtime's filter answers 500 when the TokenReview
-		// says "invalid", as for an API server it cannot reach.
-		{"a token the API server did not issue", "not-a-token", http.StatusInternalServerError},
+		{"a token the API server did not issue", "not-a-token", http.StatusUnauthorized},
 		{"a ServiceAccount without herald-metrics-reader", outsider, http.StatusForbidden},
 	} {
 		code, b, err := testenv.Scrape(ctx, nil, url, c.token)
