@@ -3,6 +3,7 @@ package l2
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -29,6 +30,9 @@ const speakerRSSBound = 150_000_000
 // resident memory per speaker); for docs/benchmarks.md:
 //
 //	HERALD_MEASURE=1 go test ./e2e/l2 -run TestSpeakerMemory -v -timeout 60m
+//
+// HERALD_MEASURE_SPEAKER_GOGC=50 restarts the speakers with that GOGC
+// first (the trade of CPU for memory in docs/benchmarks.md).
 func TestSpeakerMemory(t *testing.T) {
 	n := 1000
 	if labtest.Measuring() {
@@ -37,6 +41,9 @@ func TestSpeakerMemory(t *testing.T) {
 	const perSlice, ns = 10, "t-memory"
 	e := herald(t)
 	ctx := labtest.Context(t, 50*time.Minute)
+	if gogc := os.Getenv("HERALD_MEASURE_SPEAKER_GOGC"); gogc != "" && labtest.Measuring() {
+		e.restartSpeakersWith(ctx, t, "GOGC="+gogc)
+	}
 	labtest.WithoutKubeProxy(t, e.Lab)
 	idle := labtest.SpeakerMemory(t, e.Lab)
 	sw, err := e.WatchSlices(ctx)
@@ -59,7 +66,11 @@ func TestSpeakerMemory(t *testing.T) {
 	t.Logf("%d Services created and announced by their owners %v after the first slice", n, at.Sub(start).Round(time.Millisecond))
 	full := labtest.SpeakerMemory(t, e.Lab)
 	for _, name := range e.NodeNames() {
-		t.Logf("%s's Go runtime: %s", name, e.goMemory(ctx, t, name))
+		u, err := e.Speaker(name).Usage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s's Go runtime: %s; CPU used since its start %v", name, e.goMemory(ctx, t, name), u.CPU)
 	}
 
 	// A speaker restarts: stopped, its addresses move to the others; started,
@@ -83,8 +94,8 @@ func TestSpeakerMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("MEASURE speaker memory, %d Services, %d endpoints: idle %s; all announced %s; %s restarted: its share announced again %v after its start, %s",
-		n, n*perSlice, idle, full, node, back.Sub(restart).Round(time.Millisecond), restarted.Memory())
+	t.Logf("MEASURE speaker memory, %d Services, %d endpoints: idle %s; all announced %s; %s restarted: its share announced again %v after its start, %s, CPU %v",
+		n, n*perSlice, idle, full, node, back.Sub(restart).Round(time.Millisecond), restarted.Memory(), restarted.CPU)
 	for _, name := range all {
 		u, err := e.Speaker(name).Usage()
 		if err != nil {
@@ -94,6 +105,26 @@ func TestSpeakerMemory(t *testing.T) {
 			t.Errorf("%s's speaker holds %s, want under 150 MB", name, u.Memory())
 		}
 	}
+}
+
+// restartSpeakersWith restarts every speaker with env added to its
+// environment, for the rest of the lab's life: measurements only.
+func (e *env) restartSpeakersWith(ctx context.Context, t *testing.T, env ...string) {
+	t.Helper()
+	for _, name := range e.NodeNames() {
+		sp := e.Speaker(name)
+		if err := sp.Terminate(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		sp.Spec.Env = append(sp.Spec.Env, env...)
+		if err := sp.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.WaitMembers(ctx, len(e.Nodes)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("speakers restarted with %v", env)
 }
 
 // goMemory says what a speaker's Go runtime reports of its memory: the
