@@ -107,7 +107,8 @@ func (g *metricsGate) decide(ctx context.Context, token, verb, path string) (int
 	if token == "" {
 		return http.StatusUnauthorized, "Unauthorized: no bearer token"
 	}
-	key := sha256.Sum256([]byte(verb + " " + path + " " + token))
+	// NUL separates the parts: no verb, path or token holds one.
+	key := sha256.Sum256([]byte(verb + "\x00" + path + "\x00" + token))
 	now := g.now()
 	g.mu.Lock()
 	a, ok := g.answers[key]

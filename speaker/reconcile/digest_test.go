@@ -6,13 +6,14 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/heraldlb/herald/internal/k8s"
-	"github.com/heraldlb/herald/internal/testkit/objects"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
+
+	"github.com/heraldlb/herald/internal/k8s"
+	"github.com/heraldlb/herald/internal/testkit/objects"
 )
 
 // The digest keeps what the speaker reads from a slice: readyIn and the

@@ -177,18 +177,13 @@ type namedReady struct {
 	ready sliceReady
 }
 
-// readyNodes lists the nodes with at least one ready endpoint in the slice.
-// An endpoint whose readiness is unknown counts as ready, as the API says.
-func readyNodes(s *discoveryv1.EndpointSlice) []string {
-	return readyIn(s).nodes
-}
-
 // endpointReady: an endpoint whose readiness is unknown counts as ready,
 // as the API says.
 func endpointReady(ep discoveryv1.Endpoint) bool {
 	return ep.Conditions.Ready == nil || *ep.Conditions.Ready
 }
 
+// readyIn is what the slice says about ready endpoints.
 func readyIn(s *discoveryv1.EndpointSlice) sliceReady {
 	var out sliceReady
 	for _, ep := range s.Endpoints {

@@ -40,7 +40,7 @@ func TestReadyNodesAndSliceEvents(t *testing.T) {
 	}}
 	slice.Namespace, slice.Name = "d", "web-1"
 	slice.Labels = map[string]string{discoveryv1.LabelServiceName: "web"}
-	if got := fmt.Sprint(readyNodes(slice)); got != "[n1 n3]" {
+	if got := fmt.Sprint(readyIn(slice).nodes); got != "[n1 n3]" {
 		t.Fatalf("ready nodes %s", got)
 	}
 	w := newWatcher("", "k")
@@ -48,6 +48,19 @@ func TestReadyNodesAndSliceEvents(t *testing.T) {
 	nodes, _ := w.readyEndpoints("d/web")
 	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" || fmt.Sprint(nodes) != "[n1 n3]" {
 		t.Fatalf("after add: pending %v, nodes %v", p.endpoints, nodes)
+	}
+	// A second slice of the Service: the union, sorted, each node once;
+	// gone again, the first slice's nodes.
+	second := &discoveryv1.EndpointSlice{Endpoints: []discoveryv1.Endpoint{{NodeName: ptr.To("n3")}, {NodeName: ptr.To("n2")}}}
+	second.Namespace, second.Name, second.Labels = "d", "web-2", slice.Labels
+	w.onSlice(nil, second)
+	if nodes, _ := w.readyEndpoints("d/web"); fmt.Sprint(nodes) != "[n1 n2 n3]" {
+		t.Fatalf("two slices: nodes %v, want [n1 n2 n3]", nodes)
+	}
+	w.onSlice(second, nil)
+	nodes, _ = w.readyEndpoints("d/web")
+	if p := w.take(); fmt.Sprint(p.endpoints) != "[d/web]" || fmt.Sprint(nodes) != "[n1 n3]" {
+		t.Fatalf("second slice deleted: pending %v, nodes %v", p.endpoints, nodes)
 	}
 	same := slice.DeepCopy()
 	w.onSlice(slice, same) // no change in ready nodes: nothing to do
